@@ -1,0 +1,211 @@
+"""Gradient checks: every hand-written backward pass against central differences.
+
+For a scalar function f of an array x, the central difference
+
+    (f(x + h e_i) - f(x - h e_i)) / (2 h)
+
+approximates df/dx_i with an error of order h^2, plus the round-off of f
+divided by h. In float64 with h = 1e-5 it agrees with a correct analytic
+gradient to about 1e-8 relative; a wrong
+backward pass (a missed term, a transposed weight, a mask applied in forward
+but not in backward) is off by far more than that.
+
+A layer maps x to y, and its backward takes dy. We check it on the scalar
+``f(x) = sum(forward(x) * dy)`` for a random fixed ``dy``: then df/dx is exactly
+``backward(dy)`` and df/dW is ``grads["W"]``. The loss is checked on its own
+value, the whole model on the loss of its logits.
+
+The error we report for an array is
+
+    max_i |a_i - n_i| / max(|a_i| + |n_i|, 0.01 * max_j (|a_j| + |n_j|))
+
+the relative error of the worst entry (analytic ``a``, numerical ``n``),
+except that entries a hundred times smaller than the largest are compared
+with 1/100 of that scale: round-off in f (a loss of about 100 nats, known to
+about 1e-13) puts an absolute error of about 1e-9 on every numerical entry,
+which on an entry of 1e-5 would otherwise read as a relative error of 1e-4.
+"""
+import numpy as np
+
+from .backend import array_module, to_numpy
+from .layers import MaskedConv2d, ReLU, ResidualBlock
+from .losses import softmax_cross_entropy
+from .model import PixelCNN, PixelCNNConfig
+
+TOLERANCE = 1e-6
+STEP = 1e-5
+
+
+def numerical_gradient(f, x, h=None):
+    """Central-difference gradient of the scalar function ``f()`` with respect to ``x``.
+
+    ``x`` is perturbed in place, one entry at a time, and restored.
+    Returns a NumPy float64 array shaped like ``x``.
+    """
+    h = STEP if h is None else h
+    flat = x.reshape(-1)  # a view: writing flat[i] writes x
+    grad = np.zeros(flat.size)
+    for i in range(flat.size):
+        old = float(flat[i])
+        flat[i] = old + h
+        f_plus = f()
+        flat[i] = old - h
+        f_minus = f()
+        flat[i] = old
+        grad[i] = (f_plus - f_minus) / (2 * h)
+    return grad.reshape(x.shape)
+
+
+def relative_error(analytic, numeric):
+    """The error measure described in the module docstring (0 when both are all zero)."""
+    a = to_numpy(analytic).astype(np.float64)
+    n = to_numpy(numeric).astype(np.float64)
+    if a.shape != n.shape:
+        raise ValueError(f"analytic gradient shape {a.shape} != numerical {n.shape}")
+    size = np.abs(a) + np.abs(n)
+    if size.max() == 0:
+        return 0.0
+    return float(np.max(np.abs(a - n) / np.maximum(size, 0.01 * size.max())))
+
+
+def check_layer(layer, x, seed=0, h=None):
+    """Errors of ``layer``'s backward for the input and each parameter: ``{"x": e, "W": e, ...}``.
+
+    ``x`` must have the layer's dtype (float64 to be meaningful). Every forward
+    gets a fresh copy of x, because in-place layers overwrite their input.
+    """
+    rng = np.random.default_rng(seed)
+    xp = array_module(x)
+    y = layer.forward(x.copy())
+    dy = xp.asarray(rng.standard_normal(y.shape), dtype=y.dtype)
+    dx = layer.backward(dy.copy())
+    analytic = {"x": dx}
+    analytic.update({name: g.copy() for name, _, g in layer.named_parameters()})
+
+    def f():
+        return float((layer.forward(x.copy()) * dy).sum())
+
+    errors = {"x": relative_error(analytic["x"], numerical_gradient(f, x, h))}
+    for name, p, _ in layer.named_parameters():
+        errors[name] = relative_error(analytic[name], numerical_gradient(f, p, h))
+    return errors
+
+
+def check_loss(logits, labels, h=None):
+    """Error of softmax_cross_entropy's gradient with respect to the logits."""
+    _, dlogits = softmax_cross_entropy(logits, labels)
+    numeric = numerical_gradient(lambda: softmax_cross_entropy(logits, labels)[0], logits, h)
+    return {"logits": relative_error(dlogits, numeric)}
+
+
+def check_model(model, x, labels, h=None):
+    """Errors of the whole model's backward (through the loss) for the input and every parameter."""
+    logits = model.forward(x.copy())
+    _, dlogits = softmax_cross_entropy(logits, labels)
+    dx = model.backward(dlogits, input_grad=True)
+    analytic = {name: g.copy() for name, g in model.gradients().items()}
+
+    def f():
+        return softmax_cross_entropy(model.forward(x.copy()), labels)[0]
+
+    errors = {"x": relative_error(dx, numerical_gradient(f, x, h))}
+    for name, p in model.parameters().items():
+        errors[name] = relative_error(analytic[name], numerical_gradient(f, p, h))
+    return errors
+
+
+def _input(rng, shape, away_from_zero=False):
+    x = rng.standard_normal(shape)
+    if away_from_zero:
+        # ReLU has a kink at 0: keep every entry further than h from it.
+        x = np.where(np.abs(x) < 0.05, 0.05 * np.sign(x) + 0.05 * (x == 0), x)
+    return x
+
+
+def cases():
+    """The checks ``minipixel gradcheck`` runs and the tests assert: ``[(name, fn)]``,
+    each ``fn()`` returning ``{array name: error}``. Small sizes, float64."""
+    f64 = np.float64
+
+    def conv(cin, cout, k, mask, colors=1, size=5):
+        def run():
+            rng = np.random.default_rng(k * 100 + cin)
+            layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=f64)
+            layer.params["b"][...] = rng.standard_normal(cout)
+            return check_layer(layer, _input(rng, (2, size, size, cin)))
+        return run
+
+    def block(widths, colors):
+        def run():
+            rng = np.random.default_rng(7)
+            layer = ResidualBlock(6, widths, colors=colors, rng=rng, dtype=f64)
+            for _, p, _ in layer.named_parameters():
+                p += 0.1 * rng.standard_normal(p.shape)  # non-zero biases: no output sits on a ReLU kink
+            return check_layer(layer, _input(rng, (2, 4, 4, 6), away_from_zero=True))
+        return run
+
+    def relu():
+        rng = np.random.default_rng(3)
+        return check_layer(ReLU(), _input(rng, (2, 3, 3, 4), away_from_zero=True))
+
+    def loss(levels):
+        def run():
+            rng = np.random.default_rng(levels)
+            logits = rng.standard_normal((3, 4, 4, 1, levels)) * 3
+            labels = rng.integers(0, levels, (3, 4, 4, 1))
+            return check_loss(logits, labels)
+        return run
+
+    def model(channels, levels, block_widths):
+        def run():
+            cfg = PixelCNNConfig(height=5, width=5, channels=channels, levels=levels, filters=3 * channels + 3, blocks=2,
+                                 block=block_widths, input_kernel=5)
+            m = PixelCNN(cfg, seed=1, dtype=f64)
+            rng = np.random.default_rng(11)
+            for p in m.parameters().values():
+                p += 0.05 * rng.standard_normal(p.shape)  # non-zero biases: no output sits on a ReLU kink
+            x = rng.random((2, 5, 5, channels))  # PixelCNN inputs lie in [0, 1]
+            labels = rng.integers(0, levels, (2, 5, 5, channels))
+            return check_model(m, x, labels)
+        return run
+
+    return [
+        ("conv 3x3 mask A, C=1", conv(1, 4, 3, "A")),
+        ("conv 5x5 mask A, C=1", conv(1, 4, 5, "A")),
+        ("conv 7x7 mask A, C=1", conv(2, 3, 7, "A", size=6)),
+        ("conv 1x1 mask B, C=1", conv(4, 5, 1, "B")),
+        ("conv 3x3 mask B, C=1", conv(4, 5, 3, "B")),
+        ("conv 5x5 mask B, C=1", conv(3, 4, 5, "B")),
+        ("conv 7x7 mask B, C=1", conv(2, 3, 7, "B", size=6)),
+        ("conv 1x1 mask A, RGB groups", conv(3, 6, 1, "A", colors=3)),
+        ("conv 3x3 mask A, RGB groups", conv(3, 6, 3, "A", colors=3)),
+        ("conv 7x7 mask A, RGB groups", conv(3, 6, 7, "A", colors=3, size=6)),
+        ("conv 1x1 mask B, RGB groups", conv(6, 9, 1, "B", colors=3)),
+        ("conv 3x3 mask B, RGB groups", conv(7, 6, 3, "B", colors=3)),
+        ("relu", relu),
+        ("residual block (half), C=1", block("half", 1)),
+        ("residual block (keras), RGB groups", block("keras", 3)),
+        ("softmax cross-entropy, 2 levels", loss(2)),
+        ("softmax cross-entropy, 7 levels", loss(7)),
+        ("model, C=1, 2 levels", model(1, 2, "half")),
+        ("model, RGB, 4 levels", model(3, 4, "keras")),
+    ]
+
+
+def run_all(tolerance=TOLERANCE):
+    """Run every case: a list of ``(name, worst error, passed)``."""
+    rows = []
+    for name, fn in cases():
+        worst = max(fn().values())
+        rows.append((name, worst, worst < tolerance))
+    return rows
+
+
+def format_table(rows, tolerance=TOLERANCE):
+    width = max(len(name) for name, _, _ in rows)
+    lines = [f"{'op':<{width}}  max rel error  result", f"{'-' * width}  -------------  ------"]
+    for name, err, ok in rows:
+        lines.append(f"{name:<{width}}  {err:13.2e}  {'pass' if ok else 'FAIL'}")
+    failed = sum(not ok for _, _, ok in rows)
+    lines.append(f"{len(rows) - failed} of {len(rows)} passed (float64, central differences, tolerance {tolerance:g})")
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""Masks: which kernel taps a masked convolution may use.
+
+PixelCNN orders the sub-pixels of an image in raster order (rows top to
+bottom, pixels left to right) and, within a pixel, colour by colour (R, G, B).
+The prediction for a sub-pixel may depend only on sub-pixels *before* it. A
+convolution keeps that promise when its kernel is zero on every tap that would
+look at the current pixel's future:
+
+    kernel 5x5, spatial part     rows above the centre: all taps live
+        1 1 1 1 1                centre row: taps left of the centre live
+        1 1 1 1 1                centre tap: decided per colour group (below)
+        1 1 c 0 0                rows below: never live
+        0 0 0 0 0
+        0 0 0 0 0
+
+The centre tap ``c`` connects an output position to the *same* position of
+the layer below. Feature channels are split into colour groups (one group for
+grey images; R, G, B for colour) and at the centre tap:
+
+- mask "A" (the first layer only, reading the image itself): an output of
+  group g sees input groups strictly before g. R sees nothing of the current
+  pixel, G sees R, B sees R and G. For grey images the centre tap is dead:
+  the model must not see the pixel it predicts.
+- mask "B" (every later layer): an output of group g sees input groups up to
+  and including g. Group g's features already depend only on what group g
+  may see, so passing them on keeps the promise.
+
+Groups are contiguous blocks of channels: with ``n`` channels and ``colors``
+groups, channel ``k`` belongs to group ``k * colors // n``. For 128 channels
+and 3 colours that is channels 0-42 for R, 43-85 for G, 86-127 for B; the
+image's own 3 channels are groups 0, 1, 2. Contiguous blocks (rather than
+interleaving R, G, B, R, G, B, ...) make a group a slice, which the cached
+sampler uses to compute only the group it needs.
+
+Masks are NumPy arrays in the weight layout of ``MaskedConv2d``:
+``(kernel, kernel, in_channels, out_channels)``.
+"""
+import numpy as np
+
+MASK_TYPES = ("A", "B")
+
+
+def channel_groups(n, colors):
+    """Colour group of each of ``n`` channels: ``(n,)`` int, values ``0 .. colors-1``."""
+    if colors < 1:
+        raise ValueError(f"colors must be at least 1, got {colors}")
+    if n < colors:
+        raise ValueError(f"need at least one channel per colour group: {n} channels for {colors} colours")
+    return np.arange(n) * colors // n
+
+
+def conv_mask(kernel, in_channels, out_channels, mask_type, colors=1):
+    """The 0/1 mask of a masked convolution: ``(kernel, kernel, in_channels, out_channels)`` float64.
+
+    ``kernel`` is odd; ``mask_type`` is "A" or "B"; ``colors`` is the number of
+    colour groups (1 for grey, 3 for RGB).
+    """
+    if not isinstance(kernel, (int, np.integer)) or kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"kernel must be a positive odd int, got {kernel!r}")
+    if mask_type not in MASK_TYPES:
+        raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+    c = kernel // 2
+    mask = np.zeros((kernel, kernel, in_channels, out_channels))
+    mask[:c] = 1.0  # every row above the centre is in the past
+    mask[c, :c] = 1.0  # so is everything left of the centre in its row
+    g_in = channel_groups(in_channels, colors)[:, None]
+    g_out = channel_groups(out_channels, colors)[None, :]
+    # The centre tap reads the current pixel: only earlier colour groups for
+    # mask A, earlier or the same group for mask B.
+    mask[c, c] = (g_out > g_in) if mask_type == "A" else (g_out >= g_in)
+    return mask
+
+
+def live_taps(mask):
+    """The kernel taps ``(dy, dx)`` where ``mask`` has any non-zero entry, in raster order.
+
+    ``mask: (k, k, in, out)``. A 3x3 mask B has 5 live taps of 9, a 7x7 mask A
+    has 24 of 49 (25 with colour groups, where G and B see R at the centre):
+    the im2col gathers only these.
+    """
+    live = mask.reshape(mask.shape[0], mask.shape[1], -1).any(axis=2)
+    return [(int(dy), int(dx)) for dy, dx in zip(*np.nonzero(live))]

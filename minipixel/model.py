@@ -1,0 +1,162 @@
+"""The PixelCNN (van den Oord et al., 2016), assembled from ``layers``.
+
+    x (B, H, W, C), values in [0, 1]
+    -> conv_in: 7x7 mask A, C -> h             (sees only earlier sub-pixels)
+    -> N residual blocks, h -> h               (mask B: keeps that promise)
+    -> ReLU -> head1: 1x1 mask B, h -> h
+    -> ReLU -> head2: 1x1 mask B, h -> h
+    -> ReLU -> conv_out: 1x1 mask B, h -> C * levels
+    -> logits (B, H, W, C, levels)
+
+``logits[b, i, j, c]`` are the scores of the ``levels`` values of sub-pixel
+``(i, j, c)`` and depend only on the sub-pixels before it (rows above, pixels
+to the left, earlier colours of the same pixel). With colour (C = 3) every
+layer's channels are split into R, G, B groups (see ``masks``); conv_out's
+``C * levels`` channels are ordered colour-major, so group c holds the logits
+of colour c and the reshape to (..., C, levels) needs no transpose.
+"""
+import json
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from .backend import get_xp
+from .layers import Layer, MaskedConv2d, ReLU, ResidualBlock, check_array
+
+
+@dataclass
+class PixelCNNConfig:
+    """Everything that fixes a model's shape (saved in every checkpoint)."""
+
+    height: int = 28  # image size the model is trained on (and samples at)
+    width: int = 28
+    channels: int = 1  # colours per pixel: 1 grey, 3 RGB
+    levels: int = 2  # values per sub-pixel: 2 binary ... 256 8-bit
+    filters: int = 64  # h, the width of the residual stream
+    blocks: int = 5  # residual blocks
+    block: str = "half"  # residual block widths: "half" (paper) or "keras" (keras.io example)
+    input_kernel: int = 7  # kernel of the mask-A input convolution
+
+    def validate(self):
+        for name in ("height", "width", "channels", "filters", "blocks", "input_kernel"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < (0 if name == "blocks" else 1):
+                raise ValueError(f"config.{name}: expected a positive int, got {value!r}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"config.channels: expected 1 (grey) or 3 (RGB), got {self.channels}")
+        if not (isinstance(self.levels, (int, np.integer)) and 2 <= self.levels <= 256):
+            raise ValueError(f"config.levels: expected an int from 2 to 256, got {self.levels!r}")
+        if self.input_kernel % 2 == 0:
+            raise ValueError(f"config.input_kernel: expected an odd kernel size, got {self.input_kernel}")
+        if self.block not in ResidualBlock.WIDTHS:
+            raise ValueError(f"config.block: expected one of {ResidualBlock.WIDTHS}, got {self.block!r}")
+        if self.filters < 2 * self.channels:
+            raise ValueError(
+                f"config.filters: expected at least {2 * self.channels} (the blocks halve it and every "
+                f"colour group needs a channel), got {self.filters}"
+            )
+        return self
+
+    def to_json(self):
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"model config: unknown fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data).validate()
+
+
+class PixelCNN(Layer):
+    """The model. ``forward(x) -> logits``, ``backward(dlogits)`` fills the gradients.
+
+    config: a PixelCNNConfig
+    seed:   seeds the weight initialisation (NumPy's generator, on the host, so the
+            same seed gives the same weights on the CPU and on the GPU)
+    dtype:  "float32" for training, "float64" for gradient checks
+    device: "cpu" (NumPy) or "gpu" (CuPy)
+    """
+
+    def __init__(self, config=None, seed=0, dtype="float32", device="cpu"):
+        super().__init__()
+        self.config = (config or PixelCNNConfig()).validate()
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise ValueError(f"dtype: expected a float dtype, got {dtype}")
+        self.device = device
+        self.xp = xp = get_xp(device)
+        cfg = self.config
+        rng = np.random.default_rng(seed)
+        C, h = cfg.channels, cfg.filters
+        conv = dict(colors=C, rng=rng, dtype=self.dtype, xp=xp)
+        self.conv_in = MaskedConv2d(C, h, cfg.input_kernel, "A", **conv)
+        self.blocks = [ResidualBlock(h, cfg.block, **conv) for _ in range(cfg.blocks)]
+        # The stream after the last block is needed by nobody else: ReLUs in place.
+        self.relu_a = ReLU(inplace=True)
+        self.head1 = MaskedConv2d(h, h, 1, "B", **conv)
+        self.relu_b = ReLU(inplace=True)
+        self.head2 = MaskedConv2d(h, h, 1, "B", **conv)
+        self.relu_c = ReLU(inplace=True)
+        self.conv_out = MaskedConv2d(h, C * cfg.levels, 1, "B", **conv)
+
+    def children(self):
+        named = {"conv_in": self.conv_in}
+        named.update({f"blocks.{i}": block for i, block in enumerate(self.blocks)})
+        named.update(head1=self.head1, head2=self.head2, conv_out=self.conv_out)
+        return named
+
+    def parameters(self):
+        """``{name: array}`` for every parameter, e.g. ``blocks.0.conv2.W`` (the arrays themselves)."""
+        return {name: p for name, p, _ in self.named_parameters()}
+
+    def gradients(self):
+        """``{name: array}``: the gradients that the last ``backward`` filled, same keys."""
+        return {name: g for name, _, g in self.named_parameters()}
+
+    def forward(self, x):
+        """x: (B, H, W, C) in [0, 1] (see ``data.labels_to_inputs``) -> logits (B, H, W, C, levels)."""
+        check_array(x, "PixelCNN input", 4, self.config.channels, self.dtype, self.xp)
+        B, H, W, C = x.shape
+        h = self.conv_in.forward(x)
+        for block in self.blocks:
+            h = block.forward(h)
+        h = self.relu_a.forward(h)
+        h = self.head1.forward(h)
+        h = self.relu_b.forward(h)
+        h = self.head2.forward(h)
+        h = self.relu_c.forward(h)
+        out = self.conv_out.forward(h)
+        return out.reshape(B, H, W, C, self.config.levels)
+
+    def backward(self, dlogits, input_grad=False):
+        """dlogits: (B, H, W, C, levels). Fills ``gradients()``.
+
+        Returns the gradient with respect to the input x if ``input_grad``
+        (used to draw receptive fields), else None (training needs no dx of the data).
+        """
+        B, H, W, C, L = dlogits.shape
+        dh = self.conv_out.backward(dlogits.reshape(B, H, W, C * L))
+        dh = self.relu_c.backward(dh)
+        dh = self.head2.backward(dh)
+        dh = self.relu_b.backward(dh)
+        dh = self.head1.backward(dh)
+        dh = self.relu_a.backward(dh)
+        for block in reversed(self.blocks):
+            dh = block.backward(dh)
+        return self.conv_in.backward(dh, input_grad=input_grad)
+
+    def load_parameters(self, arrays, source="parameters"):
+        """Copy ``{name: array}`` into the model, checking every name and shape."""
+        own = self.parameters()
+        missing = sorted(set(own) - set(arrays))
+        extra = sorted(set(arrays) - set(own))
+        if missing or extra:
+            raise ValueError(f"{source}: parameters do not match the model: missing {missing}, unexpected {extra}")
+        for name, p in own.items():
+            a = arrays[name]
+            if tuple(a.shape) != tuple(p.shape):
+                raise ValueError(f"{source}: parameter {name}: expected shape {tuple(p.shape)}, got {tuple(a.shape)}")
+            p[...] = self.xp.asarray(a, dtype=p.dtype)

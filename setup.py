@@ -1,0 +1,20 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="minipixel",
+    version="0.1.0",
+    description="A from-scratch PixelCNN: hand-written forward and backward passes on NumPy or CuPy",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["minipixel", "minipixel.*"]),
+    install_requires=["numpy>=1.22", "pillow>=9", "tqdm>=4.60"],
+    extras_require={
+        "test": ["pytest>=7"],
+        "gpu": ["cupy-cuda12x"],
+    },
+    # The small MNIST subset that `minipixel train` uses with no arguments is
+    # installed beside the package too, so a non-editable install finds it.
+    data_files=[("share/minipixel", ["data/mnist_5k.csv.gz", "data/README.md"])],
+    entry_points={"console_scripts": ["minipixel=minipixel.cli:main"]},
+)

@@ -1,0 +1,99 @@
+"""im2col / col2im and MaskedConv2d against a direct loop implementation."""
+import numpy as np
+import pytest
+
+from minipixel.im2col import col2im, im2col
+from minipixel.layers import MaskedConv2d, ReLU
+from minipixel.masks import conv_mask, live_taps
+
+
+def direct_conv(x, W, b):
+    """The textbook definition: a loop over output positions, zero padding, stride 1.
+    x (B, H, W, Ci), W (k, k, Ci, Co) already masked."""
+    B, H, Wd, _ = x.shape
+    k = W.shape[0]
+    half = k // 2
+    xp = np.pad(x, ((0, 0), (half, half), (half, half), (0, 0)))
+    y = np.zeros((B, H, Wd, W.shape[3]))
+    for i in range(H):
+        for j in range(Wd):
+            patch = xp[:, i : i + k, j : j + k, :]  # (B, k, k, Ci)
+            y[:, i, j] = np.einsum("bhwc,hwco->bo", patch, W) + b
+    return y
+
+
+@pytest.mark.parametrize("k,mask,colors,cin,cout", [
+    (1, "B", 1, 3, 4), (3, "A", 1, 1, 5), (3, "B", 1, 4, 2), (5, "B", 1, 2, 3),
+    (7, "A", 1, 1, 4), (3, "A", 3, 3, 6), (5, "B", 3, 6, 7), (1, "A", 3, 3, 3),
+])
+def test_forward_matches_direct_convolution(k, mask, colors, cin, cout):
+    rng = np.random.default_rng(k)
+    layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=np.float64)
+    layer.params["b"][...] = rng.standard_normal(cout)
+    x = rng.standard_normal((2, 6, 5, cin))
+    expected = direct_conv(x, layer.params["W"] * conv_mask(k, cin, cout, mask, colors), layer.params["b"])
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_masked_weights_are_zero_and_get_zero_gradient():
+    rng = np.random.default_rng(0)
+    layer = MaskedConv2d(3, 6, 5, "A", colors=3, rng=rng, dtype=np.float64)
+    dead = conv_mask(5, 3, 6, "A", colors=3) == 0
+    assert np.all(layer.params["W"][dead] == 0)
+    x = rng.standard_normal((2, 5, 5, 3))
+    layer.forward(x)
+    layer.backward(rng.standard_normal((2, 5, 5, 6)))
+    assert np.all(layer.grads["W"][dead] == 0)
+    assert np.any(layer.grads["W"][~dead] != 0)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 7])
+def test_col2im_is_the_adjoint_of_im2col(k):
+    # <im2col(x), g> == <x, col2im(g)> for all x, g: col2im is exactly the backward of im2col.
+    rng = np.random.default_rng(k)
+    taps = live_taps(conv_mask(k, 1, 1, "B"))
+    x = rng.standard_normal((2, 4, 6, 3))
+    g = rng.standard_normal((2, 4, 6, len(taps), 3))
+    lhs = np.sum(im2col(x, taps, k) * g)
+    rhs = np.sum(x * col2im(g, taps, k))
+    assert abs(lhs - rhs) < 1e-10 * max(1.0, abs(lhs))
+
+
+def test_im2col_reads_zero_padding_outside_the_image():
+    x = np.arange(1, 10, dtype=np.float64).reshape(1, 3, 3, 1)
+    taps = [(0, 0), (1, 1)]  # up-left neighbour and the centre, for a 3x3 kernel
+    cols = im2col(x, taps, 3, out=np.full((1, 3, 3, 2, 1), np.nan))  # old contents must not leak
+    assert cols[0, :, :, 1, 0].tolist() == x[0, :, :, 0].tolist()
+    assert cols[0, :, :, 0, 0].tolist() == [[0, 0, 0], [0, 1, 2], [0, 4, 5]]
+
+
+def test_image_smaller_than_kernel():
+    rng = np.random.default_rng(1)
+    layer = MaskedConv2d(1, 2, 7, "A", rng=rng, dtype=np.float64)
+    x = rng.standard_normal((1, 2, 2, 1))
+    np.testing.assert_allclose(layer.forward(x), direct_conv(x, layer.params["W"], layer.params["b"]), atol=1e-12)
+
+
+def test_bad_inputs_say_what_was_expected():
+    layer = MaskedConv2d(3, 4, 3, "B")
+    with pytest.raises(ValueError, match=r"expected 3 channels .* got shape \(2, 5, 5, 2\)"):
+        layer.forward(np.zeros((2, 5, 5, 2), np.float32))
+    with pytest.raises(ValueError, match=r"expected 4 dimensions .* got shape \(5, 5, 3\)"):
+        layer.forward(np.zeros((5, 5, 3), np.float32))
+    with pytest.raises(ValueError, match="expected dtype float32, got float64"):
+        layer.forward(np.zeros((1, 5, 5, 3)))
+    with pytest.raises(ValueError, match="expected a numpy array"):
+        layer.forward([[[[0.0] * 3]]])
+    layer.forward(np.zeros((2, 5, 5, 3), np.float32))
+    with pytest.raises(ValueError, match="expected 4 channels"):
+        layer.backward(np.zeros((2, 5, 5, 3), np.float32))
+    with pytest.raises(ValueError, match="has no live taps"):
+        MaskedConv2d(1, 1, 1, "A")
+
+
+def test_relu_in_place_overwrites_its_input_and_backward_uses_the_output():
+    x = np.array([-1.0, 2.0, 0.0, 3.0])
+    relu = ReLU(inplace=True)
+    y = relu.forward(x)
+    assert y is x and x.tolist() == [0, 2, 0, 3]
+    assert relu.backward(np.ones(4)).tolist() == [0, 1, 0, 1]

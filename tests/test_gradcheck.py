@@ -1,0 +1,90 @@
+"""Every backward pass against central differences, float64, max relative error < 1e-6."""
+import numpy as np
+import pytest
+
+from minipixel import gradcheck
+from minipixel.layers import MaskedConv2d, ReLU
+
+CASES = gradcheck.cases()
+
+
+@pytest.mark.parametrize("name,run", CASES, ids=[name for name, _ in CASES])
+def test_backward_matches_central_differences(name, run):
+    errors = run()
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < gradcheck.TOLERANCE, f"{name}: {worst} has relative error {errors[worst]:.2e}"
+
+
+def test_cases_cover_every_op():
+    names = " ".join(name for name, _ in CASES)
+    for op in ("mask A", "mask B", "RGB groups", "relu", "residual block", "softmax cross-entropy", "model"):
+        assert op in names
+    for k in (1, 3, 5, 7):
+        assert f"conv {k}x{k}" in names
+
+
+# The checks must be able to fail: break a backward pass on purpose and watch them go red.
+
+def _run(name):
+    return dict(CASES)[name]()
+
+
+def test_a_wrong_weight_gradient_is_caught(monkeypatch):
+    original = MaskedConv2d.backward
+
+    def off_by_a_bit(self, dy, input_grad=True):
+        dx = original(self, dy, input_grad)
+        self.grads["W"] *= 1.001
+        return dx
+
+    monkeypatch.setattr(MaskedConv2d, "backward", off_by_a_bit)
+    errors = _run("conv 3x3 mask B, C=1")
+    assert errors["W"] > 1e-4 and errors["x"] < gradcheck.TOLERANCE
+
+
+def test_a_forgotten_mask_in_the_weight_gradient_is_caught(monkeypatch):
+    # Drop the colour mask from dW: the partially live centre tap gets gradient where it should have none.
+    original = MaskedConv2d.backward
+
+    def unmasked(self, dy, input_grad=True):
+        live_mask, self.live_mask = self.live_mask, None
+        try:
+            return original(self, dy, input_grad)
+        finally:
+            self.live_mask = live_mask
+
+    monkeypatch.setattr(MaskedConv2d, "backward", unmasked)
+    assert _run("conv 3x3 mask A, RGB groups")["W"] > 1e-2
+
+
+def test_a_wrong_relu_backward_is_caught(monkeypatch):
+    monkeypatch.setattr(ReLU, "backward", lambda self, dy: dy * (self.y >= 0))  # passes gradient where y == 0
+    assert _run("residual block (half), C=1")["x"] > 1e-3
+
+
+def test_a_wrong_input_gradient_in_the_model_is_caught(monkeypatch):
+    original = MaskedConv2d.backward
+
+    def transposed_taps(self, dy, input_grad=True):
+        dx = original(self, dy, input_grad)
+        if dx is not None and self.kernel == 3:
+            dx = dx[:, ::-1]  # as if col2im had sent gradients to the wrong rows
+        return dx
+
+    monkeypatch.setattr(MaskedConv2d, "backward", transposed_taps)
+    errors = _run("model, C=1, 2 levels")
+    assert max(errors.values()) > 1e-2
+
+
+def test_table_format():
+    rows = [("op one", 1e-9, True), ("op two", 0.5, False)]
+    table = gradcheck.format_table(rows)
+    assert "op one" in table and "pass" in table and "FAIL" in table and "1 of 2 passed" in table
+
+
+def test_relative_error_measure():
+    assert gradcheck.relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert gradcheck.relative_error(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.0
+    assert gradcheck.relative_error(np.array([1.0]), np.array([-1.0])) == 1.0
+    # an entry 1e-6 of the largest is judged at 1/100 of the largest's scale
+    assert gradcheck.relative_error(np.array([1.0, 1e-6]), np.array([1.0, 2e-6])) < 1e-4

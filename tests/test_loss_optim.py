@@ -1,0 +1,91 @@
+"""Softmax cross-entropy values, bits/dim arithmetic, Adam and SGD updates."""
+import math
+
+import numpy as np
+import pytest
+
+from minipixel.losses import bits_per_dim, nll_per_image, softmax_cross_entropy
+from minipixel.optim import SGD, Adam
+
+
+def test_loss_value_against_a_direct_computation():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((3, 2, 2, 1, 4))
+    labels = rng.integers(0, 4, (3, 2, 2, 1))
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    nll = -np.log(np.take_along_axis(p, labels[..., None], -1))[..., 0]
+    loss, dlogits = softmax_cross_entropy(logits, labels)
+    assert loss == pytest.approx(nll.sum() / 3, rel=1e-12)
+    np.testing.assert_allclose(nll_per_image(logits, labels), nll.reshape(3, -1).sum(1), rtol=1e-12)
+    assert dlogits.shape == logits.shape
+    np.testing.assert_allclose(dlogits.sum(-1), 0, atol=1e-12)  # softmax minus one-hot sums to 0
+
+
+def test_uniform_logits_cost_log_levels_per_sub_pixel():
+    logits = np.zeros((2, 3, 3, 3, 256), np.float32)
+    labels = np.zeros((2, 3, 3, 3), np.uint8)
+    loss, _ = softmax_cross_entropy(logits, labels)
+    assert loss == pytest.approx(27 * math.log(256), rel=1e-6)
+    assert bits_per_dim(loss, 27) == pytest.approx(8.0, rel=1e-6)  # 256 equally likely values: 8 bits
+
+
+def test_bits_per_dim_by_hand():
+    # 80 nats over a 28x28 grey image: 80 / (784 * ln 2) bits per sub-pixel
+    assert bits_per_dim(80.0, 784) == pytest.approx(80.0 / 784 / 0.6931471805599453)
+
+
+def test_loss_is_stable_for_huge_logits():
+    logits = np.array([[[[[1e4, -1e4]]]]], np.float32)
+    loss, d = softmax_cross_entropy(logits, np.array([[[[1]]]]))
+    assert loss == pytest.approx(2e4, rel=1e-6) and np.isfinite(d).all()
+
+
+def test_loss_bad_inputs():
+    logits = np.zeros((2, 4, 4, 1, 3))
+    with pytest.raises(ValueError, match=r"expected shape \(2, 4, 4, 1\).*got \(2, 4, 4\)"):
+        softmax_cross_entropy(logits, np.zeros((2, 4, 4), int))
+    bad = np.zeros((2, 4, 4, 1), int)
+    bad[1, 2, 3, 0] = 3
+    with pytest.raises(ValueError, match=r"values in 0..2 \(levels=3\), got min 0, max 3"):
+        softmax_cross_entropy(logits, bad)
+    with pytest.raises(ValueError, match="integer dtype, got float64"):
+        softmax_cross_entropy(logits, np.zeros((2, 4, 4, 1)))
+
+
+def test_adam_first_steps_by_hand():
+    p = np.array([1.0, -2.0])
+    opt = Adam({"p": p}, lr=0.1)
+    g = np.array([0.5, -4.0])
+    opt.step({"p": g})
+    # After one step m_hat = g and v_hat = g^2, so each entry moves by lr * sign(g).
+    np.testing.assert_allclose(p, [0.9, -1.9], rtol=1e-6)
+    after_one = p.copy()
+    opt.step({"p": g})
+    m = 0.9 * 0.1 * g + 0.1 * g
+    v = 0.999 * 0.001 * g**2 + 0.001 * g**2
+    step2 = 0.1 * (m / (1 - 0.9**2)) / (np.sqrt(v / (1 - 0.999**2)) + 1e-8)
+    np.testing.assert_allclose(p, after_one - step2, rtol=1e-12)
+
+
+def test_adam_decay_and_state_round_trip():
+    p = np.zeros(3)
+    opt = Adam({"p": p}, lr=1.0, decay=0.5)
+    for _ in range(3):
+        opt.step({"p": np.ones(3)})
+    assert opt.current_lr() == pytest.approx(0.25)
+    q = np.zeros(3)
+    opt2 = Adam({"p": q}, lr=1.0, decay=0.5)
+    opt2.load_state_dict(opt.state_dict())
+    assert opt2.t == 3
+    np.testing.assert_array_equal(opt2.m["p"], opt.m["p"])
+    with pytest.raises(ValueError, match=r"expected shape \(4,\), got \(3,\)"):
+        Adam({"p": np.zeros(4)}).load_state_dict(opt.state_dict())
+
+
+def test_adam_and_sgd_minimise_a_quadratic():
+    for make in (lambda p: Adam(p, lr=0.05), lambda p: SGD(p, lr=0.1, momentum=0.5)):
+        x = np.array([3.0, -2.0])
+        opt = make({"x": x})
+        for _ in range(500):
+            opt.step({"x": 2 * x})  # gradient of |x|^2
+        assert np.abs(x).max() < 1e-2

@@ -1,0 +1,145 @@
+"""Training: the loss falls, checkpoints round-trip, resume is exact, failures lose nothing."""
+import json
+
+import numpy as np
+import pytest
+
+from minipixel import train as train_module
+from minipixel.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from minipixel.model import PixelCNN, PixelCNNConfig
+from minipixel.optim import Adam
+from minipixel.train import TrainingError, TrainSettings, evaluate, train
+
+
+def settings(data, **kw):
+    base = dict(data=str(data), filters=8, blocks=1, batch=16, lr=5e-3, samples=0, seed=3)
+    base.update(kw)
+    return TrainSettings(**base)
+
+
+def run(s, out, **kw):
+    losses = []
+    train(s, out=out, progress=False, log=lambda *a: None, on_step=lambda step, loss: losses.append(loss), **kw)
+    return losses
+
+
+def test_loss_falls_on_a_tiny_dataset(tiny_npz, tmp_path):
+    losses = run(settings(tiny_npz, steps=60), tmp_path / "run")
+    assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:3])
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # 58 training images (a 10% hold-out) at batch 16: 4 steps an epoch, evaluated every epoch and at the end
+    assert [r["step"] for r in rows] == list(range(4, 61, 4))
+    assert rows[-1]["valid_nll_nats"] < rows[0]["valid_nll_nats"]
+    assert set(rows[0]) >= {"step", "epoch", "train_nll_nats", "valid_nll_nats", "valid_bits_per_dim"}
+
+
+def test_run_folder_contents(tiny_npz, tmp_path):
+    run(settings(tiny_npz, steps=4, samples=6), tmp_path / "run")
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {"checkpoint.npz", "metrics.jsonl", "samples.png"}
+    from PIL import Image
+
+    assert Image.open(tmp_path / "run" / "samples.png").size[0] > 8 * 4 * 2
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = PixelCNN(PixelCNNConfig(height=5, width=5, channels=3, levels=4, filters=9, blocks=2), seed=1)
+    opt = Adam(model.parameters(), lr=0.01)
+    x = np.random.default_rng(0).random((2, 5, 5, 3)).astype(np.float32)
+    from minipixel.losses import softmax_cross_entropy
+
+    _, d = softmax_cross_entropy(model.forward(x), np.ones((2, 5, 5, 3), np.uint8))
+    model.backward(d)
+    opt.step(model.gradients())
+    save_checkpoint(tmp_path / "c.npz", model, opt, {"step": 1})
+    loaded, optim_state, state = load_model(tmp_path / "c.npz")
+    assert loaded.config == model.config and state == {"step": 1}
+    for name, p in model.parameters().items():
+        assert np.array_equal(loaded.parameters()[name], p)
+    opt2 = Adam(loaded.parameters())
+    opt2.load_state_dict(optim_state)
+    assert opt2.t == 1 and all(np.array_equal(opt2.v[k], opt.v[k]) for k in opt.v)
+    assert np.array_equal(loaded.forward(x), model.forward(x))
+
+
+def test_resume_continues_exactly(tiny_npz, tmp_path):
+    # 58 images, batch 16: 4 steps an epoch. Stop mid-epoch (step 6), resume to 12.
+    straight = run(settings(tiny_npz, steps=12), tmp_path / "a")
+    first = run(settings(tiny_npz, steps=6), tmp_path / "b")
+    second = run(settings(tiny_npz, steps=12), tmp_path / "b", resume=tmp_path / "b")
+    assert first + second == straight
+    _, pa, oa, sa = read_checkpoint(tmp_path / "a" / "checkpoint.npz")
+    _, pb, ob, sb = read_checkpoint(tmp_path / "b" / "checkpoint.npz")
+    assert sa["step"] == sb["step"] == 12
+    assert all(np.array_equal(pa[k], pb[k]) for k in pa) and all(np.array_equal(oa[k], ob[k]) for k in oa)
+    rows = lambda d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+    assert [r["valid_nll_nats"] for r in rows("a")][-1] == [r["valid_nll_nats"] for r in rows("b")][-1]
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_checkpoint(tiny_npz, tmp_path, monkeypatch):
+    real = train_module.softmax_cross_entropy
+    calls = []
+
+    def poisoned(logits, labels):
+        calls.append(1)
+        loss, d = real(logits, labels)
+        return (float("nan"), d) if len(calls) == 6 else (loss, d)
+
+    monkeypatch.setattr(train_module, "softmax_cross_entropy", poisoned)
+    with pytest.raises(TrainingError, match="loss became nan at step 6.*checkpoint.npz"):
+        run(settings(tiny_npz, steps=12), tmp_path / "run")
+    _, _, _, state = read_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert state["step"] == 4  # the end of the first epoch: the last good one
+
+
+def test_an_interrupted_save_leaves_the_old_checkpoint(tmp_path, monkeypatch):
+    model = PixelCNN(PixelCNNConfig(height=4, width=4, filters=4, blocks=1))
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, model, state={"step": 1})
+    before = path.read_bytes()
+
+    def crash(f, **arrays):
+        f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, model, state={"step": 2})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary file left behind
+
+
+def test_corrupt_and_mismatched_checkpoints(tmp_path):
+    model = PixelCNN(PixelCNNConfig(height=4, width=4, filters=4, blocks=1))
+    good = save_checkpoint(tmp_path / "good.npz", model, state={})
+    data = good.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cut.npz: not a readable checkpoint"):
+        load_model(tmp_path / "cut.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="junk.npz"):
+        load_model(tmp_path / "junk.npz")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model(tmp_path / "missing.npz")
+    with pytest.raises(CheckpointError, match="channels: requested 3, checkpoint has 1"):
+        load_model(good, expect={"channels": 3})
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(CheckpointError, match="expected a minipixel-checkpoint-1 file"):
+        load_model(tmp_path / "other.npz")
+    # parameters of the wrong shape for the config
+    arrays = dict(np.load(good))
+    arrays["param/conv_in.W"] = np.zeros((3, 3, 1, 4), np.float32)
+    np.savez(tmp_path / "shapes.npz", **arrays)
+    with pytest.raises(CheckpointError, match=r"conv_in.W: expected shape \(7, 7, 1, 4\), got \(3, 3, 1, 4\)"):
+        load_model(tmp_path / "shapes.npz")
+
+
+def test_evaluate_checks_channels_and_levels():
+    model = PixelCNN(PixelCNNConfig(height=4, width=4, filters=4, blocks=1))
+    labels = np.zeros((3, 4, 4, 1), np.uint8)
+    result = evaluate(model, labels)
+    assert result["images"] == 3 and result["nll_nats"] > 0
+    assert result["bits_per_dim"] == pytest.approx(result["nll_nats"] / (16 * np.log(2)))
+    with pytest.raises(ValueError, match=r"expected images \(N, H, W, 1\)"):
+        evaluate(model, np.zeros((3, 4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="label 5, but the model has 2 levels"):
+        evaluate(model, labels + 5)
