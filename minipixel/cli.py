@@ -142,10 +142,24 @@ def cmd_gradcheck(args):
     return 0 if all(ok for _, _, ok in rows) else 1
 
 
+def _bench_parser(sub):
+    from .bench import add_arguments
+
+    p = sub.add_parser("bench", help="benchmark the reference model (prints one JSON object)")
+    add_arguments(p)
+    p.set_defaults(run=cmd_bench)
+
+
+def cmd_bench(args):
+    from .bench import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="minipixel", description="A from-scratch PixelCNN on NumPy / CuPy.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_train_parser, _sample_parser, _eval_parser, _gradcheck_parser):
+    for add in (_train_parser, _sample_parser, _eval_parser, _gradcheck_parser, _bench_parser):
         add(sub)
     return parser
 

@@ -127,12 +127,16 @@ def cases():
     each ``fn()`` returning ``{array name: error}``. Small sizes, float64."""
     f64 = np.float64
 
-    def conv(cin, cout, k, mask, colors=1, size=5):
+    def conv(cin, cout, k, mask, colors=1, size=5, relu=False):
         def run():
             rng = np.random.default_rng(k * 100 + cin)
-            layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=f64)
+            layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=f64, relu=relu)
             layer.params["b"][...] = rng.standard_normal(cout)
-            return check_layer(layer, _input(rng, (2, size, size, cin)))
+            x = _input(rng, (2, size, size, cin))
+            if relu:  # keep every output away from the ReLU's kink
+                y = layer.forward(x.copy())
+                layer.params["b"][...] += np.where(np.abs(y) < 0.05, 0.1, 0).max(axis=(0, 1, 2))
+            return check_layer(layer, x)
         return run
 
     def block(widths, colors):
@@ -182,6 +186,8 @@ def cases():
         ("conv 7x7 mask A, RGB groups", conv(3, 6, 7, "A", colors=3, size=6)),
         ("conv 1x1 mask B, RGB groups", conv(6, 9, 1, "B", colors=3)),
         ("conv 3x3 mask B, RGB groups", conv(7, 6, 3, "B", colors=3)),
+        ("conv 3x3 mask B + fused ReLU", conv(4, 5, 3, "B", relu=True)),
+        ("conv 1x1 mask B + fused ReLU, RGB groups", conv(6, 6, 1, "B", colors=3, relu=True)),
         ("relu", relu),
         ("residual block (half), C=1", block("half", 1)),
         ("residual block (keras), RGB groups", block("keras", 3)),

@@ -97,15 +97,15 @@ def col2im(dcols, taps, kernel, out=None):
 _scratch = {}
 
 
-def scratch(shape, dtype, xp=np):
+def scratch(name, shape, dtype, xp=np):
     """A reusable buffer of ``shape`` (contents undefined), shared by all layers.
 
-    The im2col matrix of a 3x3 layer at batch 64 on 28x28 images with 128
-    channels is 128 MB. Layers use it one at a time (forward, and again in
-    backward where it is rebuilt rather than cached), so one buffer, grown to
-    the largest size asked for, serves them all.
+    Layers fill an im2col matrix (``name="cols"``) for one chunk of the batch
+    at a time, use it, and are done with it before the next; one buffer per
+    name, grown to the largest size asked for, serves them all, and memory
+    that is reused is memory that is already in the cache.
     """
-    key = (xp.__name__, np.dtype(dtype).str)
+    key = (name, xp.__name__, np.dtype(dtype).str)
     size = int(np.prod(shape))
     buf = _scratch.get(key)
     if buf is None or buf.size < size:

@@ -94,12 +94,11 @@ class PixelCNN(Layer):
         conv = dict(colors=C, rng=rng, dtype=self.dtype, xp=xp)
         self.conv_in = MaskedConv2d(C, h, cfg.input_kernel, "A", **conv)
         self.blocks = [ResidualBlock(h, cfg.block, **conv) for _ in range(cfg.blocks)]
-        # The stream after the last block is needed by nobody else: ReLUs in place.
+        # The stream after the last block is needed by nobody else: ReLU in
+        # place. The next two ReLUs are fused into head1 and head2.
         self.relu_a = ReLU(inplace=True)
-        self.head1 = MaskedConv2d(h, h, 1, "B", **conv)
-        self.relu_b = ReLU(inplace=True)
-        self.head2 = MaskedConv2d(h, h, 1, "B", **conv)
-        self.relu_c = ReLU(inplace=True)
+        self.head1 = MaskedConv2d(h, h, 1, "B", relu=True, **conv)
+        self.head2 = MaskedConv2d(h, h, 1, "B", relu=True, **conv)
         self.conv_out = MaskedConv2d(h, C * cfg.levels, 1, "B", **conv)
 
     def children(self):
@@ -124,10 +123,8 @@ class PixelCNN(Layer):
         for block in self.blocks:
             h = block.forward(h)
         h = self.relu_a.forward(h)
-        h = self.head1.forward(h)
-        h = self.relu_b.forward(h)
-        h = self.head2.forward(h)
-        h = self.relu_c.forward(h)
+        h = self.head1.forward(h)  # conv, then ReLU
+        h = self.head2.forward(h)  # conv, then ReLU
         out = self.conv_out.forward(h)
         return out.reshape(B, H, W, C, self.config.levels)
 
@@ -139,9 +136,7 @@ class PixelCNN(Layer):
         """
         B, H, W, C, L = dlogits.shape
         dh = self.conv_out.backward(dlogits.reshape(B, H, W, C * L))
-        dh = self.relu_c.backward(dh)
-        dh = self.head2.backward(dh)
-        dh = self.relu_b.backward(dh)
+        dh = self.head2.backward(dh)  # through its ReLU, then the conv
         dh = self.head1.backward(dh)
         dh = self.relu_a.backward(dh)
         for block in reversed(self.blocks):

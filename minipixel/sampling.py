@@ -96,13 +96,14 @@ class NaiveSampler:
     def __init__(self, model, n, height, width):
         self.model, self.n, self.H, self.W = model, n, height, width
 
-    def run(self, u, temperature, bar):
+    def run(self, u, temperature, bar, rows=None):
+        """Sample the images (``rows``: stop after that many rows, for timing)."""
         m, xp = self.model, self.model.xp
         C, L = m.config.channels, m.config.levels
         x = xp.zeros((self.n, self.H, self.W, C), dtype=m.dtype)
         labels = xp.zeros((self.n, self.H, self.W, C), dtype=np.uint8)
         u = xp.asarray(u)
-        for i in range(self.H):
+        for i in range(self.H if rows is None else rows):
             for j in range(self.W):
                 for c in range(C):
                     logits = m.forward(x)[:, i, j, c]
@@ -134,8 +135,8 @@ class CachedSampler:
         self.r3 = [vec(b.conv3.in_channels) for b in m.blocks]
         self.h1 = vec(m.config.filters)
         self.h2 = vec(m.config.filters)
-        # The weight matrices, fetched once rather than at every step.
-        self.Wm = {id(layer): layer.weight_matrix() for layer in self._convs()}
+        # Each layer's weights for each colour step, cut out once rather than at every step.
+        self.pieces = {id(conv): [_Piece(conv, c) for c in range(C)] for conv in self._convs()}
 
     def _convs(self):
         m = self.model
@@ -149,50 +150,41 @@ class CachedSampler:
         shape = (self.n, self.H + half, self.W + 2 * half, channels)
         return self.model.xp.zeros(shape, dtype=self.model.dtype)
 
-    @staticmethod
-    def _group(channels, colors, c):
-        """Channels of colour group c, and the end of groups 0..c: (slice, prefix end)."""
-        start = -(-c * channels // colors)  # ceil: the first k with k * colors // channels == c
-        end = -(-(c + 1) * channels // colors)
-        return slice(start, end), end
-
     def _conv_at(self, conv, src, i, j, c):
-        """Output group c of a k x k ``conv`` at (i, j), reading padded map ``src``."""
-        out, _ = self._group(conv.out_channels, conv.colors, c)
-        k = conv.kernel
-        window = src[:, i : i + k // 2 + 1, j : j + k]  # rows up to the centre row
-        dys, dxs = zip(*conv.taps)
-        patch = window[:, list(dys), list(dxs)].reshape(self.n, -1)  # (n, T * in)
-        return patch @ self.Wm[id(conv)][:, out] + conv.params["b"][out]
+        """Output group c of a k x k ``conv`` at (i, j), reading the padded map ``src``: (n, group size)."""
+        p = self.pieces[id(conv)][c]
+        window = src[:, i : i + conv.kernel // 2 + 1, j : j + conv.kernel]  # rows up to the centre row
+        patch = window[:, p.dys, p.dxs].reshape(self.n, -1)  # the live taps: (n, T * in)
+        out = patch @ p.W
+        out += p.b
+        return out
 
     def _linear_at(self, conv, v, c):
-        """Output group c of a 1x1 mask-B ``conv`` from input vector ``v``: only its
-        groups 0..c can be live, so the product uses just that prefix."""
-        out, _ = self._group(conv.out_channels, conv.colors, c)
-        _, end = self._group(conv.in_channels, conv.colors, c)
-        return v[:, :end] @ self.Wm[id(conv)][:end, out] + conv.params["b"][out]
+        """Output group c of a 1x1 mask-B ``conv`` from the input vector ``v``."""
+        p = self.pieces[id(conv)][c]
+        out = v[:, : p.end] @ p.W
+        out += p.b
+        return out
 
     def _logits_at(self, i, j, c):
         """The logits of sub-pixel (i, j, c), with everything before it known: (n, levels)."""
         m, xp = self.model, self.model.xp
-        relu = lambda a: xp.maximum(a, 0)
-        h = m.config.filters
-        g, end = self._group(h, m.config.channels, c)
+        relu = lambda a: xp.maximum(a, 0, out=a)  # only ever applied to fresh arrays
+        g = self.pieces[id(m.conv_in)][c].out  # this colour's channels of the residual stream
+        end = g.stop
 
         self.stream[0][:, g] = self._conv_at(m.conv_in, self.x, i, j, c)
         for b, block in enumerate(m.blocks):
             s_in, s_out = self.stream[b], self.stream[b + 1]
-            a = self._linear_at(block.conv1, relu(s_in[:, :end]), c)
-            g1, _ = self._group(block.conv1.out_channels, m.config.channels, c)
+            a = relu(self._linear_at(block.conv1, xp.maximum(s_in[:, :end], 0), c))
             half = block.conv2.kernel // 2
-            self.r2[b][:, i + half, j + half, g1] = relu(a)
-            t = self._conv_at(block.conv2, self.r2[b], i, j, c)
-            g2, _ = self._group(block.conv2.out_channels, m.config.channels, c)
-            self.r3[b][:, g2] = relu(t)
+            self.r2[b][:, i + half, j + half, self.pieces[id(block.conv1)][c].out] = a
+            t = relu(self._conv_at(block.conv2, self.r2[b], i, j, c))
+            self.r3[b][:, self.pieces[id(block.conv2)][c].out] = t
             s_out[:, g] = s_in[:, g] + self._linear_at(block.conv3, self.r3[b], c)
-        self.h1[:, g] = self._linear_at(m.head1, relu(self.stream[-1][:, :end]), c)
-        self.h2[:, g] = self._linear_at(m.head2, relu(self.h1[:, :end]), c)
-        return self._linear_at(m.conv_out, relu(self.h2[:, :end]), c)
+        self.h1[:, g] = relu(self._linear_at(m.head1, xp.maximum(self.stream[-1][:, :end], 0), c))
+        self.h2[:, g] = relu(self._linear_at(m.head2, self.h1[:, :end], c))
+        return self._linear_at(m.conv_out, self.h2[:, :end], c)
 
     def run(self, u, temperature, bar):
         m, xp = self.model, self.model.xp
@@ -208,3 +200,29 @@ class CachedSampler:
                     self.x[:, top + i, left + j, c] = labels_to_inputs(label, L, m.dtype, xp)
             bar.update(self.n)
         return to_numpy(labels)
+
+
+class _Piece:
+    """What one layer computes at colour step c of the cached sampler.
+
+    out:  the layer's output channels of colour group c (a slice)
+    W, b: the weight matrix rows and columns that step needs, contiguous
+    end:  for a 1x1 mask-B layer, the input channels of groups 0..c, a prefix
+          (the masks make every later input group's weight zero here)
+    dys, dxs: for a k x k layer, the live taps, to gather from a window
+    """
+
+    def __init__(self, conv, c):
+        xp = conv.xp
+        colors = conv.colors
+        first = lambda n, g: -(-g * n // colors)  # first channel k with k * colors // n == g
+        self.out = slice(first(conv.out_channels, c), first(conv.out_channels, c + 1))
+        Wm = conv.weight_matrix()
+        if conv.kernel == 1:
+            self.end = first(conv.in_channels, c + 1)
+            Wm = Wm[: self.end]
+        else:
+            self.dys = xp.asarray([dy for dy, _ in conv.taps])
+            self.dxs = xp.asarray([dx for _, dx in conv.taps])
+        self.W = xp.ascontiguousarray(Wm[:, self.out])
+        self.b = conv.params["b"][self.out].copy()

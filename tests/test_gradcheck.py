@@ -88,3 +88,30 @@ def test_relative_error_measure():
     assert gradcheck.relative_error(np.array([1.0]), np.array([-1.0])) == 1.0
     # an entry 1e-6 of the largest is judged at 1/100 of the largest's scale
     assert gradcheck.relative_error(np.array([1.0, 1e-6]), np.array([1.0, 2e-6])) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["conv 3x3 mask B + fused ReLU", "conv 7x7 mask A, RGB groups",
+                                  "residual block (keras), RGB groups", "model, RGB, 4 levels"])
+def test_backward_in_chunks_of_one_image(name, monkeypatch):
+    # Layers work a chunk of images at a time; the cases above fit in one chunk,
+    # so run some again with one image per chunk, which exercises the summing of
+    # dW and db over chunks and the per-chunk col2im.
+    import minipixel.layers
+
+    monkeypatch.setattr(minipixel.layers, "chunk_rows", lambda xp: 1)
+    errors = dict(CASES)[name]()
+    assert max(errors.values()) < gradcheck.TOLERANCE
+
+
+def test_a_wrong_fused_relu_backward_is_caught(monkeypatch):
+    original = MaskedConv2d.backward
+
+    def leaky(self, dy, input_grad=True):
+        y, self.y = self.y, self.y + (self.y == 0)  # pretend every output passed the ReLU
+        try:
+            return original(self, dy, input_grad)
+        finally:
+            self.y = y
+
+    monkeypatch.setattr(MaskedConv2d, "backward", leaky)
+    assert max(_run("conv 3x3 mask B + fused ReLU").values()) > 1e-3

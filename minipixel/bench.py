@@ -1,0 +1,228 @@
+"""Benchmark: training and sampling speed of the reference model.
+
+The reference model is the keras.io PixelCNN: binary 28x28x1 input, a 7x7
+mask-A convolution to 128 filters, 5 residual blocks with the keras widths
+(1x1 128->128, 3x3 mask-B 128->64, 1x1 64->128), two 1x1 mask-B 128->128
+convolutions and an output convolution to 2 levels (a 2-way softmax, which
+is the same model as keras.io's single sigmoid logit).
+
+Everything is timed as the median of several runs after a warm-up. FLOPs
+count 2 per multiply-add of the matrix products, over the *live* taps only
+(what the masked im2col computes); a training step is forward + backward
+(weight gradients for every layer, input gradients for all but the first).
+
+The matmul rate that the model's rate is compared with is measured in the
+same run, on the same matrix shapes: every product that a training step
+does, replayed alone on random arrays. The difference between the training
+step's time and that replay is the time spent on everything else (im2col,
+col2im, ReLUs, the loss, Adam, Python).
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from .backend import get_xp, synchronize
+from .data import labels_to_inputs
+from .losses import softmax_cross_entropy
+from .model import PixelCNN, PixelCNNConfig
+from .optim import Adam
+from .sampling import NaiveSampler, sample
+
+REFERENCE = PixelCNNConfig(height=28, width=28, channels=1, levels=2, filters=128, blocks=5, block="keras")
+
+
+def conv_layers(model):
+    """Every MaskedConv2d of the model, in forward order."""
+    layers = [model.conv_in]
+    for block in model.blocks:
+        layers += [block.conv1, block.conv2, block.conv3]
+    return layers + [model.head1, model.head2, model.conv_out]
+
+
+def matmul_shapes(model, batch):
+    """The (M, K, N) of every product in one training step: y = cols @ W (forward),
+    dW = cols^T dy and dcols = dy W^T (backward; no dcols for the first layer)."""
+    rows = batch * model.config.height * model.config.width
+    shapes = []
+    for layer in conv_layers(model):
+        k = len(layer.taps) * layer.in_channels
+        n = layer.out_channels
+        shapes.append(("forward", rows, k, n))
+        shapes.append(("dW", k, rows, n))
+        if layer is not model.conv_in:
+            shapes.append(("dx", rows, n, k))
+    return shapes
+
+
+def flops(shapes, which=None):
+    return sum(2 * m * k * n for kind, m, k, n in shapes if which is None or kind in which)
+
+
+def median_time(fn, xp, repeat=5, warmup=1):
+    for _ in range(warmup):
+        fn()
+    return float(np.median([timed(fn, xp) for _ in range(repeat)]))
+
+
+def replay_matmuls(shapes, xp):
+    """A function that does all the products of ``shapes`` alone, on random arrays
+    laid out as in the model (dW reads a transposed view, dx multiplies by W^T)."""
+    rng = np.random.default_rng(0)
+    rand = lambda *shape: xp.asarray(rng.random(shape, dtype=np.float32))
+    arrays = []
+    for kind, m, k, n in shapes:  # the product (m, k) @ (k, n)
+        if kind == "forward":  # cols @ W
+            arrays.append((rand(m, k), rand(k, n)))
+        elif kind == "dW":  # cols^T @ dy, cols stored (rows, K)
+            arrays.append((rand(k, m).T, rand(k, n)))
+        else:  # dy @ W^T, W stored (K, C_out)
+            arrays.append((rand(m, k), rand(n, k).T))
+
+    def run():
+        for a, b in arrays:
+            a @ b
+
+    return run
+
+
+def timed(fn, xp):
+    synchronize(xp)
+    start = time.perf_counter()
+    fn()
+    synchronize(xp)
+    return time.perf_counter() - start
+
+
+def training_step(model, optimizer, x, labels):
+    logits = model.forward(x)
+    loss, dlogits = softmax_cross_entropy(logits, labels)
+    model.backward(dlogits)
+    optimizer.step(model.gradients())
+    return loss
+
+
+def batch_of(model, batch, seed=0):
+    xp = model.xp
+    rng = np.random.default_rng(seed)
+    labels = xp.asarray(rng.integers(0, model.config.levels, (batch, model.config.height, model.config.width,
+                                                                model.config.channels)).astype(np.uint8))
+    return labels_to_inputs(labels, model.config.levels, model.dtype, xp), labels
+
+
+def peak_rss_training(batch, steps=3, device="cpu"):
+    """Peak resident memory (bytes) of a fresh process that builds the reference
+    model and runs ``steps`` training steps at ``batch``."""
+    code = (
+        "import resource, sys\n"
+        "from minipixel.bench import REFERENCE, batch_of, training_step\n"
+        "from minipixel.model import PixelCNN\n"
+        "from minipixel.optim import Adam\n"
+        f"m = PixelCNN(REFERENCE, device={device!r})\n"
+        "opt = Adam(m.parameters())\n"
+        f"x, y = batch_of(m, {batch})\n"
+        f"for _ in range({steps}): training_step(m, opt, x, y)\n"
+        # VmHWM, not getrusage: on Linux a child's ru_maxrss starts from the
+        # parent's RSS at the fork, which would count the benchmark itself.
+        "print([int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def machine():
+    info = {"cpu_count": os.cpu_count(), "numpy": np.__version__}
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        info["cpu"] = names[0] if names else None
+    except OSError:
+        info["cpu"] = None
+    return info
+
+
+def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2, memory=True):
+    """Run the benchmark; returns a JSON-able dict."""
+    xp = get_xp(device)
+    model = PixelCNN(REFERENCE, seed=0, device=device)
+    optimizer = Adam(model.parameters(), lr=1e-4)
+    result = {"device": device, "machine": machine(), "model": "keras.io reference: " + REFERENCE.to_json(),
+              "repeat": repeat, "batches": {}}
+    for batch in batches:
+        x, labels = batch_of(model, batch)
+        shapes = matmul_shapes(model, batch)
+        replay = replay_matmuls(shapes, xp)
+        step = lambda: training_step(model, optimizer, x, labels)
+        forward_s = median_time(lambda: model.forward(x), xp, repeat)
+        # The machine's speed drifts by tens of percent over seconds (shared
+        # hardware), so the training step and its matmul replay are timed in
+        # alternation and compared round by round.
+        step(), replay()
+        steps, replays = [], []
+        for _ in range(repeat):
+            steps.append(timed(step, xp))
+            replays.append(timed(replay, xp))
+        step_s, matmul_s = float(np.median(steps)), float(np.median(replays))
+        fraction = float(np.median(np.array(replays) / np.array(steps)))
+        step_flops = flops(shapes)
+        entry = {
+            "forward_ms": round(forward_s * 1e3, 1),
+            "forward_images_per_s": round(batch / forward_s, 1),
+            "train_step_ms": round(step_s * 1e3, 1),
+            "train_images_per_s": round(batch / step_s, 1),
+            "train_images_per_s_range": [round(batch / max(steps), 1), round(batch / min(steps), 1)],
+            "live_gflop_per_step": round(step_flops / 1e9, 2),
+            "live_gflops_per_s": round(step_flops / step_s / 1e9, 1),
+            "matmul_replay_gflops_per_s": round(step_flops / matmul_s / 1e9, 1),
+            "fraction_of_matmul_rate": round(fraction, 3),
+            "step_split_ms": {"matmul": round(matmul_s * 1e3, 1), "everything_else": round((step_s - matmul_s) * 1e3, 1)},
+        }
+        del replay
+        if memory and device == "cpu":
+            entry["train_peak_rss_mib"] = round(peak_rss_training(batch) / 2**20, 1)
+        result["batches"][str(batch)] = entry
+        print(f"batch {batch}: {json.dumps(entry)}", file=sys.stderr)
+
+    n, H = sample_images, REFERENCE.height
+    cached_s = median_time(lambda: sample(model, n, seed=0, method="cached"), xp, repeat=5)
+    u = np.random.default_rng(0).random((n, H, REFERENCE.width, REFERENCE.channels))
+    naive = NaiveSampler(model, n, H, REFERENCE.width)
+    with tqdm(disable=True) as bar:
+        partial = median_time(lambda: naive.run(u, 1.0, bar, rows=naive_rows), xp, repeat=1, warmup=0)
+    naive_s = partial * H / naive_rows
+    result["sampling"] = {
+        "images": n,
+        "cached_s": round(cached_s, 3),
+        "naive_s": round(naive_s, 1),
+        "naive_note": f"extrapolated: the first {naive_rows} of {H} rows took {partial:.2f} s, times {H / naive_rows:g}",
+        "speedup": round(naive_s / cached_s, 1),
+    }
+    return result
+
+
+def add_arguments(parser):
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--batches", default="16,64", help="comma-separated batch sizes (default 16,64)")
+    parser.add_argument("--repeat", type=int, default=7, help="timed runs per measurement; medians are reported")
+    parser.add_argument("--sample-images", type=int, default=16)
+    parser.add_argument("--naive-rows", type=int, default=2, help="rows the naive sampler runs before extrapolating")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS measurement (a subprocess)")
+
+
+def run_from_args(args):
+    batches = tuple(int(b) for b in args.batches.split(","))
+    result = run(args.device, batches, args.repeat, args.sample_images, args.naive_rows, memory=not args.no_memory)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(description="minipixel benchmark: prints one JSON object")
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
