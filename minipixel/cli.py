@@ -39,7 +39,7 @@ def _train_parser(sub):
     p.add_argument("--out", help="run folder (default runs/<dataset>-<time>)")
     p.add_argument("--resume", help="continue the run in this folder (or checkpoint file) where it stopped")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(run=cmd_train)
+    p.set_defaults(handler=cmd_train)
 
 
 def cmd_train(args):
@@ -72,7 +72,7 @@ def _sample_parser(sub):
     p.add_argument("--batch", type=int, default=64, help="images sampled at once (default 64)")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--scale", type=int, default=None, help="pixel size in the PNG (default 2, or 4 below 28 px)")
-    p.set_defaults(run=cmd_sample)
+    p.set_defaults(handler=cmd_sample)
 
 
 def cmd_sample(args):
@@ -106,7 +106,7 @@ def _eval_parser(sub):
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(run=cmd_eval)
+    p.set_defaults(handler=cmd_eval)
 
 
 def cmd_eval(args):
@@ -131,7 +131,7 @@ def cmd_eval(args):
 
 def _gradcheck_parser(sub):
     p = sub.add_parser("gradcheck", help="check every backward pass against central differences (float64)")
-    p.set_defaults(run=cmd_gradcheck)
+    p.set_defaults(handler=cmd_gradcheck)
 
 
 def cmd_gradcheck(args):
@@ -147,7 +147,7 @@ def _bench_parser(sub):
 
     p = sub.add_parser("bench", help="benchmark the reference model (prints one JSON object)")
     add_arguments(p)
-    p.set_defaults(run=cmd_bench)
+    p.set_defaults(handler=cmd_bench)
 
 
 def cmd_bench(args):
@@ -156,10 +156,132 @@ def cmd_bench(args):
     return run_from_args(args)
 
 
+def _complete_parser(sub):
+    p = sub.add_parser("complete", help="keep the top rows of real images and sample the rest")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.npz (or its run folder)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", action="append", help="an image file (PNG/JPEG) of the model's size; repeatable")
+    src.add_argument("--data", help="take images from this dataset (a file or NAME:SPLIT) instead")
+    p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
+    p.add_argument("-n", type=int, default=8, help="images taken from --data (default 8)")
+    p.add_argument("--keep-rows", type=int, required=True, help="rows kept from the top of each image")
+    p.add_argument("--samples", type=int, default=4, help="completions per image (default 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--out", default="completions.png", help="PNG grid (default completions.png)")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.set_defaults(handler=cmd_complete)
+
+
+def _read_image_file(path, config):
+    """An image file as (H, W, C) labels at the model's levels."""
+    from PIL import Image
+
+    from . import data
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if config.channels == 1 else "RGB")
+            pixels = np.asarray(im, dtype=np.uint8)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read it as an image ({err})") from err
+    if pixels.shape[:2] != (config.height, config.width):
+        raise ValueError(f"{path}: expected a {config.height}x{config.width} image for this model, "
+                         f"got {pixels.shape[0]}x{pixels.shape[1]}")
+    return data.quantize(pixels.reshape(config.height, config.width, config.channels) / 255.0, config.levels)
+
+
+def cmd_complete(args):
+    from . import data
+    from .checkpoint import load_model
+    from .sampling import sample
+    from .viz import image_grid, save_png
+
+    model, _, state = load_model(args.checkpoint, device=args.device)
+    cfg = model.config
+    if args.image:
+        originals = np.stack([_read_image_file(path, cfg) for path in args.image])
+    else:
+        trained = state.get("settings", {})
+        images = data.load(args.data, data_dir=args.data_dir)
+        labels = data.to_labels(images, cfg.levels, binarize_mode=trained.get("binarize", "threshold"))
+        originals = labels[: args.n]
+    if not 0 < args.keep_rows < cfg.height:
+        raise ValueError(f"--keep-rows must be between 1 and {cfg.height - 1}, got {args.keep_rows}")
+    n, k = len(originals), args.samples
+    known = np.repeat(originals, k, axis=0)  # each image k times, completed independently
+    completed = sample(model, n * k, seed=args.seed, temperature=args.temperature, known=known,
+                       known_rows=args.keep_rows, progress=True).reshape((n, k) + originals.shape[1:])
+    # One row per image: what the model was given (the lost rows shown mid-grey),
+    # its k completions, and the original.
+    given = originals.copy()
+    given[:, args.keep_rows:] = (cfg.levels - 1) // 2
+    rows = np.concatenate([given[:, None], completed, originals[:, None]], axis=1)
+    scale = 2 if cfg.height >= 28 else 4
+    out = save_png(args.out, image_grid(rows.reshape((-1,) + originals.shape[1:]), cfg.levels, ncols=k + 2,
+                                        scale=scale))
+    print(f"wrote {out}: {n} images, top {args.keep_rows} of {cfg.height} rows kept; each row shows the kept "
+          f"rows, {k} completions and the original")
+    return 0
+
+
+def _show_parser(sub):
+    p = sub.add_parser("show", help="pictures that teach: the masks, the receptive field, the learning curve")
+    what = p.add_subparsers(dest="what", required=True)
+    m = what.add_parser("masks", help="mask A and B kernels for each colour pair")
+    m.add_argument("--kernel", type=int, default=5)
+    m.add_argument("--channels", type=int, choices=[1, 3], default=3)
+    m.add_argument("--out", default="masks.png")
+    f = what.add_parser("field", help="which inputs influence one output, from the backward pass")
+    f.add_argument("--checkpoint", help="a trained model (default: a fresh random model, see below)")
+    f.add_argument("--channels", type=int, choices=[1, 3], default=1, help="fresh model: colours")
+    f.add_argument("--size", type=int, default=28, help="fresh model: image size")
+    f.add_argument("--blocks", type=int, default=5, help="fresh model: residual blocks")
+    f.add_argument("--filters", type=int, default=32, help="fresh model: filters")
+    f.add_argument("--row", type=int, help="the output's row (default: the middle)")
+    f.add_argument("--col", type=int, help="the output's column (default: the middle)")
+    f.add_argument("--channel", type=int, default=0, help="the output's colour (0 = R or grey)")
+    f.add_argument("--out", default="field.png")
+    c = what.add_parser("curve", help="the learning curve of a run (also written by train)")
+    c.add_argument("--run", required=True, help="a run folder with metrics.jsonl")
+    c.add_argument("--out", help="default: <run>/learning_curve.png")
+    p.set_defaults(handler=cmd_show)
+
+
+def cmd_show(args):
+    from . import viz
+
+    if args.what == "masks":
+        out = viz.save_png(args.out, viz.mask_figure(args.kernel, args.channels))
+        print(f"wrote {out}: mask A and B, {args.kernel}x{args.kernel}, {args.channels} colour(s)")
+    elif args.what == "field":
+        from .checkpoint import load_model
+        from .model import PixelCNN, PixelCNNConfig
+
+        if args.checkpoint:
+            model = load_model(args.checkpoint)[0]
+        else:
+            config = PixelCNNConfig(height=args.size, width=args.size, channels=args.channels, levels=4,
+                                    filters=args.filters, blocks=args.blocks)
+            model = PixelCNN(config, seed=0, dtype="float64")
+        influence, target = viz.receptive_field(model, args.row, args.col, args.channel)
+        out = viz.save_png(args.out, viz.field_figure(influence, target))
+        print(f"wrote {out}: {int((influence > 0).sum())} input positions influence the output at {target}")
+    else:
+        from .train import read_metrics
+
+        run = Path(args.run)
+        rows = read_metrics(run / "metrics.jsonl")
+        out = viz.save_png(args.out or run / "learning_curve.png", viz.learning_curve(rows))
+        print(f"wrote {out}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="minipixel", description="A from-scratch PixelCNN on NumPy / CuPy.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_train_parser, _sample_parser, _eval_parser, _gradcheck_parser, _bench_parser):
+    for add in (_train_parser, _sample_parser, _eval_parser, _complete_parser, _show_parser, _gradcheck_parser,
+                _bench_parser):
         add(sub)
     return parser
 
@@ -167,7 +289,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return args.handler(args)
     except (ValueError, FileNotFoundError, DeviceError, CheckpointError, RuntimeError) as err:
         print(f"minipixel {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -62,15 +62,30 @@ def draw(logits, u, temperature=1.0):
 
 
 def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, width=None,
-           batch_size=64, progress=False):
+           batch_size=64, progress=False, known=None, known_rows=0):
     """Generate ``n`` images from ``model``.
 
     returns labels: (n, H, W, C) uint8 NumPy array, values 0 .. levels-1
     (``H, W`` default to the size in the model's config).
+
+    Image completion: with ``known`` ((n, H, W, C) labels) the first
+    ``known_rows`` rows of every image are copied from it, and only the rows
+    below are sampled, each conditioned on everything above it.
     """
     cfg = model.config
+    if known is not None:
+        known = np.asarray(known)
+        if known.ndim != 4 or known.shape[0] != n or known.shape[3] != cfg.channels:
+            raise ValueError(f"known: expected ({n}, H, W, {cfg.channels}) labels, got shape {known.shape}")
+        height, width = known.shape[1:3] if height is None else (height, width)
+        if known.shape[1:3] != (height, width):
+            raise ValueError(f"known: expected images of {height}x{width}, got {known.shape[1]}x{known.shape[2]}")
+        if known.max() >= cfg.levels:
+            raise ValueError(f"known: labels must be below levels={cfg.levels}, got {int(known.max())}")
     H = cfg.height if height is None else height
     W = cfg.width if width is None else width
+    if not 0 <= known_rows <= H or (known_rows and known is None):
+        raise ValueError(f"known_rows must be 0..{H} and needs `known`, got {known_rows}")
     if method not in METHODS:
         raise ValueError(f"sampling method must be one of {METHODS}, got {method!r}")
     if not (isinstance(n, (int, np.integer)) and n >= 1):
@@ -85,7 +100,8 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
     bar = tqdm(total=n * H, desc=f"sampling ({method})", unit="row", disable=not progress)
     for start in range(0, n, batch_size):
         u = uniforms[start : start + batch_size]
-        out[start : start + len(u)] = sampler(model, len(u), H, W).run(u, temperature, bar)
+        given = None if known is None else known[start : start + batch_size, :known_rows]
+        out[start : start + len(u)] = sampler(model, len(u), H, W).run(u, temperature, bar, known=given)
     bar.close()
     return out
 
@@ -96,14 +112,19 @@ class NaiveSampler:
     def __init__(self, model, n, height, width):
         self.model, self.n, self.H, self.W = model, n, height, width
 
-    def run(self, u, temperature, bar, rows=None):
-        """Sample the images (``rows``: stop after that many rows, for timing)."""
+    def run(self, u, temperature, bar, known=None, rows=None):
+        """Sample the images below the ``known`` rows (``rows``: stop after that many rows, for timing)."""
         m, xp = self.model, self.model.xp
         C, L = m.config.channels, m.config.levels
         x = xp.zeros((self.n, self.H, self.W, C), dtype=m.dtype)
         labels = xp.zeros((self.n, self.H, self.W, C), dtype=np.uint8)
+        first = 0 if known is None else known.shape[1]
+        if first:
+            labels[:, :first] = xp.asarray(known)
+            x[:, :first] = labels_to_inputs(labels[:, :first], L, m.dtype, xp)
+            bar.update(self.n * first)
         u = xp.asarray(u)
-        for i in range(self.H if rows is None else rows):
+        for i in range(first, self.H if rows is None else rows):
             for j in range(self.W):
                 for c in range(C):
                     logits = m.forward(x)[:, i, j, c]
@@ -186,16 +207,22 @@ class CachedSampler:
         self.h2[:, g] = relu(self._linear_at(m.head2, self.h1[:, :end], c))
         return self._linear_at(m.conv_out, self.h2[:, :end], c)
 
-    def run(self, u, temperature, bar):
+    def run(self, u, temperature, bar, known=None):
+        """Sample the images below the ``known`` rows (whose positions are still
+        computed, to fill the maps that later positions read)."""
         m, xp = self.model, self.model.xp
         C, L = m.config.channels, m.config.levels
         labels = xp.zeros((self.n, self.H, self.W, C), dtype=np.uint8)
+        first = 0 if known is None else known.shape[1]
+        if first:
+            labels[:, :first] = xp.asarray(known)
         u = xp.asarray(u)
         top, left = m.conv_in.kernel // 2, m.conv_in.kernel // 2
         for i in range(self.H):
             for j in range(self.W):
                 for c in range(C):
-                    label = draw(self._logits_at(i, j, c), u[:, i, j, c], temperature)
+                    logits = self._logits_at(i, j, c)
+                    label = labels[:, i, j, c] if i < first else draw(logits, u[:, i, j, c], temperature)
                     labels[:, i, j, c] = label
                     self.x[:, top + i, left + j, c] = labels_to_inputs(label, L, m.dtype, xp)
             bar.update(self.n)

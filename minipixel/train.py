@@ -13,6 +13,7 @@ A run writes into its folder (``runs/<name>/`` by default):
     metrics.jsonl    one JSON line per evaluation: step, epoch, train and
                      validation NLL in nats per image, validation bits/dim
     samples.png      a grid of samples from the final model
+    learning_curve.png  train and validation NLL by epoch (redrawn at every evaluation)
 
 Resuming: the order of the examples in epoch e is a pure function of
 (seed, e) (``data.epoch_permutation``), so a checkpoint's (seed, step) is
@@ -37,7 +38,7 @@ from .losses import bits_per_dim, nll_per_image, softmax_cross_entropy
 from .model import PixelCNN, PixelCNNConfig
 from .optim import Adam
 from .sampling import sample
-from .viz import image_grid, save_png
+from .viz import image_grid, learning_curve, save_png
 
 
 class TrainingError(RuntimeError):
@@ -55,13 +56,13 @@ class TrainSettings:
     levels: int = 2
     binarize: str = "threshold"  # for levels=2 from grey data: "threshold" (0.5) or "sample"
     filters: int = 64
-    blocks: int = 4
+    blocks: int = 8
     block: str = "half"
-    batch: int = 32
-    epochs: int = 8
+    batch: int = 16
+    epochs: int = 9
     steps: int = None  # total optimizer steps; overrides epochs when given
-    lr: float = 2e-3
-    lr_decay: float = 1.0  # lr is multiplied by this every step
+    lr: float = 1e-3
+    lr_decay: float = 0.9998  # lr is multiplied by this every step
     seed: int = 0  # weights, data order, hold-out split, stochastic binarization
     device: str = "cpu"
     eval_batch: int = 256
@@ -162,13 +163,18 @@ def default_run_dir(spec):
     return path
 
 
+def read_metrics(path):
+    """The rows of a metrics.jsonl file, as dicts."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def _trim_metrics(path, step):
     """Keep the metrics rows up to ``step`` (a resumed run rewrites what came after)."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    rows = [row for row in read_metrics(path) if row["step"] <= step]
     with atomic_write(path, "w") as f:
-        f.write("".join(row + "\n" for row in rows))
+        f.write("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def train(settings=None, out=None, resume=None, progress=True, log=print, on_step=None):
@@ -256,6 +262,7 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
                        "seconds": round(time.time() - start_time, 2)}
                 with open(metrics, "a") as f:
                     f.write(json.dumps(row) + "\n")
+                save_png(run_dir / "learning_curve.png", learning_curve(read_metrics(metrics)))
                 bar.write(f"step {step} epoch {row['epoch']:.2f}: train {row['train_nll_nats']:.2f}, "
                           f"valid {row['valid_nll_nats']:.2f} nats/image ({row['valid_bits_per_dim']:.4f} bits/dim)")
                 losses = []

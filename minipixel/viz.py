@@ -39,8 +39,210 @@ def image_grid(labels, levels, ncols=None, scale=1, pad=1, pad_value=128):
     return grid[:, :, 0] if C == 1 else grid
 
 
-def save_png(path, pixels):
-    """Write a uint8 (rows, cols) or (rows, cols, 3) array as a PNG, atomically."""
+def save_png(path, picture):
+    """Write a PIL image, or a uint8 (rows, cols) or (rows, cols, 3) array, as a PNG, atomically."""
+    if not isinstance(picture, Image.Image):
+        picture = Image.fromarray(np.asarray(picture, dtype=np.uint8))
     with atomic_write(path) as f:
-        Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(f, format="PNG")
+        picture.save(f, format="PNG")
     return path
+
+
+# ---------------------------------------------------------------------------
+# Drawing helpers (Pillow only)
+# ---------------------------------------------------------------------------
+
+def _font(size):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, AttributeError):  # an old Pillow or one without FreeType
+        return ImageFont.load_default()
+
+
+def _nice_ticks(lo, hi, count=5):
+    """Round tick values (1, 2 or 5 times a power of ten apart) covering [lo, hi]."""
+    if hi <= lo:
+        hi = lo + 1.0
+    raw = (hi - lo) / count
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step) * step
+    return [first + k * step for k in range(int((hi - first) / step) + 1)]
+
+
+# ---------------------------------------------------------------------------
+# The learning curve of a run
+# ---------------------------------------------------------------------------
+
+def learning_curve(rows, width=720, height=420):
+    """A picture of a run's metrics: train and validation NLL (nats per image) by epoch.
+
+    rows: the dicts of metrics.jsonl (``epoch``, ``train_nll_nats``,
+    ``valid_nll_nats``, ``valid_bits_per_dim``). Returns a PIL image.
+    """
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    font, small = _font(15), _font(12)
+    left, right, top, bottom = 70, width - 20, 40, height - 50
+    if not rows:
+        draw.text((left, top), "no evaluations yet", fill="black", font=font)
+        return img
+    epochs = [r["epoch"] for r in rows]
+    series = [("train", [r["train_nll_nats"] for r in rows], (31, 119, 180)),
+              ("validation", [r["valid_nll_nats"] for r in rows], (255, 127, 14))]
+    values = [v for _, vs, _ in series for v in vs]
+    lo, hi = min(values), max(values)
+    pad = 0.05 * (hi - lo or 1.0)
+    lo, hi = lo - pad, hi + pad
+    x_lo, x_hi = 0.0, max(epochs) * 1.02 or 1.0
+    px = lambda e: left + (e - x_lo) / (x_hi - x_lo) * (right - left)
+    py = lambda v: bottom - (v - lo) / (hi - lo) * (bottom - top)
+
+    for v in _nice_ticks(lo, hi):
+        draw.line([(left, py(v)), (right, py(v))], fill=(230, 230, 230))
+        draw.text((left - 8, py(v)), f"{v:g}", fill="black", font=small, anchor="rm")
+    for e in _nice_ticks(x_lo, x_hi):
+        draw.line([(px(e), top), (px(e), bottom)], fill=(240, 240, 240))
+        draw.text((px(e), bottom + 6), f"{e:g}", fill="black", font=small, anchor="mt")
+    draw.rectangle([left, top, right, bottom], outline="black")
+    for name, vs, colour in series:
+        points = [(px(e), py(v)) for e, v in zip(epochs, vs)]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        for x, y in points:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+    last = rows[-1]
+    draw.text((left, 12), f"NLL in nats per image; last validation: {last['valid_nll_nats']:.2f} nats, "
+              f"{last['valid_bits_per_dim']:.4f} bits/dim", fill="black", font=font)
+    draw.text(((left + right) / 2, height - 22), "epoch", fill="black", font=font, anchor="mt")
+    for k, (name, _, colour) in enumerate(series):
+        y = top + 12 + 20 * k
+        draw.line([(right - 130, y), (right - 105, y)], fill=colour, width=3)
+        draw.text((right - 98, y), name, fill="black", font=small, anchor="lm")
+    return img
+
+
+# ---------------------------------------------------------------------------
+# Masks: which taps each colour sees
+# ---------------------------------------------------------------------------
+
+GROUP_COLOURS = {1: [(235, 235, 235)], 3: [(230, 80, 80), (80, 190, 90), (80, 120, 235)]}
+
+
+def mask_figure(kernel, channels, cell=22):
+    """A picture of mask A and mask B for a ``kernel`` x ``kernel`` convolution on
+    ``channels`` colours (1 or 3): one small kernel per (output colour, input
+    colour) pair; a live tap is filled with the input colour, a dead one is dark,
+    the centre tap is outlined in yellow. Returns a PIL image."""
+    from PIL import Image, ImageDraw
+
+    from .masks import conv_mask
+
+    if channels not in GROUP_COLOURS:
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    names = ["R", "G", "B"] if channels == 3 else [""]
+    font, small = _font(16), _font(13)
+    block = kernel * cell + 14  # one kernel and the gap after it
+    label_w, label_h, title_h = 50, 22, 30
+    panel_w = label_w + channels * block
+    width = 2 * panel_w + 40
+    height = title_h + label_h + channels * block + 60
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    for p, mask_type in enumerate("AB"):
+        mask = conv_mask(kernel, channels, channels, mask_type, colors=channels)
+        x0 = 20 + p * panel_w
+        draw.text((x0 + label_w, 6), f"mask {mask_type}", fill="black", font=font)
+        for o in range(channels):
+            y = title_h + label_h + o * block
+            draw.text((x0 + label_w - 8, y + kernel * cell / 2), f"out {names[o]}".strip(), fill="black",
+                      font=small, anchor="rm")
+            for i in range(channels):
+                x = x0 + label_w + i * block
+                if o == 0:
+                    draw.text((x + kernel * cell / 2, title_h + 4), f"in {names[i]}".strip(), fill="black",
+                              font=small, anchor="mt")
+                for dy in range(kernel):
+                    for dx in range(kernel):
+                        live = mask[dy, dx, i, o] > 0
+                        box = [x + dx * cell, y + dy * cell, x + (dx + 1) * cell - 2, y + (dy + 1) * cell - 2]
+                        draw.rectangle(box, fill=GROUP_COLOURS[channels][i] if live else (60, 60, 60))
+                c = kernel // 2
+                draw.rectangle([x + c * cell - 1, y + c * cell - 1, x + (c + 1) * cell - 1, y + (c + 1) * cell - 1],
+                               outline=(250, 200, 0), width=2)
+    note = "filled: live tap (the output may read that input there); dark: masked; yellow: the centre tap"
+    draw.text((20, height - 30), note, fill="black", font=small)
+    return img
+
+
+# ---------------------------------------------------------------------------
+# Receptive field: which inputs reach one output, from the backward pass
+# ---------------------------------------------------------------------------
+
+def receptive_field(model, row=None, col=None, channel=0, images=4, seed=0):
+    """How strongly each input position influences the logits of sub-pixel (row, col, channel).
+
+    Runs the model forward on ``images`` random images and backward from random
+    gradients at that one output (``model.backward(..., input_grad=True)``);
+    the input gradient is exactly zero wherever the output cannot see.
+    Returns (influence (H, W) float64 NumPy array, (row, col)).
+    """
+    from .backend import to_numpy
+    from .data import labels_to_inputs
+
+    cfg = model.config
+    row = cfg.height // 2 if row is None else row
+    col = cfg.width // 2 if col is None else col
+    if not (0 <= row < cfg.height and 0 <= col < cfg.width and 0 <= channel < cfg.channels):
+        raise ValueError(f"position ({row}, {col}, channel {channel}) is outside the model's "
+                         f"{cfg.height}x{cfg.width}x{cfg.channels} images")
+    xp, rng = model.xp, np.random.default_rng(seed)
+    labels = rng.integers(0, cfg.levels, (images, cfg.height, cfg.width, cfg.channels))
+    x = labels_to_inputs(xp.asarray(labels), cfg.levels, model.dtype, xp)
+    logits = model.forward(x)
+    dlogits = xp.zeros_like(logits)
+    dlogits[:, row, col, channel] = xp.asarray(rng.standard_normal((images, cfg.levels)), dtype=model.dtype)
+    dx = to_numpy(model.backward(dlogits, input_grad=True))
+    return np.abs(dx.astype(np.float64)).sum(axis=(0, 3)), (row, col)
+
+
+def field_figure(influence, target, cell=14):
+    """Draw a receptive field: green inputs influence the target (brighter = more,
+    on a log scale), red is the target, blue marks earlier positions the target
+    cannot see (PixelCNN's blind spot), dark grey the positions after it."""
+    from PIL import Image, ImageDraw
+
+    H, W = influence.shape
+    ti, tj = target
+    live = influence > 0
+    logs = np.log10(influence[live]) if live.any() else np.zeros(1)
+    lo, hi = logs.min(), logs.max()
+    font = _font(13)
+    img = Image.new("RGB", (max(W * cell + 20, 600), H * cell + 78), "white")
+    draw = ImageDraw.Draw(img)
+    blind = 0
+    for i in range(H):
+        for j in range(W):
+            before = (i, j) < (ti, tj)
+            if (i, j) == (ti, tj):
+                colour = (220, 30, 30)
+            elif live[i, j]:
+                t = 0.35 + 0.65 * ((np.log10(influence[i, j]) - lo) / (hi - lo) if hi > lo else 1.0)
+                colour = (int(20 * t), int(230 * t), int(60 * t))
+            elif before:
+                colour = (70, 110, 230)
+                blind += 1
+            else:
+                colour = (45, 45, 45)
+            draw.rectangle([10 + j * cell, 10 + i * cell, 10 + (j + 1) * cell - 2, 10 + (i + 1) * cell - 2], fill=colour)
+    seen = int(live.sum())
+    draw.text((10, H * cell + 18), f"target (red) at row {ti}, column {tj}: {seen} input positions influence it (green)",
+              fill="black", font=font)
+    draw.text((10, H * cell + 38), f"{blind} earlier positions it cannot see: the blind spot (blue)",
+              fill="black", font=font)
+    draw.text((10, H * cell + 58), "dark: positions after the target, which it must not see", fill="black", font=font)
+    return img

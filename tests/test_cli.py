@@ -67,3 +67,53 @@ def test_gradcheck_command(monkeypatch, capsys):
     monkeypatch.setattr(gradcheck, "cases", lambda: [("broken", lambda: {"x": 0.5})])
     assert main(["gradcheck"]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_complete_from_images_and_from_data(trained, tiny_npz, tmp_path, capsys):
+    from PIL import Image
+
+    from conftest import bars
+
+    paths = []
+    for k, image in enumerate(bars(2, seed=5)):
+        paths.append(tmp_path / f"digit{k}.png")
+        Image.fromarray(image[:, :, 0] * 255).save(paths[-1])
+    out = tmp_path / "done.png"
+    args = ["complete", "--checkpoint", str(trained), "--keep-rows", "3", "--samples", "3", "--out", str(out)]
+    assert main(args + ["--image", str(paths[0]), "--image", str(paths[1])]) == 0
+    grid = np.asarray(Image.open(out))
+    # 2 rows of (given, 3 completions, original), 8x8 images scaled 4x with 1-pixel gaps
+    assert grid.shape == (2 * 33 + 1, 5 * 33 + 1)
+    original = np.asarray(Image.open(paths[0]))
+    kept = grid[1 : 1 + 12 : 4, 1 + 33 : 1 + 33 + 32 : 4]  # top 3 rows of the first completion
+    assert np.array_equal(kept, original[:3])
+    assert main(args + ["--data", str(tiny_npz), "-n", "2"]) == 0
+    Image.new("L", (9, 8)).save(tmp_path / "wrong.png")
+    assert main(args + ["--image", str(tmp_path / "wrong.png")]) == 1
+    assert "expected a 8x8 image for this model, got 8x9" in capsys.readouterr().err
+
+
+def test_show_pictures(trained, tmp_path):
+    from PIL import Image
+
+    assert main(["show", "masks", "--kernel", "5", "--channels", "3", "--out", str(tmp_path / "m.png")]) == 0
+    assert main(["show", "field", "--size", "12", "--blocks", "2", "--filters", "8", "--out",
+                 str(tmp_path / "f.png")]) == 0
+    assert main(["show", "field", "--checkpoint", str(trained), "--out", str(tmp_path / "g.png")]) == 0
+    assert main(["show", "curve", "--run", str(trained), "--out", str(tmp_path / "c.png")]) == 0
+    for name in "mfgc":
+        assert Image.open(tmp_path / f"{name}.png").size[0] > 100
+    assert (trained / "learning_curve.png").exists()  # written by train itself
+
+
+def test_receptive_field_is_causal_and_has_a_blind_spot():
+    from minipixel.model import PixelCNN, PixelCNNConfig
+    from minipixel.viz import receptive_field
+
+    model = PixelCNN(PixelCNNConfig(height=12, width=12, filters=8, blocks=3, levels=3), dtype="float64")
+    influence, (i, j) = receptive_field(model, 8, 6)
+    rows, cols = np.nonzero(influence)
+    assert all((r, c) < (i, j) for r, c in zip(rows, cols))  # nothing at or after the target
+    assert influence[i, j - 1] > 0 and influence[i - 1, j] > 0  # its neighbours left and above
+    # the blind spot: up and to the right, inside the reach of the stack, yet unseen
+    assert influence[i - 1, j + 4] == 0 and influence[i - 3, j + 4] > 0

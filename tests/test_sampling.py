@@ -78,3 +78,29 @@ def test_bad_arguments():
         sample(model, 0)
     with pytest.raises(ValueError, match="temperature must be >= 0"):
         sample(model, 1, temperature=-1)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_completion_keeps_the_known_rows_and_both_samplers_agree(channels):
+    model = small_model(channels, 4)
+    known = np.random.default_rng(0).integers(0, 4, (3, 6, 5, channels)).astype(np.uint8)
+    naive = sample(model, 3, seed=2, method="naive", known=known, known_rows=2)
+    cached = sample(model, 3, seed=2, method="cached", known=known, known_rows=2)
+    assert np.array_equal(naive, cached)
+    assert np.array_equal(cached[:, :2], known[:, :2])
+    assert not np.array_equal(cached[:, 2:], known[:, 2:])
+    # the sampled rows depend on the kept ones
+    other = known.copy()
+    other[:, :2] = (other[:, :2] + 1) % 4
+    assert not np.array_equal(sample(model, 3, seed=2, known=other, known_rows=2)[:, 2:], cached[:, 2:])
+    assert np.array_equal(sample(model, 3, seed=2, known=known, known_rows=6), known)
+
+
+def test_completion_bad_arguments():
+    model = small_model(1, 2)
+    with pytest.raises(ValueError, match=r"known: expected \(2, H, W, 1\) labels"):
+        sample(model, 2, known=np.zeros((2, 6, 5, 3), np.uint8), known_rows=1)
+    with pytest.raises(ValueError, match="labels must be below levels=2"):
+        sample(model, 2, known=np.full((2, 6, 5, 1), 3, np.uint8), known_rows=1)
+    with pytest.raises(ValueError, match="known_rows must be 0..6"):
+        sample(model, 2, known=np.zeros((2, 6, 5, 1), np.uint8), known_rows=7)

@@ -35,7 +35,8 @@ def test_loss_falls_on_a_tiny_dataset(tiny_npz, tmp_path):
 
 def test_run_folder_contents(tiny_npz, tmp_path):
     run(settings(tiny_npz, steps=4, samples=6), tmp_path / "run")
-    assert {p.name for p in (tmp_path / "run").iterdir()} == {"checkpoint.npz", "metrics.jsonl", "samples.png"}
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {"checkpoint.npz", "metrics.jsonl", "samples.png",
+                                                               "learning_curve.png"}
     from PIL import Image
 
     assert Image.open(tmp_path / "run" / "samples.png").size[0] > 8 * 4 * 2
@@ -143,3 +144,31 @@ def test_evaluate_checks_channels_and_levels():
         evaluate(model, np.zeros((3, 4, 4, 3), np.uint8))
     with pytest.raises(ValueError, match="label 5, but the model has 2 levels"):
         evaluate(model, labels + 5)
+
+
+def test_colour_training_at_many_levels(tmp_path):
+    from minipixel.data import ImageSet, write_npz
+
+    # 48 tiny RGB images, each filled with one of four colours: once a model has
+    # seen the first pixel, the rest is predictable, so the loss can fall fast.
+    palette = np.array([[250, 20, 20], [20, 250, 20], [20, 20, 250], [200, 200, 40]], np.uint8)
+    images = np.broadcast_to(palette[np.arange(48) % 4][:, None, None, :], (48, 6, 6, 3)).copy()
+    write_npz(tmp_path / "rgb.npz", ImageSet(images=images, max_value=255, source="rgb"))
+    losses = run(settings(tmp_path / "rgb.npz", levels=16, filters=12, blocks=2, steps=40, lr=1e-2, samples=4),
+                 tmp_path / "run")
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:3])
+    model, _, _ = load_model(tmp_path / "run" / "checkpoint.npz")
+    assert model.config.channels == 3 and model.config.levels == 16
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["valid_bits_per_dim"] < 2.0  # log2(16) = 4 bits is a uniform guess
+
+
+def test_bits_per_dim_of_a_uniform_model_by_hand():
+    # With the output layer zeroed every logit is 0: each of the 5*4*3 sub-pixels has
+    # probability 1/8, so an image costs 60 ln 8 nats = 60 * 3 bits: exactly 3 bits/dim.
+    model = PixelCNN(PixelCNNConfig(height=5, width=4, channels=3, levels=8, filters=6, blocks=1), dtype="float64")
+    model.conv_out.params["W"][...] = 0
+    labels = np.random.default_rng(0).integers(0, 8, (7, 5, 4, 3)).astype(np.uint8)
+    result = evaluate(model, labels)
+    assert result["nll_nats"] == pytest.approx(60 * np.log(8), rel=1e-12)
+    assert result["bits_per_dim"] == pytest.approx(3.0, rel=1e-12)
