@@ -22,6 +22,7 @@ def _train_parser(sub):
     p.add_argument("--data", help=f"training data: a file or NAME:SPLIT (default {d.data})")
     p.add_argument("--valid", help="validation data (default: the dataset's valid split, else a 10%% hold-out)")
     p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
+    p.add_argument("--size", type=int, help="image folders: centre-crop and resize every image to SIZE x SIZE")
     p.add_argument("--levels", type=int, help=f"values per sub-pixel, 2..256 (default {d.levels})")
     p.add_argument("--binarize", choices=["threshold", "sample"], help=f"how grey data becomes 2 levels (default {d.binarize})")
     p.add_argument("--filters", type=int, help=f"width h of the residual stream (default {d.filters})")
@@ -103,6 +104,7 @@ def _eval_parser(sub):
     p.add_argument("--data", required=True, help="a file or NAME:SPLIT")
     p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
     p.add_argument("--binarize", choices=["threshold", "sample"], help="default: as in training")
+    p.add_argument("--size", type=int, help="image folders: centre-crop and resize to SIZE x SIZE (default: as in training)")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -117,7 +119,7 @@ def cmd_eval(args):
     model, _, state = load_model(args.checkpoint, device=args.device)
     trained = state.get("settings", {})
     binarize = args.binarize or trained.get("binarize", "threshold")
-    images = data.load(args.data, data_dir=args.data_dir)
+    images = data.load(args.data, data_dir=args.data_dir, size=args.size or trained.get("size"))
     labels = data.to_labels(images, model.config.levels, binarize_mode=binarize, seed=trained.get("seed", 0))
     result = evaluate(model, labels, args.batch, progress=not args.json)
     result.update(data=args.data, checkpoint=str(args.checkpoint), levels=model.config.levels)
@@ -203,7 +205,7 @@ def cmd_complete(args):
         originals = np.stack([_read_image_file(path, cfg) for path in args.image])
     else:
         trained = state.get("settings", {})
-        images = data.load(args.data, data_dir=args.data_dir)
+        images = data.load(args.data, data_dir=args.data_dir, size=trained.get("size"))
         labels = data.to_labels(images, cfg.levels, binarize_mode=trained.get("binarize", "threshold"))
         originals = labels[: args.n]
     if not 0 < args.keep_rows < cfg.height:
@@ -222,6 +224,29 @@ def cmd_complete(args):
                                         scale=scale))
     print(f"wrote {out}: {n} images, top {args.keep_rows} of {cfg.height} rows kept; each row shows the kept "
           f"rows, {k} completions and the original")
+    return 0
+
+
+def _download_parser(sub):
+    from .download import DOWNLOADS
+
+    p = sub.add_parser("download", help="download a dataset into the data folder, checking its checksums")
+    p.add_argument("name", choices=list(DOWNLOADS))
+    p.add_argument("--data-dir", help="where to put it (default: $MINIPIXEL_DATA or data/)")
+    p.add_argument("--mirror", help="fetch the files from this base URL instead (or set $MINIPIXEL_MIRROR)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_download)
+
+
+def cmd_download(args):
+    from .download import DownloadError, download
+
+    try:
+        paths = download(args.name, data_dir=args.data_dir, base_url=args.mirror, progress=not args.quiet)
+    except DownloadError as err:
+        print(f"minipixel download: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.name}: {len(paths)} files in {paths[0].parent}" if paths else f"{args.name}: nothing to do")
     return 0
 
 
@@ -280,8 +305,8 @@ def cmd_show(args):
 def build_parser():
     parser = argparse.ArgumentParser(prog="minipixel", description="A from-scratch PixelCNN on NumPy / CuPy.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_train_parser, _sample_parser, _eval_parser, _complete_parser, _show_parser, _gradcheck_parser,
-                _bench_parser):
+    for add in (_train_parser, _sample_parser, _eval_parser, _complete_parser, _show_parser, _download_parser,
+                _gradcheck_parser, _bench_parser):
         add(sub)
     return parser
 

@@ -10,11 +10,14 @@ black-and-white ones). So the data has to reach the model in two forms:
   (``labels_to_inputs``), which is what the network looks at.
 
 Datasets come in several file formats, one reader each (``read_amat``,
-``read_idx``, ``read_mnist_csv``, ``read_npz``), all returning an ``ImageSet``: a
-``(N, H, W, C) uint8`` array plus the value that means "full intensity"
-(1 for binary data, 255 for 8-bit data). ``read_images`` picks the reader from
-the file name, and ``load`` also understands dataset names like
-``binarized-mnist:train`` and finds their files in the data folder.
+``read_idx``, ``read_mnist_csv``, ``read_npz``, ``read_cifar10``, and
+``read_image_folder`` for folders of PNG/JPEG files), all returning an
+``ImageSet``: a ``(N, H, W, C) uint8`` array plus the value that means "full
+intensity" (1 for binary data, 255 for 8-bit data). ``read_images`` picks the
+reader from the file or folder name, and ``load`` also understands dataset names
+like ``binarized-mnist:train`` or ``cifar10:test`` and finds their files in the
+data folder. CIFAR-10's batches are pickles, which can run code when loaded;
+they are read with an unpickler that allows only numpy arrays.
 
 Batches are drawn from a permutation that is a pure function of
 ``(seed, epoch)`` (``epoch_permutation``), so a run stopped in the middle of an
@@ -25,14 +28,19 @@ the GPU itself. The one exception is ``labels_to_inputs``, which works on
 whichever array module it is given.
 """
 import gzip
+import io
 import os
+import pickle
+import struct
 import sys
+import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
+from tqdm import tqdm
 
 from .files import atomic_write
 
@@ -592,11 +600,372 @@ def write_npz(path, imageset):
         np.savez_compressed(file, **arrays)
 
 
+# --------------------------------------------------------------------------
+# CIFAR-10 (the "python version")
+# --------------------------------------------------------------------------
+
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR10_FOLDER = "cifar-10-batches-py"
+# The batch files of each split, in the order their images are concatenated.
+CIFAR10_BATCHES = {
+    "train": [f"data_batch_{i}" for i in range(1, 6)],
+    "test": ["test_batch"],
+}
+CIFAR10_VALUES = 3 * 32 * 32
+
+# A pickle can call any function it names, so a batch is unpickled with only
+# the few names it needs (see _Cifar10Unpickler). numpy pickles an array as
+# _reconstruct(ndarray, ...) with a dtype; numpy 1.x (which wrote the
+# published files) spells the module numpy.core.multiarray, numpy 2.x
+# numpy._core.multiarray. Both map to the function the running numpy itself
+# uses, so no module is imported under a name read from the file.
+_NUMPY_RECONSTRUCT = np.ndarray((0,), np.uint8).__reduce__()[0]
+_CIFAR10_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _NUMPY_RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _NUMPY_RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class _RefusedPickle(ValueError):
+    """A pickle that names something a CIFAR-10 batch never holds."""
+
+
+class _Cifar10Unpickler(pickle.Unpickler):
+    """Unpickles a CIFAR-10 batch and refuses everything else.
+
+    The published batches were written by Python 2, whose byte strings load as
+    ``bytes`` with ``encoding="bytes"``. A batch re-saved by Python 3 at
+    protocol 2 spells each bytes object as ``_codecs.encode(text, "latin1")``;
+    that call is allowed for the latin-1 codec only.
+    """
+
+    def __init__(self, file, where):
+        super().__init__(file, encoding="bytes")
+        self.where = where
+
+    def find_class(self, module, name):
+        if (module, name) == ("_codecs", "encode"):
+            return self._latin1_encode
+        found = _CIFAR10_GLOBALS.get((module, name))
+        if found is None:
+            raise _RefusedPickle(
+                f"{self.where}: expected a CIFAR-10 batch, which holds only numpy arrays, lists and bytes; "
+                f"the CIFAR-10 reader refuses to load {module}.{name} (the file may not be what it claims to be)"
+            )
+        return found
+
+    def _latin1_encode(self, text, encoding):
+        if encoding not in ("latin1", "latin-1"):
+            raise _RefusedPickle(
+                f"{self.where}: expected bytes spelled as latin-1 text in a CIFAR-10 batch; "
+                f"the CIFAR-10 reader refuses to load _codecs.encode with the codec {encoding!r}"
+            )
+        return text.encode("latin1")
+
+
+def _describe_array(value):
+    """'shape (k, n) dtype uint8', or the type name of something that is not an array."""
+    if isinstance(value, np.ndarray):
+        return f"shape {value.shape} dtype {value.dtype}"
+    return f"a {type(value).__name__}"
+
+
+def _read_cifar10_batch(raw, where):
+    """Decode one CIFAR-10 batch file.
+
+    raw:     the file's bytes, a pickled dict with b"data", a (k, 3072) uint8
+             array (each row the 1024 red values, then 1024 green, then 1024
+             blue of a 32x32 image, row-major), and b"labels", k ints 0..9
+    where:   the file (or archive member) it came from, for messages
+    returns: (images (k, 32, 32, 3) uint8 in channel-last order, classes (k,) int64)
+    """
+    try:
+        batch = _Cifar10Unpickler(io.BytesIO(raw), where).load()
+    except _RefusedPickle:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
+        raise ValueError(
+            f"{where}: expected a CIFAR-10 batch (a Python pickle), but it cannot be unpickled "
+            f"({type(err).__name__}: {err}); it may be damaged, so download it again"
+        ) from err
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        got = f"a dict with keys {sorted(batch, key=repr)}" if isinstance(batch, dict) else f"a {type(batch).__name__}"
+        raise ValueError(f"{where}: expected a CIFAR-10 batch, a dict with b'data' and b'labels', got {got}")
+    pixels = batch[b"data"]
+    if (not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8
+            or pixels.ndim != 2 or pixels.shape[1] != CIFAR10_VALUES):
+        raise ValueError(
+            f"{where}: expected b'data' to be a (k, {CIFAR10_VALUES}) uint8 array (k images of 3x32x32 values), "
+            f"got {_describe_array(pixels)}"
+        )
+    try:
+        labels = np.asarray(batch[b"labels"])
+    except (ValueError, TypeError):  # a ragged list, say
+        labels = batch[b"labels"]
+    if not isinstance(labels, np.ndarray) or labels.shape != (len(pixels),) or labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"{where}: expected {len(pixels)} integer labels (one per image) in b'labels', "
+            f"got {_describe_array(labels)}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{where}: expected labels 0..9, got values from {labels.min()} to {labels.max()}")
+    # Row layout is plane by plane (R, G, B), each 32x32 row-major: to (k, 32, 32, 3).
+    images = pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, labels.astype(np.int64)
+
+
+def _cifar10_batch_names_in(names):
+    """The names among ``names`` that look like CIFAR-10 batch files, sorted."""
+    return sorted(name for name in names if name.startswith(("data_batch", "test_batch")))
+
+
+def _cifar10_from_folder(path, wanted):
+    """Decode the batches ``wanted`` (names) from an extracted folder: {name: (images, classes)}."""
+    folder = path / CIFAR10_FOLDER if (path / CIFAR10_FOLDER).is_dir() else path
+    missing = [name for name in wanted if not (folder / name).is_file()]
+    if missing:
+        found = _cifar10_batch_names_in(p.name for p in folder.iterdir() if p.is_file())
+        raise ValueError(
+            f"{folder}: expected the CIFAR-10 batch files {wanted}, missing {missing}; "
+            f"found {found if found else 'no batch files'}"
+        )
+    return {name: _read_cifar10_batch((folder / name).read_bytes(), folder / name) for name in wanted}
+
+
+def _cifar10_from_archive(path, wanted):
+    """Decode the batches ``wanted`` (names) straight from the tar.gz: {name: (images, classes)}.
+
+    The members are in no particular order in the published archive, so it is
+    read from the start until every wanted batch has been seen (the test split
+    usually stops early). Nothing is written to disk.
+    """
+    batches, seen = {}, []
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive:
+                name = PurePosixPath(member.name).name
+                if not member.isfile():
+                    continue
+                seen.append(name)
+                if name in wanted and name not in batches:
+                    raw = archive.extractfile(member).read()
+                    batches[name] = _read_cifar10_batch(raw, f"{path} (member {member.name})")
+                    if len(batches) == len(wanted):
+                        break
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+        # OSError covers gzip.BadGzipFile (not gzip at all) and damaged data.
+        raise ValueError(
+            f"{path}: expected a complete tar.gz archive, but it cannot be read ({err}); "
+            "it may be cut short or damaged, so download it again"
+        ) from err
+    missing = [name for name in wanted if name not in batches]
+    if missing:
+        found = _cifar10_batch_names_in(seen)
+        raise ValueError(
+            f"{path}: expected the CIFAR-10 batch files {wanted} in the archive, missing {missing}; "
+            f"found {found if found else 'no batch files'}"
+        )
+    return batches
+
+
+def read_cifar10(path, split="train"):
+    """Read CIFAR-10 in its "python version", as published at https://www.cs.toronto.edu/~kriz/cifar.html.
+
+    path:    the archive ``cifar-10-python.tar.gz`` (read in place, nothing is
+             extracted), or the extracted folder ``cifar-10-batches-py`` or a
+             folder holding it
+    split:   "train" (data_batch_1 .. data_batch_5, 50,000 images) or "test"
+             (test_batch, 10,000 images); only the split's batches are decoded
+    returns: ImageSet, images (N, 32, 32, 3) uint8 (RGB), max_value 255,
+             classes (N,) int64 in 0..9 (airplane, automobile, bird, cat, deer,
+             dog, frog, horse, ship, truck)
+
+    Each batch is a pickle, and unpickling can run code. Batches are therefore
+    read with an unpickler that allows only numpy arrays, dtypes and bytes and
+    raises ValueError for anything else.
+    """
+    if split not in CIFAR10_BATCHES:
+        raise ValueError(f"read_cifar10: split must be one of {sorted(CIFAR10_BATCHES)}, got {split!r}")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    wanted = CIFAR10_BATCHES[split]
+    read = _cifar10_from_folder if path.is_dir() else _cifar10_from_archive
+    batches = read(path, wanted)
+    images = np.concatenate([batches[name][0] for name in wanted])
+    classes = np.concatenate([batches[name][1] for name in wanted])
+    return ImageSet(images, max_value=255, source=str(path), classes=classes)
+
+
+def _is_cifar10_folder(path):
+    """True for the extracted CIFAR-10 folder (by its name or its batch files), or a folder holding it."""
+    return (
+        path.name == CIFAR10_FOLDER
+        or (path / CIFAR10_FOLDER).is_dir()
+        or any((path / name).is_file() for names in CIFAR10_BATCHES.values() for name in names)
+    )
+
+
+# --------------------------------------------------------------------------
+# Folders of PNG/JPEG images
+# --------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# Below this many files the reading is quick enough that a progress bar is noise.
+_PROGRESS_MIN_FILES = 2000
+# Pillow modes read as one grey channel; every other 8-bit mode becomes RGB.
+_GREY_MODES = ("1", "L", "LA", "La")
+
+
+def _image_names_in(folder):
+    """The image files directly in ``folder``, sorted by name (hidden files skipped)."""
+    return sorted(
+        (p for p in folder.iterdir()
+         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()),
+        key=lambda p: p.name,
+    )
+
+
+def _image_folder_files(path):
+    """The files of an image folder and their classes.
+
+    returns: (files, classes): a list of Paths, and (N,) int64 class indices
+             (the position of the file's sub-folder among the sorted sub-folder
+             names), or None when the images are directly in ``path``
+    """
+    looked_for = "/".join(IMAGE_SUFFIXES)
+    files = _image_names_in(path)
+    folders = sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    if files and folders:
+        raise ValueError(
+            f"{path}: expected images either directly in the folder or in one sub-folder per class, "
+            f"found both (e.g. {files[0].name} and {folders[0].name}/)"
+        )
+    if files:
+        return files, None
+    per_class = [_image_names_in(folder) for folder in folders]
+    if not any(per_class):
+        where = f" or in its sub-folders {[f.name for f in folders][:10]}" if folders else ""
+        raise ValueError(
+            f"{path}: found no images ({looked_for}, any case) in the folder{where}; expected "
+            "image files directly in it, or in one sub-folder per class (folder/<class>/<image>)"
+        )
+    empty = [folder.name for folder, names in zip(folders, per_class) if not names]
+    if empty:
+        raise ValueError(
+            f"{path}: expected images ({looked_for}) in every class sub-folder, found none in {empty}"
+        )
+    classes = np.concatenate([np.full(len(names), k, np.int64) for k, names in enumerate(per_class)])
+    return [file for names in per_class for file in names], classes
+
+
+def _decode_image(Image, file, size):
+    """One image file as an (H, W, 1) or (H, W, 3) uint8 array, cropped and resized when ``size`` is given.
+
+    Grey images (modes 1, L, LA) stay one channel; every other mode is
+    converted to RGB (alpha is dropped). Damaged or non-image files raise
+    ValueError naming the file.
+    """
+    image = None
+    try:
+        # Only the two decoders the folder format promises see the user's files.
+        image = Image.open(file, formats=("PNG", "JPEG"))
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
+            Image.DecompressionBombError) as err:
+        if image is not None:
+            image.close()
+        raise ValueError(
+            f"{file}: cannot read it as an image ({err}); expected a PNG or JPEG file, it may be damaged"
+        ) from err
+    with image:
+        mode = image.mode
+        if mode in ("I", "F") or mode.startswith("I;"):
+            # Pillow would clip these to 0..255 rather than scale them.
+            raise ValueError(
+                f"{file}: image mode {mode} (16- or 32-bit values) is not supported; expected 8-bit grey or colour"
+            )
+        image = image.convert("L" if mode in _GREY_MODES else "RGB")
+    if size is not None:
+        width, height = image.size
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+        if side != size:
+            # Image.Resampling is Pillow >= 9.1; the plain name is older and newer Pillow.
+            image = image.resize((size, size), getattr(Image, "Resampling", Image).BICUBIC)
+    pixels = np.asarray(image)
+    return pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
+
+
+def read_image_folder(path, size=None):
+    """Read a folder of PNG/JPEG images (``.png``, ``.jpg``, ``.jpeg``, any case).
+
+    path:    a folder holding the images directly, or one sub-folder per
+             class (``path/<class>/<image>``, as torchvision's ImageFolder)
+    size:    None: every image must have the size of the first one.
+             An int S: each image is cropped to its largest centred square and
+             resized to S x S with Pillow's bicubic filter (which averages over
+             the source pixels when shrinking, so it does not alias)
+    returns: ImageSet, images (N, H, W, C) uint8, max_value 255; C is 1 when
+             every image is grey, else 3 (RGB; grey images among colour ones
+             get R = G = B). classes (N,) int64 when there are class
+             sub-folders: the sorted sub-folder names are classes 0..K-1; else None.
+
+    Files are taken in name order (class folder by class folder), so the
+    order is the same on every machine. Other files (a README, say) and names
+    starting with "." are skipped; a file with an image suffix that is not a
+    readable image is an error.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such folder")
+    if not path.is_dir():
+        raise ValueError(f"{path}: is a file, expected a folder of images")
+    if size is not None and (not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1):
+        raise ValueError(f"{path}: size must be None or an integer >= 1, got {size!r}")
+    files, classes = _image_folder_files(path)
+    images = None
+    bar = tqdm(files, desc=f"reading {path.name}", unit="image", leave=False,
+               disable=len(files) < _PROGRESS_MIN_FILES)
+    for index, file in enumerate(bar):
+        pixels = _decode_image(Image, file, size)
+        if images is None:
+            # Preallocated once the first image gives the size: the uint8
+            # array is all the memory the reading takes.
+            first = file
+            images = np.empty((len(files), *pixels.shape), np.uint8)
+        elif pixels.shape[:2] != images.shape[1:3]:
+            height, width = images.shape[1:3]
+            raise ValueError(
+                f"{file}: is {pixels.shape[1]}x{pixels.shape[0]} pixels (width x height), but {first} is "
+                f"{width}x{height}; expected every image in {path} to have the same size. "
+                "Pass --size S (size=S) to crop each image to a centred square and resize it to SxS"
+            )
+        if pixels.shape[2] > images.shape[3]:
+            # The first colour image after grey ones: from here on all is RGB.
+            coloured = np.empty((*images.shape[:3], 3), np.uint8)
+            coloured[:index] = images[:index]  # grey -> R = G = B
+            images = coloured
+        images[index] = pixels  # a grey image among colour ones broadcasts to R = G = B
+    return ImageSet(images, max_value=255, source=str(path), classes=classes)
+
+
+# --------------------------------------------------------------------------
+# Choosing the reader
+# --------------------------------------------------------------------------
+
 FORMATS = (
     "binarized MNIST text (.amat, .amat.gz), "
     "IDX as MNIST and Fashion-MNIST ship it (names containing -ubyte, .gz or not), "
     "MNIST CSV (.csv, .csv.gz), "
-    "minipixel's own .npz"
+    "minipixel's own .npz, "
+    "CIFAR-10's python version (cifar-10-python.tar.gz, or the extracted cifar-10-batches-py folder), "
+    "a folder of .png/.jpg/.jpeg images (directly in it, or one sub-folder per class)"
 )
 
 
@@ -611,21 +980,30 @@ def _reader_for(name):
         return read_mnist_csv
     if name.endswith(".npz"):
         return read_npz
+    if name.startswith("cifar-10") and name.endswith(".tar.gz"):
+        return read_cifar10
     return None
 
 
-def read_images(path):
-    """Read an images file, choosing the reader from its name.
+def read_images(path, size=None):
+    """Read an images file or folder, choosing the reader from its name.
 
     .amat / .amat.gz -> read_amat;  names containing -ubyte -> read_idx;
-    .csv / .csv.gz -> read_mnist_csv;  .npz -> read_npz.
+    .csv / .csv.gz -> read_mnist_csv;  .npz -> read_npz;
+    cifar-10*.tar.gz, or a folder that is cifar-10-batches-py (or holds it, or
+    holds its batch files) -> read_cifar10 (train split);
+    any other folder -> read_image_folder.
+    size:    passed to read_image_folder (crop and resize to size x size);
+             ignored by the fixed-size formats
     returns: ImageSet
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
-        raise ValueError(f"{path}: is a directory; expected a file in one of these formats: {FORMATS}")
+        if _is_cifar10_folder(path):
+            return read_cifar10(path, "train")
+        return read_image_folder(path, size)
     reader = _reader_for(path.name)
     if reader is None:
         raise ValueError(f"{path}: unknown file type; expected one of these formats: {FORMATS}")
@@ -688,9 +1066,11 @@ def _mnist5k_split(imageset, split):
 
 
 # The named datasets. For each name:
-#   files:    split -> the file names that hold it, tried in order
+#   files:    split -> the file (or folder) names that hold it, tried in order
 #   folder:   sub-folder of the data folder looked in first (then the data folder itself)
 #   bundled:  also look in bundled_data_dirs()
+#   read:     function(path, split) -> ImageSet, for files that hold several
+#             splits and can read one alone; None: read_images(path)
 #   select:   function(imageset, split) -> the split's part of the file, or None
 #   get:      where to get the files, for the "not found" message
 DATASETS = {
@@ -702,6 +1082,7 @@ DATASETS = {
         },
         "folder": None,
         "bundled": True,
+        "read": None,
         "select": _mnist5k_split,
         "get": (
             "mnist_5k.csv.gz ships with minipixel (data/ in the repository, share/minipixel/ "
@@ -716,10 +1097,12 @@ DATASETS = {
         },
         "folder": "binarized_mnist",
         "bundled": False,
+        "read": None,
         "select": None,
         "get": (
             "download binarized MNIST from http://www.cs.toronto.edu/~larocheh/public/datasets/"
-            "binarized_mnist/binarized_mnist_{train,valid,test}.amat (gzipped copies work too)"
+            "binarized_mnist/binarized_mnist_{train,valid,test}.amat (gzipped copies work too), "
+            "or run `minipixel download binarized-mnist`"
         ),
     },
     "mnist": {
@@ -729,10 +1112,12 @@ DATASETS = {
         },
         "folder": "mnist",
         "bundled": False,
+        "read": None,
         "select": None,
         "get": (
             "download MNIST from https://ossci-datasets.s3.amazonaws.com/mnist/ "
-            "(the *-ubyte.gz files, images and labels; also at http://yann.lecun.com/exdb/mnist/)"
+            "(the *-ubyte.gz files, images and labels; also at http://yann.lecun.com/exdb/mnist/), "
+            "or run `minipixel download mnist`"
         ),
     },
     "fashion-mnist": {
@@ -742,11 +1127,29 @@ DATASETS = {
         },
         "folder": "fashion-mnist",
         "bundled": False,
+        "read": None,
         "select": None,
         "get": (
             "download Fashion-MNIST from http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ "
             "(the *-ubyte.gz files, images and labels), or on Debian `apt-get install dataset-fashion-mnist` "
-            "(`dpkg -L dataset-fashion-mnist` shows where the files went)"
+            "(`dpkg -L dataset-fashion-mnist` shows where the files went), "
+            "or run `minipixel download fashion-mnist`"
+        ),
+    },
+    "cifar10": {
+        # The extracted folder first: reading it skips un-gzipping 163 MB.
+        "files": {
+            "train": [CIFAR10_FOLDER, CIFAR10_ARCHIVE],
+            "test": [CIFAR10_FOLDER, CIFAR10_ARCHIVE],
+        },
+        "folder": "cifar10",
+        "bundled": False,
+        "read": read_cifar10,  # decodes only the split's batches
+        "select": None,
+        "get": (
+            "download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz "
+            "(md5 c58f30108f718f92721af3b95e74349a; it is read as it is, or extracted as cifar-10-batches-py/), "
+            "or run `minipixel download cifar10`"
         ),
     },
 }
@@ -784,13 +1187,16 @@ def _candidate_paths(entry, split, root):
     return [folder / name for folder in folders for name in entry["files"][split]]
 
 
-def load(spec, data_dir=None):
-    """Load a dataset given as a file path or as ``NAME:SPLIT``.
+def load(spec, data_dir=None, size=None):
+    """Load a dataset given as a file or folder path or as ``NAME:SPLIT``.
 
-    spec:     a path to a file in a format ``read_images`` understands, or a
-              dataset name and split, e.g. ``mnist5k:train``, ``binarized-mnist:valid``,
-              ``mnist:test``, ``fashion-mnist:train`` (see ``DATASETS``)
+    spec:     a path to a file or folder in a format ``read_images`` understands,
+              or a dataset name and split, e.g. ``mnist5k:train``, ``binarized-mnist:valid``,
+              ``mnist:test``, ``fashion-mnist:train``, ``cifar10:test`` (see ``DATASETS``)
     data_dir: the folder to look for named datasets in (default: see ``data_dir()``)
+    size:     for a folder of images: crop and resize each to size x size
+              (see ``read_image_folder``); ignored by the fixed-size formats
+              (MNIST, CIFAR-10, .npz, ...)
     returns:  ImageSet
 
     A spec is a path when the file exists, or when it contains a path
@@ -800,7 +1206,7 @@ def load(spec, data_dir=None):
     """
     spec = str(spec)
     if _looks_like_path(spec):
-        return read_images(spec)
+        return read_images(spec, size)
     name, _, split = spec.partition(":")
     entry = DATASETS.get(name)
     if entry is None or split not in entry["files"]:
@@ -811,7 +1217,8 @@ def load(spec, data_dir=None):
     # The parameter data_dir hides the function of that name here, hence the helper.
     root = _choose_data_dir(data_dir)
     tried = _candidate_paths(entry, split, root)
-    found = next((path for path in tried if path.is_file()), None)
+    # exists(), not is_file(): some datasets (CIFAR-10) may be an extracted folder.
+    found = next((path for path in tried if path.exists()), None)
     if found is None:
         looked = "\n  ".join(str(path) for path in tried)
         target = root / entry["folder"] if entry["folder"] else root
@@ -820,7 +1227,8 @@ def load(spec, data_dir=None):
             f"To get it: {entry['get']}, and put it in {target}/. "
             "To use another data folder, pass --data-dir DIR or set the MINIPIXEL_DATA environment variable."
         )
-    imageset = read_images(found)
+    read = entry.get("read")
+    imageset = read(found, split) if read is not None else read_images(found, size)
     imageset.source = f"{spec} ({found})"
     if entry["select"] is not None:
         imageset = entry["select"](imageset, split)

@@ -53,6 +53,7 @@ class TrainSettings:
     data: str = "mnist5k:train"  # a file path or NAME:SPLIT (see data.load)
     valid: str = None  # None: the dataset's valid split if it has one, else a 10% hold-out
     data_dir: str = None  # where named datasets live (default: $MINIPIXEL_DATA or data/)
+    size: int = None  # image folders: centre-crop and resize every image to size x size
     levels: int = 2
     binarize: str = "threshold"  # for levels=2 from grey data: "threshold" (0.5) or "sample"
     filters: int = 64
@@ -75,22 +76,16 @@ class TrainSettings:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def load_labels(spec, levels, settings):
-    """Read a dataset and quantize it: (N, H, W, C) uint8 labels."""
-    images = data.load(spec, data_dir=settings.data_dir)
-    return data.to_labels(images, levels, binarize_mode=settings.binarize, seed=settings.seed)
-
-
 def prepare_data(settings, log=print):
     """The train and validation labels, and a description of where they came from."""
-    images = data.load(settings.data, data_dir=settings.data_dir)
+    images = data.load(settings.data, data_dir=settings.data_dir, size=settings.size)
     valid_spec = settings.valid
     if valid_spec is None and ":" in settings.data and settings.data.endswith(":train"):
         candidate = settings.data[: -len("train")] + "valid"
         if data.has_split(candidate):
             valid_spec = candidate
     if valid_spec is not None:
-        train_images, valid_images = images, data.load(valid_spec, data_dir=settings.data_dir)
+        train_images, valid_images = images, data.load(valid_spec, data_dir=settings.data_dir, size=settings.size)
         where = valid_spec
     else:
         train_images, valid_images = data.split_holdout(images, fraction=0.1, seed=settings.seed)

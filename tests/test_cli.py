@@ -117,3 +117,17 @@ def test_receptive_field_is_causal_and_has_a_blind_spot():
     assert influence[i, j - 1] > 0 and influence[i - 1, j] > 0  # its neighbours left and above
     # the blind spot: up and to the right, inside the reach of the stack, yet unseen
     assert influence[i - 1, j + 4] == 0 and influence[i - 3, j + 4] > 0
+
+
+def test_download_without_network_says_what_to_fetch(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port on which nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = main(["download", "cifar10", "--data-dir", str(tmp_path), "--mirror", f"http://127.0.0.1:{port}/",
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "cifar-10-python.tar.gz" in err and "c58f30108f718f92721af3b95e74349a" in err
+    assert str(tmp_path / "cifar10") in err

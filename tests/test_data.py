@@ -598,12 +598,14 @@ def test_read_images_dispatches_on_name(tmp_path):
     assert data.read_images(str(npz)).images.shape == (4, 2, 2, 3)
 
 
-def test_read_images_rejects_directory_and_unknown_suffix(tmp_path):
-    with pytest.raises(ValueError, match=r"is a directory.*\.amat.*-ubyte.*\.csv.*\.npz"):
+def test_read_images_rejects_empty_directory_and_unknown_suffix(tmp_path):
+    # A folder is read as a folder of images (see tests/test_readers_colour.py).
+    with pytest.raises(ValueError, match=r"found no images \(\.png/\.jpg/\.jpeg"):
         data.read_images(tmp_path)
     other = tmp_path / "pic.txt"
     other.write_text("hello")
-    with pytest.raises(ValueError, match=r"pic\.txt: unknown file type.*\.amat.*-ubyte.*\.csv.*\.npz"):
+    with pytest.raises(ValueError, match=r"pic\.txt: unknown file type.*\.amat.*-ubyte.*\.csv.*\.npz.*"
+                                         r"cifar-10-python\.tar\.gz.*folder of \.png/\.jpg/\.jpeg images"):
         data.read_images(other)
     with pytest.raises(FileNotFoundError, match=r"gone\.txt"):
         data.read_images(tmp_path / "gone.txt")
@@ -675,6 +677,12 @@ def test_missing_idx_dataset_says_where_to_get_it(tmp_path, spec, url):
         data.load(spec, data_dir=tmp_path)
 
 
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "binarized-mnist", "cifar10"])
+def test_missing_dataset_mentions_the_download_command(tmp_path, name):
+    with pytest.raises(FileNotFoundError, match=f"or run `minipixel download {name}`"):
+        data.load(f"{name}:train", data_dir=tmp_path)
+
+
 @pytest.mark.parametrize("spec", ["cifar11:train", "mnist:valid", "binarized-mnist", "mnist5k:"])
 def test_unknown_dataset_or_split(spec):
     with pytest.raises(ValueError, match=r"one of: .*mnist5k:train\|valid\|all.*binarized-mnist:train\|valid\|test"):
@@ -704,11 +712,12 @@ def test_load_uses_minipixel_data_env(tmp_path, monkeypatch):
 
 def test_datasets_table_is_complete():
     for name, entry in data.DATASETS.items():
-        assert set(entry) >= {"files", "folder", "bundled", "select", "get"}, name
+        assert set(entry) >= {"files", "folder", "bundled", "read", "select", "get"}, name
         assert entry["files"] and all(entry["files"].values()), name
     assert set(data.DATASETS["binarized-mnist"]["files"]) == {"train", "valid", "test"}
     assert set(data.DATASETS["mnist"]["files"]) == {"train", "test"}
     assert set(data.DATASETS["mnist5k"]["files"]) == {"train", "valid", "all"}
+    assert set(data.DATASETS["cifar10"]["files"]) == {"train", "test"}
 
 
 @pytest.fixture(scope="module")

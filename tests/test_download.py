@@ -1,0 +1,343 @@
+"""Tests for minipixel.download, against a real HTTP server on 127.0.0.1.
+
+There is no internet here, so the dataset table is pointed at small files that
+a local server (``http.server`` in a thread) serves. The server honours
+``Range`` requests, as real servers do, and can be told to misbehave:
+
+* ``drop_once``:    the server's first request gets a full Content-Length but
+                    only half the bytes, then the connection is closed
+* ``reset_once``:   the same, but the connection is reset (TCP RST) instead
+* ``stall_once``:   half the bytes, then silence (the client's timeout fires)
+* ``ignore_range``: answer every request with 200 and the whole file
+* ``wrong_bytes``:  serve other bytes of the same length
+* ``not_found``:    answer 404
+"""
+import gzip
+import hashlib
+import socket
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from minipixel import data, download as dl
+from minipixel.download import DOWNLOADS, DownloadError, RemoteFile, download
+
+# ---------------------------------------------------------------- the server
+
+
+class MisbehavingHandler(BaseHTTPRequestHandler):
+    """Serves ``server.files`` (name -> bytes) at ``/<name>``, misbehaving as ``server.modes`` says."""
+
+    def log_message(self, *args):
+        pass  # keep the test output clean
+
+    def do_GET(self):
+        server = self.server
+        name = self.path.lstrip("/")
+        asked_range = self.headers.get("Range")
+        server.requests.append((name, asked_range))
+        first_request = len(server.requests) == 1
+        if "not_found" in server.modes or name not in server.files:
+            self.send_error(404)
+            return
+        body = server.files[name]
+        if "wrong_bytes" in server.modes:
+            body = bytes(b ^ 0xFF for b in body)
+
+        start = 0
+        if asked_range and "ignore_range" not in server.modes:
+            start = int(asked_range.removeprefix("bytes=").partition("-")[0])
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        payload = body[start:]
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+
+        if first_request and server.modes & {"drop_once", "reset_once", "stall_once"}:
+            self.wfile.write(payload[: len(payload) // 2])
+            if "stall_once" in server.modes:
+                time.sleep(1.0)  # longer than the client's timeout in that test
+            elif "reset_once" in server.modes:
+                # SO_LINGER with a zero timeout makes close() send a TCP reset.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            self.close_connection = True
+            return
+        self.wfile.write(payload)
+
+
+@pytest.fixture
+def server():
+    """A running server; set ``server.files`` and ``server.modes``, read ``server.requests``."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), MisbehavingHandler)
+    httpd.daemon_threads = True
+    httpd.files, httpd.modes, httpd.requests = {}, set(), []
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    # A short poll interval makes shutdown() return quickly.
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch):
+    """No pause between retries, and no mirror from the environment of whoever runs the tests."""
+    monkeypatch.setattr(dl, "RETRY_WAIT_SECONDS", 0)
+    monkeypatch.delenv("MINIPIXEL_MIRROR", raising=False)
+    monkeypatch.delenv("MINIPIXEL_DATA", raising=False)
+
+
+# ---------------------------------------------------------------- a small "mnist"
+
+
+def idx_gz(array):
+    """An IDX file (as MNIST ships), gzipped: 0, 0, type 0x08, ndim, big-endian sizes, bytes."""
+    array = np.asarray(array, np.uint8)
+    header = struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return gzip.compress(header + array.tobytes(), mtime=0)
+
+
+@pytest.fixture
+def tiny_mnist(server, monkeypatch):
+    """Replace the "mnist" entry by two small real IDX files served by ``server``.
+
+    The images are random pixels, so gzip cannot shrink them: about 8 KB, enough
+    for a download that is cut in half to be worth resuming. Returns name -> bytes.
+    """
+    rng = np.random.default_rng(0)
+    files = {
+        "train-images-idx3-ubyte.gz": idx_gz(rng.integers(0, 256, (10, 28, 28))),
+        "train-labels-idx1-ubyte.gz": idx_gz(rng.integers(0, 10, 10)),
+    }
+    server.files.update(files)
+    entry = {
+        "folder": "mnist",
+        "files": (
+            # URLs at the server itself, so that calls without base_url work too;
+            # one file with a known size and one without, as in the real table.
+            RemoteFile("train-images-idx3-ubyte.gz", server.url + "train-images-idx3-ubyte.gz", "md5",
+                       hashlib.md5(files["train-images-idx3-ubyte.gz"]).hexdigest(),
+                       len(files["train-images-idx3-ubyte.gz"])),
+            RemoteFile("train-labels-idx1-ubyte.gz", server.url + "train-labels-idx1-ubyte.gz", "sha1",
+                       hashlib.sha1(files["train-labels-idx1-ubyte.gz"]).hexdigest(), None),
+        ),
+    }
+    monkeypatch.setitem(DOWNLOADS, "mnist", entry)
+    return files
+
+
+def quiet_download(name, data_dir, **kwargs):
+    """download() without a progress bar, returning (paths, logged lines)."""
+    lines = []
+    paths = download(name, data_dir=data_dir, progress=False, log=lines.append, **kwargs)
+    return paths, lines
+
+
+def no_part_files(folder):
+    return not list(folder.glob("*.part"))
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_download_puts_checked_files_where_load_finds_them(tmp_path, tiny_mnist):
+    paths, lines = quiet_download("mnist", tmp_path)
+    folder = tmp_path / "mnist"
+    assert paths == [folder / name for name in tiny_mnist]
+    for path in paths:
+        assert path.read_bytes() == tiny_mnist[path.name]
+    assert no_part_files(folder)
+    assert len(lines) == 2 and all("downloaded" in line for line in lines)
+    # The point of the folder layout: the named dataset is found afterwards.
+    imageset = data.load("mnist:train", data_dir=tmp_path)
+    assert imageset.images.shape == (10, 28, 28, 1)
+    assert imageset.classes.shape == (10,)
+
+
+def test_second_call_skips_files_that_are_there(tmp_path, tiny_mnist, server):
+    quiet_download("mnist", tmp_path)
+    requests_before = len(server.requests)
+    paths, lines = quiet_download("mnist", tmp_path)
+    assert len(server.requests) == requests_before
+    assert len(lines) == 2 and all("already there" in line for line in lines)
+    assert [p.read_bytes() for p in paths] == list(tiny_mnist.values())
+
+
+def test_file_with_wrong_checksum_is_downloaded_again(tmp_path, tiny_mnist, server):
+    target = tmp_path / "mnist" / "train-labels-idx1-ubyte.gz"
+    target.parent.mkdir()
+    target.write_bytes(b"not the labels")
+    _, lines = quiet_download("mnist", tmp_path)
+    assert target.read_bytes() == tiny_mnist[target.name]
+    assert any("wrong sha1 checksum" in line for line in lines)
+
+
+@pytest.mark.parametrize("mode", ["drop_once", "reset_once"])
+def test_dropped_connection_is_resumed(tmp_path, tiny_mnist, server, mode):
+    server.modes.add(mode)
+    paths, lines = quiet_download("mnist", tmp_path, base_url=server.url)
+    for path in paths:
+        assert path.read_bytes() == tiny_mnist[path.name]
+    assert no_part_files(tmp_path / "mnist")
+    images = "train-images-idx3-ubyte.gz"
+    seen = [asked for name, asked in server.requests if name == images]
+    assert len(seen) == 2 and seen[0] is None
+    if mode == "drop_once":
+        # The second request asks for the rest, from exactly where the first stopped.
+        assert seen[1] == f"bytes={len(tiny_mnist[images]) // 2}-"
+        assert any("resuming at" in line for line in lines)
+
+
+def test_stalled_connection_times_out_and_is_resumed(tmp_path, tiny_mnist, server):
+    server.modes.add("stall_once")
+    paths, lines = quiet_download("mnist", tmp_path, timeout=0.3)
+    assert [p.read_bytes() for p in paths] == list(tiny_mnist.values())
+    images = "train-images-idx3-ubyte.gz"
+    assert (images, f"bytes={len(tiny_mnist[images]) // 2}-") in server.requests
+    assert any("Timeout" in line for line in lines)
+
+
+def test_without_retries_the_partial_file_is_kept_and_resumed_next_time(tmp_path, tiny_mnist, server):
+    server.modes.add("drop_once")
+    images = "train-images-idx3-ubyte.gz"
+    target = tmp_path / "mnist" / images
+    part = target.with_name(images + ".part")
+    with pytest.raises(DownloadError) as caught:
+        quiet_download("mnist", tmp_path, retries=0)
+    message = str(caught.value)
+    assert str(part) in message and "partial file is kept" in message and "again" in message
+    assert not target.exists()
+    assert part.read_bytes() == tiny_mnist[images][: len(tiny_mnist[images]) // 2]
+
+    # Running again goes on from the .part (the server drops only the first request).
+    paths, _ = quiet_download("mnist", tmp_path, retries=0)
+    assert target.read_bytes() == tiny_mnist[images]
+    assert server.requests[-2] == (images, f"bytes={len(tiny_mnist[images]) // 2}-")
+    assert no_part_files(tmp_path / "mnist")
+
+
+def test_wrong_bytes_raise_and_leave_nothing_behind(tmp_path, tiny_mnist, server):
+    server.modes.add("wrong_bytes")
+    images = "train-images-idx3-ubyte.gz"
+    with pytest.raises(ValueError) as caught:
+        quiet_download("mnist", tmp_path)
+    message = str(caught.value)
+    expected = DOWNLOADS["mnist"]["files"][0].checksum
+    actual = hashlib.md5(bytes(b ^ 0xFF for b in tiny_mnist[images])).hexdigest()
+    assert images in message and expected in message and actual in message
+    assert not (tmp_path / "mnist" / images).exists()
+    assert no_part_files(tmp_path / "mnist")
+
+
+def test_server_that_ignores_range_still_gives_the_right_file(tmp_path, tiny_mnist, server):
+    # The first answer breaks off at half; the retry asks for the rest but gets the
+    # whole file with 200. Appending that to the half would give a wrong file.
+    server.modes.update({"drop_once", "ignore_range"})
+    paths, lines = quiet_download("mnist", tmp_path)
+    assert [p.read_bytes() for p in paths] == list(tiny_mnist.values())
+    images = "train-images-idx3-ubyte.gz"
+    assert (images, f"bytes={len(tiny_mnist[images]) // 2}-") in server.requests
+    assert any("starting over" in line for line in lines)
+
+
+def test_whole_part_file_is_finished_without_fetching_again(tmp_path, tiny_mnist, server):
+    # A crash between the last byte and the rename leaves a whole .part: for the
+    # file of known size no request is made; for the other the server answers 416.
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name, content in tiny_mnist.items():
+        (folder / (name + ".part")).write_bytes(content)
+    paths, _ = quiet_download("mnist", tmp_path)
+    assert [p.read_bytes() for p in paths] == list(tiny_mnist.values())
+    assert [name for name, _ in server.requests] == ["train-labels-idx1-ubyte.gz"]
+    assert no_part_files(folder)
+
+
+def test_http_error_names_url_and_status(tmp_path, tiny_mnist, server):
+    server.modes.add("not_found")
+    with pytest.raises(DownloadError) as caught:
+        quiet_download("mnist", tmp_path)
+    assert server.url + "train-images-idx3-ubyte.gz" in str(caught.value)
+    assert "404" in str(caught.value)
+
+
+def closed_port_url():
+    """A URL on 127.0.0.1 where nothing listens: a port the OS just gave out, then closed."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def test_no_server_explains_how_to_get_the_files_by_hand(tmp_path, tiny_mnist):
+    base = closed_port_url()
+    with pytest.raises(DownloadError) as caught:
+        quiet_download("mnist", tmp_path, base_url=base)
+    message = str(caught.value)
+    assert base + "train-images-idx3-ubyte.gz" in message
+    assert str(tmp_path / "mnist") in message
+    for remote in DOWNLOADS["mnist"]["files"]:  # every missing file, with its checksum
+        assert remote.checksum in message and remote.url in message
+    assert "minipixel train --data mnist:train" in message
+
+
+def test_mirror_from_the_environment(tmp_path, tiny_mnist, server, monkeypatch):
+    # The table's URLs lead nowhere; the mirror variable sends the requests to the server.
+    entry = DOWNLOADS["mnist"]
+    dead = closed_port_url()
+    monkeypatch.setitem(DOWNLOADS, "mnist", {
+        "folder": "mnist",
+        "files": tuple(r._replace(url=dead + r.name) for r in entry["files"]),
+    })
+    monkeypatch.setenv("MINIPIXEL_MIRROR", server.url.rstrip("/"))  # the missing "/" is added
+    monkeypatch.setenv("MINIPIXEL_DATA", str(tmp_path))
+    paths, _ = quiet_download("mnist", None)
+    assert paths[0] == tmp_path / "mnist" / "train-images-idx3-ubyte.gz"
+    assert [p.read_bytes() for p in paths] == list(tiny_mnist.values())
+
+
+def test_unknown_name_lists_the_names(tmp_path):
+    with pytest.raises(ValueError) as caught:
+        download("svhn", data_dir=tmp_path, progress=False, log=lambda line: None)
+    for name in ("mnist", "fashion-mnist", "binarized-mnist", "cifar10"):
+        assert name in str(caught.value)
+    assert not (tmp_path / "svhn").exists()
+
+
+def test_the_real_table_is_well_formed():
+    assert set(DOWNLOADS) == {"mnist", "fashion-mnist", "binarized-mnist", "cifar10"}
+    hex_digits = set("0123456789abcdef")
+    for name, entry in DOWNLOADS.items():
+        assert entry["files"], name
+        names = [remote.name for remote in entry["files"]]
+        assert len(set(names)) == len(names), name
+        for remote in entry["files"]:
+            assert isinstance(remote, RemoteFile)
+            assert remote.url.startswith(("http://", "https://"))
+            assert remote.url.rsplit("/", 1)[1] == remote.name  # so base_url + name is the same file
+            digest_hex_length = hashlib.new(remote.algorithm).digest_size * 2
+            assert len(remote.checksum) == digest_hex_length, (name, remote.name)
+            assert set(remote.checksum) <= hex_digits, (name, remote.name)
+            assert remote.size is None or (isinstance(remote.size, int) and remote.size > 0)
+        # Downloads must land where data.load looks for the named dataset.
+        if name in data.DATASETS:
+            assert entry["folder"] == data.DATASETS[name]["folder"], name
+            for split_files in data.DATASETS[name]["files"].values():
+                assert any(f in names for f in split_files), (name, split_files)
+    for name in ("mnist", "fashion-mnist", "binarized-mnist"):
+        assert name in data.DATASETS
