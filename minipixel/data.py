@@ -900,7 +900,7 @@ def _decode_image(Image, file, size):
     return pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
 
 
-def read_image_folder(path, size=None):
+def read_image_folder(path, size=None, progress=True):
     """Read a folder of PNG/JPEG images (``.png``, ``.jpg``, ``.jpeg``, any case).
 
     path:    a folder holding the images directly, or one sub-folder per
@@ -913,6 +913,7 @@ def read_image_folder(path, size=None):
              every image is grey, else 3 (RGB; grey images among colour ones
              get R = G = B). classes (N,) int64 when there are class
              sub-folders: the sorted sub-folder names are classes 0..K-1; else None.
+    progress: show a progress bar for folders of 2,000 images or more
 
     Files are taken in name order (class folder by class folder), so the
     order is the same on every machine. Other files (a README, say) and names
@@ -931,7 +932,7 @@ def read_image_folder(path, size=None):
     files, classes = _image_folder_files(path)
     images = None
     bar = tqdm(files, desc=f"reading {path.name}", unit="image", leave=False,
-               disable=len(files) < _PROGRESS_MIN_FILES)
+               disable=not progress or len(files) < _PROGRESS_MIN_FILES)
     for index, file in enumerate(bar):
         pixels = _decode_image(Image, file, size)
         if images is None:
@@ -985,7 +986,7 @@ def _reader_for(name):
     return None
 
 
-def read_images(path, size=None):
+def read_images(path, size=None, progress=True):
     """Read an images file or folder, choosing the reader from its name.
 
     .amat / .amat.gz -> read_amat;  names containing -ubyte -> read_idx;
@@ -995,6 +996,7 @@ def read_images(path, size=None):
     any other folder -> read_image_folder.
     size:    passed to read_image_folder (crop and resize to size x size);
              ignored by the fixed-size formats
+    progress: passed to read_image_folder
     returns: ImageSet
     """
     path = Path(path)
@@ -1003,7 +1005,7 @@ def read_images(path, size=None):
     if path.is_dir():
         if _is_cifar10_folder(path):
             return read_cifar10(path, "train")
-        return read_image_folder(path, size)
+        return read_image_folder(path, size, progress)
     reader = _reader_for(path.name)
     if reader is None:
         raise ValueError(f"{path}: unknown file type; expected one of these formats: {FORMATS}")
@@ -1187,7 +1189,7 @@ def _candidate_paths(entry, split, root):
     return [folder / name for folder in folders for name in entry["files"][split]]
 
 
-def load(spec, data_dir=None, size=None):
+def load(spec, data_dir=None, size=None, progress=True):
     """Load a dataset given as a file or folder path or as ``NAME:SPLIT``.
 
     spec:     a path to a file or folder in a format ``read_images`` understands,
@@ -1197,6 +1199,7 @@ def load(spec, data_dir=None, size=None):
     size:     for a folder of images: crop and resize each to size x size
               (see ``read_image_folder``); ignored by the fixed-size formats
               (MNIST, CIFAR-10, .npz, ...)
+    progress: show a progress bar while reading a large folder of images
     returns:  ImageSet
 
     A spec is a path when the file exists, or when it contains a path
@@ -1206,7 +1209,7 @@ def load(spec, data_dir=None, size=None):
     """
     spec = str(spec)
     if _looks_like_path(spec):
-        return read_images(spec, size)
+        return read_images(spec, size, progress)
     name, _, split = spec.partition(":")
     entry = DATASETS.get(name)
     if entry is None or split not in entry["files"]:
@@ -1228,7 +1231,7 @@ def load(spec, data_dir=None, size=None):
             "To use another data folder, pass --data-dir DIR or set the MINIPIXEL_DATA environment variable."
         )
     read = entry.get("read")
-    imageset = read(found, split) if read is not None else read_images(found, size)
+    imageset = read(found, split) if read is not None else read_images(found, size, progress)
     imageset.source = f"{spec} ({found})"
     if entry["select"] is not None:
         imageset = entry["select"](imageset, split)

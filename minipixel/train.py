@@ -76,16 +76,17 @@ class TrainSettings:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def prepare_data(settings, log=print):
+def prepare_data(settings, log=print, progress=True):
     """The train and validation labels, and a description of where they came from."""
-    images = data.load(settings.data, data_dir=settings.data_dir, size=settings.size)
+    images = data.load(settings.data, data_dir=settings.data_dir, size=settings.size, progress=progress)
     valid_spec = settings.valid
     if valid_spec is None and ":" in settings.data and settings.data.endswith(":train"):
         candidate = settings.data[: -len("train")] + "valid"
         if data.has_split(candidate):
             valid_spec = candidate
     if valid_spec is not None:
-        train_images, valid_images = images, data.load(valid_spec, data_dir=settings.data_dir, size=settings.size)
+        train_images, valid_images = images, data.load(valid_spec, data_dir=settings.data_dir, size=settings.size,
+                                                      progress=progress)
         where = valid_spec
     else:
         train_images, valid_images = data.split_holdout(images, fraction=0.1, seed=settings.seed)
@@ -196,7 +197,7 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
         run_dir = Path(out) if out else default_run_dir(settings.data)
         step = 0
 
-    train_labels, valid_labels = prepare_data(settings, log)
+    train_labels, valid_labels = prepare_data(settings, log, progress)
     N, H, W, C = train_labels.shape
     if resume is None:
         config = PixelCNNConfig(height=H, width=W, channels=C, levels=settings.levels, filters=settings.filters,

@@ -374,6 +374,16 @@ def test_flat_folder_of_grey_pngs_in_name_order(tmp_path):
         np.testing.assert_array_equal(got.images[k, ..., 0], pixels[name])
 
 
+def test_reading_bar_can_be_turned_off(tmp_path, monkeypatch, capsys):
+    for k in range(3):
+        save(tmp_path / f"{k}.png", random_image((4, 4), k))
+    monkeypatch.setattr(data, "_PROGRESS_MIN_FILES", 1)  # a bar even for 3 files
+    data.load(str(tmp_path), progress=True)
+    assert "reading" in capsys.readouterr().err
+    data.load(str(tmp_path), progress=False)
+    assert capsys.readouterr().err == ""
+
+
 def test_class_folders_of_colour_pngs(tmp_path):
     layout = {"zebra": ["2.png", "1.png"], "ant": ["x.png"], "moth": ["a.png", "b.PNG", "c.png"]}
     pixels = {}
