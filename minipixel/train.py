@@ -192,10 +192,11 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
         settings = saved
         run_dir = Path(out) if out else ckpt_path.parent
         step = int(state["step"])
+        earlier = float(state.get("seconds", 0.0))  # training time before this resume
         log(f"resuming {ckpt_path} at step {step}")
     else:
         run_dir = Path(out) if out else default_run_dir(settings.data)
-        step = 0
+        step, earlier = 0, 0.0
 
     train_labels, valid_labels = prepare_data(settings, log, progress)
     N, H, W, C = train_labels.shape
@@ -215,12 +216,16 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt, metrics = run_dir / "checkpoint.npz", run_dir / "metrics.jsonl"
     _trim_metrics(metrics, step)
-    log(f"model: {sum(int(np.count_nonzero(p)) for p in model.parameters().values())} live parameters, "
+    # Masked taps of the weights are kept at zero; biases all count, even while zero.
+    live = sum(int(p.size) if name.endswith(".b") else int(np.count_nonzero(p))
+               for name, p in model.parameters().items())
+    log(f"model: {live} live parameters, "
         f"{settings.filters} filters, {settings.blocks} blocks; {total} steps of batch {settings.batch} "
         f"({steps_per_epoch} per epoch); run folder {run_dir}")
 
     def checkpoint():
-        state = {"step": step, "epoch": step / steps_per_epoch, "seed": settings.seed, "settings": asdict(settings)}
+        state = {"step": step, "epoch": step / steps_per_epoch, "seed": settings.seed, "settings": asdict(settings),
+                 "seconds": earlier + time.time() - start_time}
         save_checkpoint(ckpt, model, optimizer, state)
 
     losses, start_time, order_epoch = [], time.time(), None
@@ -255,7 +260,7 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
                 row = {"step": step, "epoch": round(step / steps_per_epoch, 4),
                        "train_nll_nats": float(np.mean(losses)), "valid_nll_nats": result["nll_nats"],
                        "valid_bits_per_dim": result["bits_per_dim"], "lr": optimizer.current_lr(),
-                       "seconds": round(time.time() - start_time, 2)}
+                       "seconds": round(earlier + time.time() - start_time, 2)}
                 with open(metrics, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 save_png(run_dir / "learning_curve.png", learning_curve(read_metrics(metrics)))

@@ -7,7 +7,7 @@ set -euo pipefail
 ARCHIVE=${1:-../shared/data/cifar10-jpg.tar.gz}
 FOLDER=${FOLDER:-/tmp/cifar10-jpg}
 OUT=${OUT:-runs/cifar10-jpg}
-EPOCHS=${EPOCHS:-2}
+EPOCHS=${EPOCHS:-3}
 if [[ ! -d "$FOLDER/train" ]]; then
     mkdir -p "$FOLDER" && tar -xzf "$ARCHIVE" -C "$FOLDER"
 fi

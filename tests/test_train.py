@@ -76,6 +76,19 @@ def test_resume_continues_exactly(tiny_npz, tmp_path):
     assert [r["valid_nll_nats"] for r in rows("a")][-1] == [r["valid_nll_nats"] for r in rows("b")][-1]
 
 
+def test_metrics_seconds_count_the_time_before_a_resume(tiny_npz, tmp_path, monkeypatch):
+    # A fake clock that moves 10 s per training step and not otherwise.
+    now = [1000.0]
+    monkeypatch.setattr(train_module.time, "time", lambda: now[0])
+    tick = lambda step, loss: now.__setitem__(0, now[0] + 10)
+    quiet = dict(progress=False, log=lambda *a: None, on_step=tick)
+    train(settings(tiny_npz, steps=4), out=tmp_path, **quiet)   # 1 epoch: 40 s
+    train(settings(tiny_npz, steps=8), out=tmp_path, resume=tmp_path, **quiet)
+    seconds = [json.loads(x)["seconds"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert seconds == [40, 80]
+    assert read_checkpoint(tmp_path / "checkpoint.npz")[3]["seconds"] == 80
+
+
 def test_nan_loss_stops_training_and_keeps_the_last_checkpoint(tiny_npz, tmp_path, monkeypatch):
     real = train_module.softmax_cross_entropy
     calls = []
