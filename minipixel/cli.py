@@ -79,12 +79,12 @@ def cmd_sample(args):
     from .checkpoint import load_model
     from .files import atomic_write
     from .sampling import sample
-    from .viz import image_grid, save_png
+    from .viz import default_scale, image_grid, save_png
 
     model, _, _ = load_model(args.checkpoint, device=args.device)
     images = sample(model, args.n, seed=args.seed, temperature=args.temperature, method=args.method,
                     batch_size=args.batch, progress=True)
-    scale = args.scale or (2 if model.config.height >= 28 else 4)
+    scale = args.scale or default_scale(model.config.height)
     out = Path(args.out)
     save_png(out, image_grid(images, model.config.levels, scale=scale))
     print(f"wrote {out} ({args.n} images, {model.config.height}x{model.config.width}x{model.config.channels}, "
@@ -176,27 +176,20 @@ def _complete_parser(sub):
 
 def _read_image_file(path, config):
     """An image file as (H, W, C) labels at the model's levels."""
-    from PIL import Image
-
     from . import data
 
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L" if config.channels == 1 else "RGB")
-            pixels = np.asarray(im, dtype=np.uint8)
-    except OSError as err:
-        raise ValueError(f"{path}: cannot read it as an image ({err})") from err
+    pixels = data.read_image(path, channels=config.channels)
     if pixels.shape[:2] != (config.height, config.width):
         raise ValueError(f"{path}: expected a {config.height}x{config.width} image for this model, "
                          f"got {pixels.shape[0]}x{pixels.shape[1]}")
-    return data.quantize(pixels.reshape(config.height, config.width, config.channels) / 255.0, config.levels)
+    return data.quantize(pixels / 255.0, config.levels)
 
 
 def cmd_complete(args):
     from . import data
     from .checkpoint import load_model
     from .sampling import sample
-    from .viz import image_grid, save_png
+    from .viz import default_scale, image_grid, save_png
 
     model, _, state = load_model(args.checkpoint, device=args.device)
     cfg = model.config
@@ -218,9 +211,8 @@ def cmd_complete(args):
     given = originals.copy()
     given[:, args.keep_rows:] = (cfg.levels - 1) // 2
     rows = np.concatenate([given[:, None], completed, originals[:, None]], axis=1)
-    scale = 2 if cfg.height >= 28 else 4
     out = save_png(args.out, image_grid(rows.reshape((-1,) + originals.shape[1:]), cfg.levels, ncols=k + 2,
-                                        scale=scale))
+                                        scale=default_scale(cfg.height)))
     print(f"wrote {out}: {n} images, top {args.keep_rows} of {cfg.height} rows kept; each row shows the kept "
           f"rows, {k} completions and the original")
     return 0

@@ -861,11 +861,12 @@ def _image_folder_files(path):
     return [file for names in per_class for file in names], classes
 
 
-def _decode_image(Image, file, size):
+def _decode_image(Image, file, size, channels=None):
     """One image file as an (H, W, 1) or (H, W, 3) uint8 array, cropped and resized when ``size`` is given.
 
-    Grey images (modes 1, L, LA) stay one channel; every other mode is
-    converted to RGB (alpha is dropped). Damaged or non-image files raise
+    channels None: grey images (modes 1, L, LA) stay one channel and every
+    other mode is converted to RGB (alpha is dropped); 1 or 3: converted to
+    grey or to RGB whatever the file holds. Damaged or non-image files raise
     ValueError naming the file.
     """
     image = None
@@ -887,7 +888,8 @@ def _decode_image(Image, file, size):
             raise ValueError(
                 f"{file}: image mode {mode} (16- or 32-bit values) is not supported; expected 8-bit grey or colour"
             )
-        image = image.convert("L" if mode in _GREY_MODES else "RGB")
+        grey = mode in _GREY_MODES if channels is None else channels == 1
+        image = image.convert("L" if grey else "RGB")
     if size is not None:
         width, height = image.size
         side = min(width, height)
@@ -898,6 +900,19 @@ def _decode_image(Image, file, size):
             image = image.resize((size, size), getattr(Image, "Resampling", Image).BICUBIC)
     pixels = np.asarray(image)
     return pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
+
+
+def read_image(path, channels=None, size=None):
+    """One PNG or JPEG file as an (H, W, C) uint8 array (C = 1 or 3).
+
+    channels: None keeps grey files grey and makes the rest RGB; 1 or 3 converts to that
+    size:     None, or crop to the centred square and resize to size x size
+    """
+    from PIL import Image
+
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be None, 1 or 3, got {channels!r}")
+    return _decode_image(Image, Path(path), size, channels)
 
 
 def read_image_folder(path, size=None, progress=True):

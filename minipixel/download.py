@@ -58,6 +58,12 @@ _FASHION = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 _BINARIZED = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
 _CIFAR = "https://www.cs.toronto.edu/~kriz/"
 
+
+def _published(base, name, algorithm, checksum, size):
+    """The RemoteFile ``name`` as published at ``base`` + ``name``."""
+    return RemoteFile(name, base + name, algorithm, checksum, size)
+
+
 # The downloadable datasets. For each name:
 #   folder: the sub-folder of the data folder the files go to; the same folder
 #           that minipixel.data.DATASETS looks in, so that load() finds them
@@ -66,14 +72,10 @@ DOWNLOADS = {
     "mnist": {
         "folder": "mnist",
         "files": (
-            RemoteFile("train-images-idx3-ubyte.gz", _MNIST + "train-images-idx3-ubyte.gz",
-                       "md5", "f68b3c2dcbeaaa9fbdd348bbdeb94873", 9_912_422),
-            RemoteFile("train-labels-idx1-ubyte.gz", _MNIST + "train-labels-idx1-ubyte.gz",
-                       "md5", "d53e105ee54ea40749a09fcbcd1e9432", 28_881),
-            RemoteFile("t10k-images-idx3-ubyte.gz", _MNIST + "t10k-images-idx3-ubyte.gz",
-                       "md5", "9fb629c4189551a2d022fa330f9573f3", 1_648_877),
-            RemoteFile("t10k-labels-idx1-ubyte.gz", _MNIST + "t10k-labels-idx1-ubyte.gz",
-                       "md5", "ec29112dd5afa0611ce80d1b7f02629c", 4_542),
+            _published(_MNIST, "train-images-idx3-ubyte.gz", "md5", "f68b3c2dcbeaaa9fbdd348bbdeb94873", 9_912_422),
+            _published(_MNIST, "train-labels-idx1-ubyte.gz", "md5", "d53e105ee54ea40749a09fcbcd1e9432", 28_881),
+            _published(_MNIST, "t10k-images-idx3-ubyte.gz", "md5", "9fb629c4189551a2d022fa330f9573f3", 1_648_877),
+            _published(_MNIST, "t10k-labels-idx1-ubyte.gz", "md5", "ec29112dd5afa0611ce80d1b7f02629c", 4_542),
         ),
     },
     "fashion-mnist": {
@@ -81,34 +83,29 @@ DOWNLOADS = {
         # Debian's dataset-fashion-mnist package holds the same images, but its
         # .gz files were recompressed and have other checksums.
         "files": (
-            RemoteFile("train-images-idx3-ubyte.gz", _FASHION + "train-images-idx3-ubyte.gz",
-                       "md5", "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26_421_880),
-            RemoteFile("train-labels-idx1-ubyte.gz", _FASHION + "train-labels-idx1-ubyte.gz",
-                       "md5", "25c81989df183df01b3e8a0aad5dffbe", 29_515),
-            RemoteFile("t10k-images-idx3-ubyte.gz", _FASHION + "t10k-images-idx3-ubyte.gz",
-                       "md5", "bef4ecab320f06d8554ea6380940ec79", 4_422_102),
-            RemoteFile("t10k-labels-idx1-ubyte.gz", _FASHION + "t10k-labels-idx1-ubyte.gz",
-                       "md5", "bb300cfdad3c16e7a12a480ee83cd310", 5_148),
+            _published(_FASHION, "train-images-idx3-ubyte.gz", "md5", "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26_421_880),
+            _published(_FASHION, "train-labels-idx1-ubyte.gz", "md5", "25c81989df183df01b3e8a0aad5dffbe", 29_515),
+            _published(_FASHION, "t10k-images-idx3-ubyte.gz", "md5", "bef4ecab320f06d8554ea6380940ec79", 4_422_102),
+            _published(_FASHION, "t10k-labels-idx1-ubyte.gz", "md5", "bb300cfdad3c16e7a12a480ee83cd310", 5_148),
         ),
     },
     "binarized-mnist": {
         "folder": "binarized_mnist",
         # The checksums are of the uncompressed .amat text files, as served.
         "files": (
-            RemoteFile("binarized_mnist_train.amat", _BINARIZED + "binarized_mnist_train.amat",
-                       "sha1", "cf70514ec5f481e54ad3eb0e6c03c83326ff96f8", 78_400_000),
-            RemoteFile("binarized_mnist_valid.amat", _BINARIZED + "binarized_mnist_valid.amat",
-                       "sha1", "13418487742e6ea6d48db7b5187353a20b1b1f8c", 15_680_000),
-            RemoteFile("binarized_mnist_test.amat", _BINARIZED + "binarized_mnist_test.amat",
-                       "sha1", "ca70bd7775e182596dec148d4dc1bc6bd6c4c5f4", 15_680_000),
+            _published(_BINARIZED, "binarized_mnist_train.amat", "sha1",
+                       "cf70514ec5f481e54ad3eb0e6c03c83326ff96f8", 78_400_000),
+            _published(_BINARIZED, "binarized_mnist_valid.amat", "sha1",
+                       "13418487742e6ea6d48db7b5187353a20b1b1f8c", 15_680_000),
+            _published(_BINARIZED, "binarized_mnist_test.amat", "sha1",
+                       "ca70bd7775e182596dec148d4dc1bc6bd6c4c5f4", 15_680_000),
         ),
     },
     "cifar10": {
         "folder": "cifar10",
         # Kept as the .tar.gz: the reader reads the batches straight from it.
         "files": (
-            RemoteFile("cifar-10-python.tar.gz", _CIFAR + "cifar-10-python.tar.gz",
-                       "md5", "c58f30108f718f92721af3b95e74349a", 170_498_071),
+            _published(_CIFAR, "cifar-10-python.tar.gz", "md5", "c58f30108f718f92721af3b95e74349a", 170_498_071),
         ),
     },
 }

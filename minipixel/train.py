@@ -38,7 +38,7 @@ from .losses import bits_per_dim, nll_per_image, softmax_cross_entropy
 from .model import PixelCNN, PixelCNNConfig
 from .optim import Adam
 from .sampling import sample
-from .viz import image_grid, learning_curve, save_png
+from .viz import default_scale, image_grid, learning_curve, save_png
 
 
 class TrainingError(RuntimeError):
@@ -225,10 +225,11 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
 
     def checkpoint():
         state = {"step": step, "epoch": step / steps_per_epoch, "seed": settings.seed, "settings": asdict(settings),
-                 "seconds": earlier + time.time() - start_time}
+                 "seconds": seconds()}
         save_checkpoint(ckpt, model, optimizer, state)
 
     losses, start_time, order_epoch = [], time.time(), None
+    seconds = lambda: earlier + time.time() - start_time  # training time of the run, across resumes
     bar = tqdm(total=total, initial=step, desc="training", unit="step", disable=not progress, dynamic_ncols=True)
     with stop_requests() as stop:
         while step < total:
@@ -260,7 +261,7 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
                 row = {"step": step, "epoch": round(step / steps_per_epoch, 4),
                        "train_nll_nats": float(np.mean(losses)), "valid_nll_nats": result["nll_nats"],
                        "valid_bits_per_dim": result["bits_per_dim"], "lr": optimizer.current_lr(),
-                       "seconds": round(earlier + time.time() - start_time, 2)}
+                       "seconds": round(seconds(), 2)}
                 with open(metrics, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 save_png(run_dir / "learning_curve.png", learning_curve(read_metrics(metrics)))
@@ -278,7 +279,6 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
     if settings.samples > 0:
         images = sample(model, settings.samples, seed=settings.seed, temperature=settings.temperature,
                         progress=progress)
-        scale = 2 if H >= 28 else 4
-        save_png(run_dir / "samples.png", image_grid(images, settings.levels, scale=scale))
+        save_png(run_dir / "samples.png", image_grid(images, settings.levels, scale=default_scale(H)))
     log(f"done in {time.time() - start_time:.0f} s; run folder: {run_dir}")
     return run_dir

@@ -39,6 +39,11 @@ def image_grid(labels, levels, ncols=None, scale=1, pad=1, pad_value=128):
     return grid[:, :, 0] if C == 1 else grid
 
 
+def default_scale(height):
+    """Pixel size for a grid of images ``height`` pixels tall: 2, or 4 below 28, so a small image is visible."""
+    return 2 if height >= 28 else 4
+
+
 def save_png(path, picture):
     """Write a PIL image, or a uint8 (rows, cols) or (rows, cols, 3) array, as a PNG, atomically."""
     if not isinstance(picture, Image.Image):
@@ -242,7 +247,7 @@ def field_figure(influence, target, cell=14):
     seen = int(live.sum())
     draw.text((10, H * cell + 18), f"target (red) at row {ti}, column {tj}: {seen} input positions influence it (green)",
               fill="black", font=font)
-    draw.text((10, H * cell + 38), f"{blind} earlier positions it cannot see: the blind spot (blue)",
+    draw.text((10, H * cell + 38), f"{blind} earlier positions it cannot see (blue): out of reach, or in the blind spot",
               fill="black", font=font)
     draw.text((10, H * cell + 58), "dark: positions after the target, which it must not see", fill="black", font=font)
     return img

@@ -374,6 +374,22 @@ def test_flat_folder_of_grey_pngs_in_name_order(tmp_path):
         np.testing.assert_array_equal(got.images[k, ..., 0], pixels[name])
 
 
+def test_read_image_converts_to_the_channels_asked_for(tmp_path):
+    colour, grey = random_image((5, 4, 3), 0), random_image((5, 4), 1)
+    save(tmp_path / "c.png", colour)
+    save(tmp_path / "g.png", grey)
+    np.testing.assert_array_equal(data.read_image(tmp_path / "c.png"), colour)
+    expected_grey = np.asarray(Image.fromarray(colour).convert("L"))[..., None]
+    np.testing.assert_array_equal(data.read_image(tmp_path / "c.png", channels=1), expected_grey)
+    np.testing.assert_array_equal(data.read_image(tmp_path / "g.png", channels=3), np.repeat(grey[..., None], 3, -1))
+    np.testing.assert_array_equal(data.read_image(tmp_path / "g.png"), grey[..., None])
+    with pytest.raises(ValueError, match="channels must be"):
+        data.read_image(tmp_path / "g.png", channels=2)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="bad.png: cannot read it as an image"):
+        data.read_image(tmp_path / "bad.png")
+
+
 def test_reading_bar_can_be_turned_off(tmp_path, monkeypatch, capsys):
     for k in range(3):
         save(tmp_path / f"{k}.png", random_image((4, 4), k))
