@@ -1,6 +1,6 @@
 """minipixel: a PixelCNN written from scratch, every backward pass by hand.
 
-The pieces, one file each:
+The pieces, one file each (one package for the file formats):
 
 - ``masks``     which kernel taps an output may see (mask A / B, colour groups)
 - ``im2col``    the masked im2col / col2im that turn a convolution into one matmul
@@ -8,7 +8,8 @@ The pieces, one file each:
 - ``losses``    softmax cross-entropy over the ``levels`` of every sub-pixel
 - ``model``     the PixelCNN itself
 - ``optim``     Adam and SGD
-- ``data``      quantization, binarization, batches, dataset readers
+- ``data``      quantization, binarization, labels and inputs, the epoch order
+- ``datasets``  a package: one reader per file format, named datasets, downloads
 - ``sampling``  generating images one sub-pixel at a time
 - ``gradcheck`` central-difference checks of every backward pass
 - ``train``     the training loop, checkpoints, evaluation

@@ -28,33 +28,28 @@ from tqdm import tqdm
 
 from .backend import get_xp, synchronize
 from .data import labels_to_inputs
-from .losses import softmax_cross_entropy
+from .layers import MaskedConv2d
 from .model import PixelCNN, PixelCNNConfig
 from .optim import Adam
-from .sampling import NaiveSampler, sample
+from .sampling import sample, sample_naive
+from .train import train_step
 
 REFERENCE = PixelCNNConfig(height=28, width=28, channels=1, levels=2, filters=128, blocks=5, block="keras")
 
 
-def conv_layers(model):
-    """Every MaskedConv2d of the model, in forward order."""
-    layers = [model.conv_in]
-    for block in model.blocks:
-        layers += [block.conv1, block.conv2, block.conv3]
-    return layers + [model.head1, model.head2, model.conv_out]
-
-
 def matmul_shapes(model, batch):
     """The (M, K, N) of every product in one training step: y = cols @ W (forward),
-    dW = cols^T dy and dcols = dy W^T (backward; no dcols for the first layer)."""
+    dW = cols^T dy and dcols = dy W^T (backward, for layers that pass a gradient back)."""
     rows = batch * model.config.height * model.config.width
     shapes = []
-    for layer in conv_layers(model):
+    for layer in model.layers():
+        if not isinstance(layer, MaskedConv2d):
+            continue
         k = len(layer.taps) * layer.in_channels
         n = layer.out_channels
         shapes.append(("forward", rows, k, n))
         shapes.append(("dW", k, rows, n))
-        if layer is not model.conv_in:
+        if layer.input_grad:
             shapes.append(("dx", rows, n, k))
     return shapes
 
@@ -98,14 +93,6 @@ def timed(fn, xp):
     return time.perf_counter() - start
 
 
-def training_step(model, optimizer, x, labels):
-    logits = model.forward(x)
-    loss, dlogits = softmax_cross_entropy(logits, labels)
-    model.backward(dlogits)
-    optimizer.step(model.gradients())
-    return loss
-
-
 def batch_of(model, batch, seed=0):
     xp = model.xp
     rng = np.random.default_rng(seed)
@@ -119,13 +106,14 @@ def peak_rss_training(batch, steps=3, device="cpu"):
     model and runs ``steps`` training steps at ``batch``."""
     code = (
         "import resource, sys\n"
-        "from minipixel.bench import REFERENCE, batch_of, training_step\n"
+        "from minipixel.bench import REFERENCE, batch_of\n"
         "from minipixel.model import PixelCNN\n"
         "from minipixel.optim import Adam\n"
+        "from minipixel.train import train_step\n"
         f"m = PixelCNN(REFERENCE, device={device!r})\n"
         "opt = Adam(m.parameters())\n"
         f"x, y = batch_of(m, {batch})\n"
-        f"for _ in range({steps}): training_step(m, opt, x, y)\n"
+        f"for _ in range({steps}): train_step(m, opt, x, y)\n"
         # VmHWM, not getrusage: on Linux a child's ru_maxrss starts from the
         # parent's RSS at the fork, which would count the benchmark itself.
         "print([int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
@@ -156,7 +144,7 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
         x, labels = batch_of(model, batch)
         shapes = matmul_shapes(model, batch)
         replay = replay_matmuls(shapes, xp)
-        step = lambda: training_step(model, optimizer, x, labels)
+        step = lambda: train_step(model, optimizer, x, labels)
         forward_s = median_time(lambda: model.forward(x), xp, repeat)
         # The machine's speed drifts by tens of percent over seconds (shared
         # hardware), so the training step and its matmul replay are timed in
@@ -190,9 +178,8 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
     n, H = sample_images, REFERENCE.height
     cached_s = median_time(lambda: sample(model, n, seed=0, method="cached"), xp, repeat=5)
     u = np.random.default_rng(0).random((n, H, REFERENCE.width, REFERENCE.channels))
-    naive = NaiveSampler(model, n, H, REFERENCE.width)
     with tqdm(disable=True) as bar:
-        partial = median_time(lambda: naive.run(u, 1.0, bar, rows=naive_rows), xp, repeat=1, warmup=0)
+        partial = median_time(lambda: sample_naive(model, u, 1.0, bar, rows=naive_rows), xp, repeat=1, warmup=0)
     naive_s = partial * H / naive_rows
     result["sampling"] = {
         "images": n,

@@ -111,15 +111,16 @@ def _eval_parser(sub):
 
 
 def cmd_eval(args):
-    from . import data
+    from dataclasses import replace
+
     from .checkpoint import load_model
-    from .train import evaluate
+    from .train import evaluate, load_labels, saved_settings
 
     model, _, state = load_model(args.checkpoint, device=args.device)
-    trained = state.get("settings", {})
-    binarize = args.binarize or trained.get("binarize", "threshold")
-    images = data.load(args.data, data_dir=args.data_dir, size=args.size or trained.get("size"))
-    labels = data.to_labels(images, model.config.levels, binarize_mode=binarize, seed=trained.get("seed", 0))
+    trained = saved_settings(model, state)
+    settings = replace(trained, binarize=args.binarize or trained.binarize, size=args.size or trained.size,
+                       data_dir=args.data_dir or trained.data_dir)
+    labels = load_labels(args.data, settings, progress=not args.json)
     result = evaluate(model, labels, args.batch, progress=not args.json)
     result.update(data=args.data, checkpoint=str(args.checkpoint), levels=model.config.levels)
     if args.json:
@@ -176,9 +177,9 @@ def _complete_parser(sub):
 
 def _read_image_file(path, config):
     """An image file as (H, W, C) labels at the model's levels."""
-    from . import data
+    from . import data, datasets
 
-    pixels = data.read_image(path, channels=config.channels)
+    pixels = datasets.read_image(path, channels=config.channels)
     if pixels.shape[:2] != (config.height, config.width):
         raise ValueError(f"{path}: expected a {config.height}x{config.width} image for this model, "
                          f"got {pixels.shape[0]}x{pixels.shape[1]}")
@@ -186,43 +187,34 @@ def _read_image_file(path, config):
 
 
 def cmd_complete(args):
-    from . import data
+    from dataclasses import replace
+
     from .checkpoint import load_model
-    from .sampling import sample
-    from .viz import default_scale, image_grid, save_png
+    from .sampling import complete
+    from .train import load_labels, saved_settings
+    from .viz import completion_grid, save_png
 
     model, _, state = load_model(args.checkpoint, device=args.device)
     cfg = model.config
     if args.image:
         originals = np.stack([_read_image_file(path, cfg) for path in args.image])
     else:
-        trained = state.get("settings", {})
-        images = data.load(args.data, data_dir=args.data_dir, size=trained.get("size"))
-        labels = data.to_labels(images, cfg.levels, binarize_mode=trained.get("binarize", "threshold"))
-        originals = labels[: args.n]
-    if not 0 < args.keep_rows < cfg.height:
-        raise ValueError(f"--keep-rows must be between 1 and {cfg.height - 1}, got {args.keep_rows}")
-    n, k = len(originals), args.samples
-    known = np.repeat(originals, k, axis=0)  # each image k times, completed independently
-    completed = sample(model, n * k, seed=args.seed, temperature=args.temperature, known=known,
-                       known_rows=args.keep_rows, progress=True).reshape((n, k) + originals.shape[1:])
-    # One row per image: what the model was given (the lost rows shown mid-grey),
-    # its k completions, and the original.
-    given = originals.copy()
-    given[:, args.keep_rows:] = (cfg.levels - 1) // 2
-    rows = np.concatenate([given[:, None], completed, originals[:, None]], axis=1)
-    out = save_png(args.out, image_grid(rows.reshape((-1,) + originals.shape[1:]), cfg.levels, ncols=k + 2,
-                                        scale=default_scale(cfg.height)))
-    print(f"wrote {out}: {n} images, top {args.keep_rows} of {cfg.height} rows kept; each row shows the kept "
-          f"rows, {k} completions and the original")
+        trained = saved_settings(model, state)
+        settings = replace(trained, data_dir=args.data_dir or trained.data_dir)
+        originals = load_labels(args.data, settings)[: args.n]
+    completed = complete(model, originals, args.keep_rows, args.samples, seed=args.seed,
+                         temperature=args.temperature, progress=True)
+    out = save_png(args.out, completion_grid(originals, completed, args.keep_rows, cfg.levels))
+    print(f"wrote {out}: {len(originals)} images, top {args.keep_rows} of {cfg.height} rows kept; each row shows "
+          f"the kept rows, {args.samples} completions and the original")
     return 0
 
 
 def _download_parser(sub):
-    from .download import DOWNLOADS
+    from .datasets import DOWNLOADABLE
 
     p = sub.add_parser("download", help="download a dataset into the data folder, checking its checksums")
-    p.add_argument("name", choices=list(DOWNLOADS))
+    p.add_argument("name", choices=list(DOWNLOADABLE))
     p.add_argument("--data-dir", help="where to put it (default: $MINIPIXEL_DATA or data/)")
     p.add_argument("--mirror", help="fetch the files from this base URL instead (or set $MINIPIXEL_MIRROR)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -230,7 +222,7 @@ def _download_parser(sub):
 
 
 def cmd_download(args):
-    from .download import DownloadError, download
+    from .datasets import DownloadError, download
 
     try:
         paths = download(args.name, data_dir=args.data_dir, base_url=args.mirror, progress=not args.quiet)

@@ -100,9 +100,10 @@ def check_loss(logits, labels, h=None):
 
 def check_model(model, x, labels, h=None):
     """Errors of the whole model's backward (through the loss) for the input and every parameter."""
+    model.conv_in.input_grad = True  # the input gradient is checked too
     logits = model.forward(x.copy())
     _, dlogits = softmax_cross_entropy(logits, labels)
-    dx = model.backward(dlogits, input_grad=True)
+    dx = model.backward(dlogits)
     analytic = {name: g.copy() for name, g in model.gradients().items()}
 
     def f():

@@ -49,19 +49,19 @@ def im2col(x, taps, kernel, out=None):
     """Gather the live taps of every position.
 
     x:    (B, H, W, C)
-    taps: list of T kernel positions ``(dy, dx)``, ``0 <= dy, dx < kernel``
+    taps: list of T kernel positions ``(ky, kx)``, ``0 <= ky, kx < kernel``
     out:  optional (B, H, W, T, C) buffer to fill (its old contents are ignored)
     returns cols: (B, H, W, T, C) with
-        cols[b, i, j, t] = x[b, i + dy - kernel//2, j + dx - kernel//2]   (0 outside)
+        cols[b, i, j, t] = x[b, i + ky - kernel//2, j + kx - kernel//2]   (0 outside)
     """
     xp = array_module(x)
     B, H, W, C = x.shape
     shape = (B, H, W, len(taps), C)
     cols = xp.empty(shape, dtype=x.dtype) if out is None else out.reshape(shape)
     half = kernel // 2
-    for t, (dy, dx) in enumerate(taps):
-        rows, src_rows = _tap_slices(dy - half, H)
-        cs, src_cs = _tap_slices(dx - half, W)
+    for t, (ky, kx) in enumerate(taps):
+        rows, src_rows = _tap_slices(ky - half, H)
+        cs, src_cs = _tap_slices(kx - half, W)
         col = cols[:, :, :, t]
         col[:, rows, cs] = x[:, src_rows, src_cs]
         # The padding: output positions whose tap lies outside the image.
@@ -92,9 +92,9 @@ def col2im(dcols, taps, kernel, out=None):
         del rest[centre]
     else:
         dx[...] = 0
-    for t, (dy, dx_) in rest:
-        rows, src_rows = _tap_slices(dy - half, H)
-        cs, src_cs = _tap_slices(dx_ - half, W)
+    for t, (ky, kx) in rest:
+        rows, src_rows = _tap_slices(ky - half, H)
+        cs, src_cs = _tap_slices(kx - half, W)
         dx[:, src_rows, src_cs] += dcols[:, rows, cs, t]
     return dx
 

@@ -1,17 +1,43 @@
 """Layers with hand-written backward passes: MaskedConv2d, ReLU, ResidualBlock.
 
-Every layer follows one pattern:
+Every layer (and the whole ``model.PixelCNN``) keeps one contract:
 
 - ``params[name]`` holds its parameters and ``grads[name]`` their gradients
   (same shapes), so an optimizer can walk both dicts;
-- ``forward(x)`` computes the output and keeps what ``backward`` will need;
+- ``forward(x)`` computes the output for a batch of images and keeps what
+  ``backward`` will need (the cache attributes, declared in ``__init__``);
 - ``backward(dy)`` takes the gradient of the loss with respect to the output,
-  fills ``grads`` and returns the gradient with respect to the input.
+  fills ``grads`` and returns the gradient with respect to the input (``None``
+  for a layer built with ``input_grad=False``: the first layer of a model,
+  whose input is the data, needs no gradient);
+- ``start_at(n, height, width)`` and ``forward_at(x, i, j, g)``: the same layer
+  computed at one position only, for the sampler (below).
 
 Composite layers call their children forward in order and backward in
 reverse order, so the chain rule is written out line by line.
 
 Images are ``(B, H, W, C)`` arrays: batch, rows, columns, channels.
+
+The one-position forward
+------------------------
+A sampler fills an image one sub-pixel at a time: position ``(i, j)`` in
+raster order, and within it colour step ``g`` = 0 (R), 1 (G), 2 (B) (just
+``g = 0`` for grey). Every layer is causal, so when the sampler reaches
+``(i, j, g)`` every layer's output at earlier positions is already final, and
+the next logits need each layer's output at ``(i, j)`` only: about one forward
+pass of arithmetic for a whole image instead of one per sub-pixel. With
+colour, the masks make output group ``g`` depend on input groups ``<= g``
+only, so step ``g`` computes group ``g`` of every layer and the three steps
+together still cost one pass.
+
+``forward_at(x, i, j, g)`` returns the layer's output at ``(i, j)`` as an
+``(n, C_out)`` vector in which group ``g`` is fresh and the earlier groups are
+those of the earlier steps at this position (the vector is the layer's own
+buffer; later groups hold stale values that no mask lets anyone read). Its
+input ``x`` is the input vector at ``(i, j)``, except for a ``k x k``
+convolution, which reads a window of earlier positions: its input is a
+``Canvas``, the input map kept by whoever produces it (the sampler for the
+image, a residual block for its 3x3 convolution).
 """
 import math
 
@@ -19,7 +45,7 @@ import numpy as np
 
 from .backend import array_module, chunk_rows
 from .im2col import col2im, im2col, scratch
-from .masks import conv_mask, live_taps
+from .masks import conv_mask, group_slices, live_taps
 
 
 def check_array(x, name, ndim, last_dim, dtype, xp):
@@ -36,8 +62,35 @@ def check_array(x, name, ndim, last_dim, dtype, xp):
         raise ValueError(f"{name}: expected dtype {np.dtype(dtype).name}, got {x.dtype}")
 
 
+class Canvas:
+    """An input map that a ``k x k`` convolution reads one window of at a time.
+
+    ``data``: (n, H + k//2, W + 2*(k//2), C), the map with k//2 rows of zeros on
+    top and k//2 columns of zeros on each side (none below: no live tap looks
+    down), so the window around any position is a plain slice.
+    """
+
+    def __init__(self, n, height, width, channels, kernel, dtype, xp):
+        self.pad = kernel // 2
+        self.data = xp.zeros((n, height + self.pad, width + 2 * self.pad, channels), dtype=dtype)
+
+    def write(self, i, j, value, channels=slice(None)):
+        """Set the map at position (i, j): ``value`` (n, len(channels))."""
+        self.data[:, i + self.pad, j + self.pad, channels] = value
+
+    def window(self, i, j):
+        """Rows i - k//2 .. i and columns j - k//2 .. j + k//2: (n, k//2 + 1, k, C)."""
+        return self.data[:, i : i + self.pad + 1, j : j + 2 * self.pad + 1]
+
+    def image(self):
+        """The map without its padding: (n, H, W, C)."""
+        p = self.pad
+        return self.data[:, p:, p : self.data.shape[2] - p]
+
+
 class Layer:
-    """Base class: ``params`` / ``grads`` dicts and a walk over named children."""
+    """Base class: ``params`` / ``grads`` dicts, a walk over named children, and
+    the contract every layer keeps (see the module docstring)."""
 
     def __init__(self):
         self.params = {}
@@ -54,33 +107,56 @@ class Layer:
         for child_name, child in self.children().items():
             yield from child.named_parameters(f"{prefix}{child_name}.")
 
+    def layers(self):
+        """This layer and every layer inside it, depth first in forward order."""
+        yield self
+        for child in self.children().values():
+            yield from child.layers()
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def start_at(self, n, height, width):
+        """Get ready for ``forward_at`` on ``n`` images of ``height x width`` (after
+        any change of the parameters): children first, then the layer's own state."""
+        for child in self.children().values():
+            child.start_at(n, height, width)
+
+    def forward_at(self, x, i, j, g):
+        raise NotImplementedError
+
 
 class MaskedConv2d(Layer):
     """A masked convolution: stride 1, "same" output size, with bias, and
     optionally a ReLU on its output.
 
     Parameters:
-        W: (kernel, kernel, in_channels, out_channels); ``W[dy, dx, i, o]``
-           weights input channel ``i`` at the position ``(dy - k//2, dx - k//2)``
+        W: (kernel, kernel, in_channels, out_channels); ``W[ky, kx, c, o]``
+           weights input channel ``c`` at the position ``(ky - k//2, kx - k//2)``
            away from output channel ``o``'s position. Entries the mask
            zeroes are kept at zero (initialised to 0, gradient always 0).
         b: (out_channels,)
 
     forward: x (B, H, W, in_channels) -> y (B, H, W, out_channels)
-        y[b, i, j, o] = b[o] + sum over live taps (dy, dx) and channels c of
-                        x[b, i + dy - k//2, j + dx - k//2, c] * (W * mask)[dy, dx, c, o]
+        y[b, i, j, o] = b[o] + sum over live taps (ky, kx) and channels c of
+                        x[b, i + ky - k//2, j + kx - k//2, c] * (W * mask)[ky, kx, c, o]
         and with ``relu=True``, y = max(y, 0).
 
-    Work is done a few images at a time (``backend.chunk_rows``): the im2col
-    matrix of a chunk, the bias, the ReLU and their gradients all stay in the
-    CPU's cache between the steps that touch them, instead of each step
-    streaming a 100 MB array through memory. (On the GPU the whole batch is
-    one chunk.) The ReLU is fused here for the same reason: applied to a
-    chunk that was just computed, it costs almost nothing.
+    This is ``conv_reference.conv2d_reference`` (plus the ReLU): the same
+    computation, in cache-sized chunks. Work is done a few images at a time
+    (``backend.chunk_rows``): the im2col matrix of a chunk, the bias, the ReLU
+    and their gradients all stay in the CPU's cache between the steps that
+    touch them, instead of each step streaming a 100 MB array through memory.
+    (On the GPU the whole batch is one chunk.) The ReLU is fused here for the
+    same reason: applied to a chunk that was just computed, it costs almost
+    nothing.
     """
 
     def __init__(self, in_channels, out_channels, kernel, mask_type="B", colors=1, rng=None,
-                 dtype=np.float32, xp=np, relu=False):
+                 dtype=np.float32, xp=np, relu=False, input_grad=True):
         super().__init__()
         mask = conv_mask(kernel, in_channels, out_channels, mask_type, colors)
         self.taps = live_taps(mask)
@@ -91,13 +167,14 @@ class MaskedConv2d(Layer):
             )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel, self.mask_type, self.colors, self.relu = kernel, mask_type, colors, relu
+        self.input_grad = input_grad
         self.dtype, self.xp = np.dtype(dtype), xp
-        ys, xs = (np.array(a) for a in zip(*self.taps))
-        self._tap_index = (xp.asarray(ys), xp.asarray(xs))
+        kys, kxs = (np.array(a) for a in zip(*self.taps))
+        self._tap_index = (xp.asarray(kys), xp.asarray(kxs))
         # The mask restricted to the live taps, as a (T*in, out) matrix. It is
         # all ones except at a colour-masked centre tap; then it is applied to
         # the weight matrix in forward and to its gradient in backward.
-        live = mask[ys, xs].reshape(len(self.taps) * in_channels, out_channels)
+        live = mask[kys, kxs].reshape(len(self.taps) * in_channels, out_channels)
         self.live_mask = None if live.all() else xp.asarray(live, dtype=dtype)
         self.mask = xp.asarray(mask, dtype=dtype)
 
@@ -107,6 +184,12 @@ class MaskedConv2d(Layer):
         W = rng.standard_normal(mask.shape) * math.sqrt(2.0 / fan_in) * mask
         self.params = {"W": xp.asarray(W, dtype=dtype), "b": xp.zeros(out_channels, dtype=dtype)}
         self.grads = {name: xp.zeros_like(p) for name, p in self.params.items()}
+        # Kept by forward for backward: the input (the im2col matrix is rebuilt
+        # from it rather than cached: it is T times larger), and with the ReLU
+        # the output (its gradient passes where y > 0).
+        self.x = self.y = None
+        # Kept by start_at for forward_at: per colour step, the weights it needs; the output vector.
+        self.steps = self.y_at = None
 
     def weight_matrix(self):
         """The live taps of ``W * mask`` as a ``(T * in_channels, out_channels)`` matrix."""
@@ -142,12 +225,10 @@ class MaskedConv2d(Layer):
             out += b
             if self.relu:
                 self.xp.maximum(out, 0, out=out)
-        # Backward rebuilds the im2col matrix from x rather than caching it (it
-        # is T times larger than x); with the ReLU it also needs y (y > 0).
         self.x, self.y = x, (y if self.relu else None)
         return y
 
-    def backward(self, dy, input_grad=True):
+    def backward(self, dy):
         """dy: (B, H, W, out_channels) -> dx: (B, H, W, in_channels), or None if not ``input_grad``."""
         x, xp = self.x, self.xp
         check_array(dy, "MaskedConv2d output gradient", 4, self.out_channels, self.dtype, xp)
@@ -156,7 +237,7 @@ class MaskedConv2d(Layer):
         Wm = self.weight_matrix()
         dWm = xp.zeros_like(Wm)
         db = xp.zeros(self.out_channels, dtype=self.dtype)
-        dx = xp.empty_like(x) if input_grad else None
+        dx = xp.empty_like(x) if self.input_grad else None
         for chunk in self._chunks(x):
             d = dy[chunk].reshape(-1, self.out_channels)
             if self.relu:
@@ -167,7 +248,7 @@ class MaskedConv2d(Layer):
             # summed over the chunks.
             dWm += self._cols(x[chunk]).T @ d
             db += d.sum(axis=0)
-            if not input_grad:
+            if dx is None:
                 continue
             # dcols = d Wm^T; col2im sends each entry back to the input
             # position it was copied from (for 1x1, dcols is dx itself).
@@ -186,6 +267,49 @@ class MaskedConv2d(Layer):
         self.grads["b"][...] = db
         return dx
 
+    def canvas(self, n, height, width):
+        """A zero ``Canvas`` of this layer's input, for a k x k layer's ``forward_at``."""
+        return Canvas(n, height, width, self.in_channels, self.kernel, self.dtype, self.xp)
+
+    def start_at(self, n, height, width):
+        """Cut out, once, the weights each colour step needs (see ``forward_at``)."""
+        xp = self.xp
+        Wm = self.weight_matrix()
+        groups_in = group_slices(self.in_channels, self.colors)
+        self.steps = []
+        for g, out in enumerate(group_slices(self.out_channels, self.colors)):
+            step = {"out": out, "b": self.params["b"][out].copy()}
+            if self.kernel == 1:
+                # The input channels output group g may read are a prefix:
+                # groups < g (mask A) or <= g (mask B); the rest have zero weight.
+                end = groups_in[g].start if self.mask_type == "A" else groups_in[g].stop
+                step.update(end=end, W=xp.ascontiguousarray(Wm[:end, out]))
+            else:
+                step.update(W=xp.ascontiguousarray(Wm[:, out]))
+            self.steps.append(step)
+        # The live taps, as indices into a window (rows 0 .. k//2, columns 0 .. k-1).
+        self._window_index = tuple(xp.asarray(a) for a in zip(*self.taps))
+        self.y_at = xp.zeros((n, self.out_channels), dtype=self.dtype)
+
+    def forward_at(self, x, i, j, g):
+        """Output group g at (i, j), written into (and returning) the (n, out_channels) vector ``y_at``.
+
+        x: for a 1x1 layer, the input vector at (i, j), (n, in_channels); for a
+        k x k layer, the ``Canvas`` of its input, final at every position
+        before (i, j) and, at (i, j), in every group that group g may see.
+        """
+        step = self.steps[g]
+        if self.kernel == 1:
+            cols = x[:, : step["end"]]  # the one-position im2col matrix: (n, end)
+        else:
+            cols = x.window(i, j)[(slice(None),) + self._window_index].reshape(len(self.y_at), -1)  # (n, T * in)
+        out = cols @ step["W"]
+        out += step["b"]
+        if self.relu:
+            self.xp.maximum(out, 0, out=out)
+        self.y_at[:, step["out"]] = out
+        return self.y_at
+
 
 class ReLU(Layer):
     """y = max(x, 0); dx = dy where y > 0, else 0.
@@ -199,6 +323,7 @@ class ReLU(Layer):
     def __init__(self, inplace=False):
         super().__init__()
         self.inplace = inplace
+        self.y = None  # kept by forward for backward
 
     def forward(self, x):
         xp = array_module(x)
@@ -210,6 +335,10 @@ class ReLU(Layer):
             raise ValueError(f"ReLU: output gradient shape {dy.shape} does not match output shape {self.y.shape}")
         xp = array_module(dy)
         return xp.multiply(dy, self.y > 0, out=dy if self.inplace else None)
+
+    def forward_at(self, x, i, j, g):
+        """x: (n, C) at one position -> max(x, 0), a new vector (x belongs to the layer before)."""
+        return array_module(x).maximum(x, 0)
 
 
 class ResidualBlock(Layer):
@@ -239,6 +368,8 @@ class ResidualBlock(Layer):
         self.conv1 = MaskedConv2d(channels, m1, 1, "B", relu=True, **conv)
         self.conv2 = MaskedConv2d(m1, m2, kernel, "B", relu=True, **conv)
         self.conv3 = MaskedConv2d(m2, channels, 1, "B", **conv)
+        self.groups = group_slices(channels, colors)
+        self.canvas2 = self.y_at = None  # forward_at: conv2's input map; the output vector
 
     def children(self):
         return {"conv1": self.conv1, "conv2": self.conv2, "conv3": self.conv3}
@@ -259,3 +390,19 @@ class ResidualBlock(Layer):
         dh = self.relu1.backward(dh)
         dh += dy
         return dh
+
+    def start_at(self, n, height, width):
+        super().start_at(n, height, width)
+        self.canvas2 = self.conv2.canvas(n, height, width)
+        self.y_at = self.conv3.xp.zeros_like(self.conv3.y_at)
+
+    def forward_at(self, x, i, j, g):
+        """x: (n, h) at (i, j) -> the block's output vector there (group g fresh)."""
+        h = self.relu1.forward_at(x, i, j, g)
+        h = self.conv1.forward_at(h, i, j, g)
+        self.canvas2.write(i, j, h)  # the 3x3 conv reads this position again from the rows below
+        h = self.conv2.forward_at(self.canvas2, i, j, g)
+        h = self.conv3.forward_at(h, i, j, g)
+        group = self.groups[g]
+        self.y_at[:, group] = x[:, group] + h[:, group]
+        return self.y_at

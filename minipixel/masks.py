@@ -29,8 +29,9 @@ Groups are contiguous blocks of channels: with ``n`` channels and ``colors``
 groups, channel ``k`` belongs to group ``k * colors // n``. For 128 channels
 and 3 colours that is channels 0-42 for R, 43-85 for G, 86-127 for B; the
 image's own 3 channels are groups 0, 1, 2. Contiguous blocks (rather than
-interleaving R, G, B, R, G, B, ...) make a group a slice, which the cached
-sampler uses to compute only the group it needs.
+interleaving R, G, B, R, G, B, ...) make a group a slice (``group_slices``),
+which the one-position forward of every layer uses to compute only the group
+it needs.
 
 Masks are NumPy arrays in the weight layout of ``MaskedConv2d``:
 ``(kernel, kernel, in_channels, out_channels)``.
@@ -47,6 +48,17 @@ def channel_groups(n, colors):
     if n < colors:
         raise ValueError(f"need at least one channel per colour group: {n} channels for {colors} colours")
     return np.arange(n) * colors // n
+
+
+def group_slices(n, colors):
+    """The channels of each colour group as slices: ``[slice(0, k1), slice(k1, k2), ...]``.
+
+    Channel ``k`` is in group ``k * colors // n`` (``channel_groups``), so group
+    ``g`` starts at the first ``k`` with ``k * colors >= g * n``, i.e. ``ceil(g * n / colors)``.
+    """
+    channel_groups(n, colors)  # the same checks
+    start = [-(-g * n // colors) for g in range(colors + 1)]
+    return [slice(start[g], start[g + 1]) for g in range(colors)]
 
 
 def conv_mask(kernel, in_channels, out_channels, mask_type, colors=1):
@@ -72,11 +84,14 @@ def conv_mask(kernel, in_channels, out_channels, mask_type, colors=1):
 
 
 def live_taps(mask):
-    """The kernel taps ``(dy, dx)`` where ``mask`` has any non-zero entry, in raster order.
+    """The kernel taps ``(ky, kx)`` where ``mask`` has any non-zero entry, in raster order.
+
+    A tap ``(ky, kx)`` of a ``k x k`` kernel reads the input ``ky - k//2`` rows
+    and ``kx - k//2`` columns away from the output position.
 
     ``mask: (k, k, in, out)``. A 3x3 mask B has 5 live taps of 9, a 7x7 mask A
     has 24 of 49 (25 with colour groups, where G and B see R at the centre):
     the im2col gathers only these.
     """
     live = mask.reshape(mask.shape[0], mask.shape[1], -1).any(axis=2)
-    return [(int(dy), int(dx)) for dy, dx in zip(*np.nonzero(live))]
+    return [(int(ky), int(kx)) for ky, kx in zip(*np.nonzero(live))]

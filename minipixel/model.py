@@ -92,7 +92,9 @@ class PixelCNN(Layer):
         rng = np.random.default_rng(seed)
         C, h = cfg.channels, cfg.filters
         conv = dict(colors=C, rng=rng, dtype=self.dtype, xp=xp)
-        self.conv_in = MaskedConv2d(C, h, cfg.input_kernel, "A", **conv)
+        # The input is the data: no gradient to pass back to it, unless someone
+        # asks (``conv_in.input_grad = True``, as ``viz.receptive_field`` does).
+        self.conv_in = MaskedConv2d(C, h, cfg.input_kernel, "A", input_grad=False, **conv)
         self.blocks = [ResidualBlock(h, cfg.block, **conv) for _ in range(cfg.blocks)]
         # The stream after the last block is needed by nobody else: ReLU in
         # place. The next two ReLUs are fused into head1 and head2.
@@ -128,11 +130,11 @@ class PixelCNN(Layer):
         out = self.conv_out.forward(h)
         return out.reshape(B, H, W, C, self.config.levels)
 
-    def backward(self, dlogits, input_grad=False):
+    def backward(self, dlogits):
         """dlogits: (B, H, W, C, levels). Fills ``gradients()``.
 
-        Returns the gradient with respect to the input x if ``input_grad``
-        (used to draw receptive fields), else None (training needs no dx of the data).
+        Returns the gradient with respect to the input x if ``conv_in.input_grad``
+        is set (used to draw receptive fields), else None (training needs no dx of the data).
         """
         B, H, W, C, L = dlogits.shape
         dh = self.conv_out.backward(dlogits.reshape(B, H, W, C * L))
@@ -141,7 +143,31 @@ class PixelCNN(Layer):
         dh = self.relu_a.backward(dh)
         for block in reversed(self.blocks):
             dh = block.backward(dh)
-        return self.conv_in.backward(dh, input_grad=input_grad)
+        return self.conv_in.backward(dh)
+
+    def canvas(self, n, height=None, width=None):
+        """A zero ``layers.Canvas`` of the model's input, (n, H, W, C), for ``forward_at``:
+        the sampler writes each sub-pixel it draws into it."""
+        cfg = self.config
+        return self.conv_in.canvas(n, height or cfg.height, width or cfg.width)
+
+    def forward_at(self, canvas, i, j, g):
+        """The logits of sub-pixel (i, j, g), (n, levels): ``forward`` at one position.
+
+        canvas: the input images (``canvas()``), final at every sub-pixel before
+        (i, j, g). Call ``start_at(n, H, W)`` first, then visit the sub-pixels
+        in order (rows, columns, colours): each layer keeps what later
+        positions will read. The mirror of ``forward``, line by line.
+        """
+        h = self.conv_in.forward_at(canvas, i, j, g)
+        for block in self.blocks:
+            h = block.forward_at(h, i, j, g)
+        h = self.relu_a.forward_at(h, i, j, g)
+        h = self.head1.forward_at(h, i, j, g)  # conv, then ReLU
+        h = self.head2.forward_at(h, i, j, g)  # conv, then ReLU
+        out = self.conv_out.forward_at(h, i, j, g)  # (n, C * levels), colour-major
+        L = self.config.levels
+        return out[:, g * L : (g + 1) * L]
 
     def load_parameters(self, arrays, source="parameters"):
         """Copy ``{name: array}`` into the model, checking every name and shape."""

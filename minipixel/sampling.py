@@ -12,17 +12,10 @@ the same random numbers:
   Generation for Convolutional Autoregressive Models". Every layer is causal:
   its output at position p depends only on its input at positions up to p. So
   when the sampler reaches p, all earlier positions of every layer are final,
-  and the logits at p need each layer's output at p only. We compute exactly
-  that, layer by layer, keeping the maps that a later k x k convolution will
-  read (the image, and each block's 3x3 input); everything else is a vector
-  for the current pixel. Generating an image costs about one forward pass of
-  arithmetic instead of H * W * C of them.
-
-  With colour, a pixel takes three steps (R, then G, then B). The channels of
-  every layer are split into contiguous colour groups (see ``masks``), and the
-  masks make group c depend only on groups <= c: at step c the sampler
-  computes group c of each layer, from input channels 0 .. end of group c (a
-  prefix), so the three steps together still cost one pass.
+  and the logits at p need each layer's output at p only. Each layer computes
+  exactly that in its ``forward_at`` (see ``layers``), beside its ``forward``;
+  this file only walks the positions and draws. Generating an image costs
+  about one forward pass of arithmetic instead of H * W * C of them.
 
 Randomness: all the uniform numbers are drawn up front, one per sub-pixel of
 every image, from ``numpy.random.default_rng(seed)`` on the host, so a seed
@@ -96,160 +89,88 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
         raise ValueError(f"image size must be positive, got {H}x{W}")
     uniforms = np.random.default_rng(seed).random((n, H, W, cfg.channels))
     out = np.zeros((n, H, W, cfg.channels), dtype=np.uint8)
-    sampler = CachedSampler if method == "cached" else NaiveSampler
+    sampler = sample_cached if method == "cached" else sample_naive
     bar = tqdm(total=n * H, desc=f"sampling ({method})", unit="row", disable=not progress)
     for start in range(0, n, batch_size):
         u = uniforms[start : start + batch_size]
         given = None if known is None else known[start : start + batch_size, :known_rows]
-        out[start : start + len(u)] = sampler(model, len(u), H, W).run(u, temperature, bar, known=given)
+        out[start : start + len(u)] = sampler(model, u, temperature, bar, known=given)
     bar.close()
     return out
 
 
-class NaiveSampler:
-    """One full forward pass per sub-pixel: simple, slow, the reference."""
+def complete(model, images, keep_rows, per_image=4, seed=0, temperature=1.0, method="cached", progress=False):
+    """Image completion: keep the top ``keep_rows`` rows of each image, sample the rest.
 
-    def __init__(self, model, n, height, width):
-        self.model, self.n, self.H, self.W = model, n, height, width
-
-    def run(self, u, temperature, bar, known=None, rows=None):
-        """Sample the images below the ``known`` rows (``rows``: stop after that many rows, for timing)."""
-        m, xp = self.model, self.model.xp
-        C, L = m.config.channels, m.config.levels
-        x = xp.zeros((self.n, self.H, self.W, C), dtype=m.dtype)
-        labels = xp.zeros((self.n, self.H, self.W, C), dtype=np.uint8)
-        first = 0 if known is None else known.shape[1]
-        if first:
-            labels[:, :first] = xp.asarray(known)
-            x[:, :first] = labels_to_inputs(labels[:, :first], L, m.dtype, xp)
-            bar.update(self.n * first)
-        u = xp.asarray(u)
-        for i in range(first, self.H if rows is None else rows):
-            for j in range(self.W):
-                for c in range(C):
-                    logits = m.forward(x)[:, i, j, c]
-                    labels[:, i, j, c] = draw(logits, u[:, i, j, c], temperature)
-                    x[:, i, j, c] = labels_to_inputs(labels[:, i, j, c], L, m.dtype, xp)
-            bar.update(self.n)
-        return to_numpy(labels)
-
-
-class CachedSampler:
-    """One position at a time, every layer computed only where it is needed.
-
-    This mirrors ``PixelCNN.forward`` for a single position; the test
-    ``test_cached_sampler_matches_naive`` keeps the two in step.
+    images: (n, H, W, C) labels of the model's size and levels
+    returns (n, per_image, H, W, C) uint8: ``per_image`` independent completions of each image
     """
-
-    def __init__(self, model, n, height, width):
-        self.model, self.n, self.H, self.W = model, n, height, width
-        m, xp = model, model.xp
-        C = m.config.channels
-        # Maps read by a k x k convolution, padded so that the window around
-        # any position is a plain slice: k//2 rows on top, k//2 columns on
-        # each side, none below (no live tap looks down).
-        self.x = self._padded_map(m.conv_in, C)
-        self.r2 = [self._padded_map(b.conv2, b.conv2.in_channels) for b in m.blocks]
-        # Vectors for the current pixel, (n, channels), filled group by group.
-        vec = lambda ch: xp.zeros((n, ch), dtype=m.dtype)
-        self.stream = [vec(m.config.filters) for _ in range(len(m.blocks) + 1)]
-        self.r3 = [vec(b.conv3.in_channels) for b in m.blocks]
-        self.h1 = vec(m.config.filters)
-        self.h2 = vec(m.config.filters)
-        # Each layer's weights for each colour step, cut out once rather than at every step.
-        self.pieces = {id(conv): [_Piece(conv, c) for c in range(C)] for conv in self._convs()}
-
-    def _convs(self):
-        m = self.model
-        yield m.conv_in
-        for b in m.blocks:
-            yield from (b.conv1, b.conv2, b.conv3)
-        yield from (m.head1, m.head2, m.conv_out)
-
-    def _padded_map(self, conv, channels):
-        half = conv.kernel // 2
-        shape = (self.n, self.H + half, self.W + 2 * half, channels)
-        return self.model.xp.zeros(shape, dtype=self.model.dtype)
-
-    def _conv_at(self, conv, src, i, j, c):
-        """Output group c of a k x k ``conv`` at (i, j), reading the padded map ``src``: (n, group size)."""
-        p = self.pieces[id(conv)][c]
-        window = src[:, i : i + conv.kernel // 2 + 1, j : j + conv.kernel]  # rows up to the centre row
-        patch = window[:, p.dys, p.dxs].reshape(self.n, -1)  # the live taps: (n, T * in)
-        out = patch @ p.W
-        out += p.b
-        return out
-
-    def _linear_at(self, conv, v, c):
-        """Output group c of a 1x1 mask-B ``conv`` from the input vector ``v``."""
-        p = self.pieces[id(conv)][c]
-        out = v[:, : p.end] @ p.W
-        out += p.b
-        return out
-
-    def _logits_at(self, i, j, c):
-        """The logits of sub-pixel (i, j, c), with everything before it known: (n, levels)."""
-        m, xp = self.model, self.model.xp
-        relu = lambda a: xp.maximum(a, 0, out=a)  # only ever applied to fresh arrays
-        g = self.pieces[id(m.conv_in)][c].out  # this colour's channels of the residual stream
-        end = g.stop
-
-        self.stream[0][:, g] = self._conv_at(m.conv_in, self.x, i, j, c)
-        for b, block in enumerate(m.blocks):
-            s_in, s_out = self.stream[b], self.stream[b + 1]
-            a = relu(self._linear_at(block.conv1, xp.maximum(s_in[:, :end], 0), c))
-            half = block.conv2.kernel // 2
-            self.r2[b][:, i + half, j + half, self.pieces[id(block.conv1)][c].out] = a
-            t = relu(self._conv_at(block.conv2, self.r2[b], i, j, c))
-            self.r3[b][:, self.pieces[id(block.conv2)][c].out] = t
-            s_out[:, g] = s_in[:, g] + self._linear_at(block.conv3, self.r3[b], c)
-        self.h1[:, g] = relu(self._linear_at(m.head1, xp.maximum(self.stream[-1][:, :end], 0), c))
-        self.h2[:, g] = relu(self._linear_at(m.head2, self.h1[:, :end], c))
-        return self._linear_at(m.conv_out, self.h2[:, :end], c)
-
-    def run(self, u, temperature, bar, known=None):
-        """Sample the images below the ``known`` rows (whose positions are still
-        computed, to fill the maps that later positions read)."""
-        m, xp = self.model, self.model.xp
-        C, L = m.config.channels, m.config.levels
-        labels = xp.zeros((self.n, self.H, self.W, C), dtype=np.uint8)
-        first = 0 if known is None else known.shape[1]
-        if first:
-            labels[:, :first] = xp.asarray(known)
-        u = xp.asarray(u)
-        top, left = m.conv_in.kernel // 2, m.conv_in.kernel // 2
-        for i in range(self.H):
-            for j in range(self.W):
-                for c in range(C):
-                    logits = self._logits_at(i, j, c)
-                    label = labels[:, i, j, c] if i < first else draw(logits, u[:, i, j, c], temperature)
-                    labels[:, i, j, c] = label
-                    self.x[:, top + i, left + j, c] = labels_to_inputs(label, L, m.dtype, xp)
-            bar.update(self.n)
-        return to_numpy(labels)
+    images = np.asarray(images)
+    H = model.config.height
+    if images.ndim != 4 or images.shape[1] != H:
+        raise ValueError(f"images: expected (n, {H}, W, C) labels for this model, got shape {images.shape}")
+    if not (isinstance(keep_rows, (int, np.integer)) and 0 < keep_rows < H):
+        raise ValueError(f"keep_rows must be between 1 and {H - 1}, got {keep_rows!r}")
+    if not (isinstance(per_image, (int, np.integer)) and per_image >= 1):
+        raise ValueError(f"per_image must be a positive int, got {per_image!r}")
+    n = len(images)
+    known = np.repeat(images, per_image, axis=0)  # each image k times, completed independently
+    completed = sample(model, n * per_image, seed=seed, temperature=temperature, method=method, known=known,
+                       known_rows=keep_rows, progress=progress)
+    return completed.reshape((n, per_image) + images.shape[1:])
 
 
-class _Piece:
-    """What one layer computes at colour step c of the cached sampler.
+def _start(model, u, known):
+    """Labels on the device, with the known rows copied in; the uniforms moved there too."""
+    xp = model.xp
+    labels = xp.zeros(u.shape, dtype=np.uint8)
+    first = 0 if known is None else known.shape[1]
+    if first:
+        labels[:, :first] = xp.asarray(known)
+    return labels, xp.asarray(u), first
 
-    out:  the layer's output channels of colour group c (a slice)
-    W, b: the weight matrix rows and columns that step needs, contiguous
-    end:  for a 1x1 mask-B layer, the input channels of groups 0..c, a prefix
-          (the masks make every later input group's weight zero here)
-    dys, dxs: for a k x k layer, the live taps, to gather from a window
+
+def sample_naive(model, u, temperature, bar, known=None, rows=None):
+    """One full forward pass per sub-pixel: simple, slow, the reference.
+
+    u: (n, H, W, C) uniform numbers; known: optional (n, first, W, C) labels of
+    the top rows to keep; rows: stop after that many rows (for timing).
+    Returns (n, H, W, C) uint8 labels (NumPy).
     """
+    xp, L = model.xp, model.config.levels
+    n, H, W, C = u.shape
+    labels, u, first = _start(model, u, known)
+    x = labels_to_inputs(labels, L, model.dtype, xp)
+    bar.update(n * first)
+    for i in range(first, H if rows is None else rows):
+        for j in range(W):
+            for c in range(C):
+                logits = model.forward(x)[:, i, j, c]
+                labels[:, i, j, c] = draw(logits, u[:, i, j, c], temperature)
+                x[:, i, j, c] = labels_to_inputs(labels[:, i, j, c], L, model.dtype, xp)
+        bar.update(n)
+    return to_numpy(labels)
 
-    def __init__(self, conv, c):
-        xp = conv.xp
-        colors = conv.colors
-        first = lambda n, g: -(-g * n // colors)  # first channel k with k * colors // n == g
-        self.out = slice(first(conv.out_channels, c), first(conv.out_channels, c + 1))
-        Wm = conv.weight_matrix()
-        if conv.kernel == 1:
-            self.end = first(conv.in_channels, c + 1)
-            Wm = Wm[: self.end]
-        else:
-            self.dys = xp.asarray([dy for dy, _ in conv.taps])
-            self.dxs = xp.asarray([dx for _, dx in conv.taps])
-        self.W = xp.ascontiguousarray(Wm[:, self.out])
-        self.b = conv.params["b"][self.out].copy()
+
+def sample_cached(model, u, temperature, bar, known=None):
+    """One position at a time, each layer computed there only (``forward_at``).
+
+    Same arguments and result as ``sample_naive``. The known rows are still
+    run through the model, to fill the maps that later positions read.
+    """
+    xp, L = model.xp, model.config.levels
+    n, H, W, C = u.shape
+    labels, u, first = _start(model, u, known)
+    model.start_at(n, H, W)
+    canvas = model.canvas(n, H, W)  # the model's input, filled as the labels are drawn
+    for i in range(H):
+        for j in range(W):
+            for c in range(C):
+                logits = model.forward_at(canvas, i, j, c)
+                label = labels[:, i, j, c] if i < first else draw(logits, u[:, i, j, c], temperature)
+                labels[:, i, j, c] = label
+                canvas.write(i, j, labels_to_inputs(label, L, model.dtype, xp), channels=c)
+        bar.update(n)
+    return to_numpy(labels)
+
+

@@ -1,11 +1,16 @@
-"""Training: the loop, evaluation, checkpoints and the run folder.
+"""Training: the step, the loop, evaluation, checkpoints and the run folder.
 
-One training step is five lines (see ``train``):
+One training step is five lines (``train_step``):
 
     logits = model.forward(inputs)                       # (B, H, W, C, levels)
     loss, dlogits = softmax_cross_entropy(logits, labels)
     model.backward(dlogits)                              # fills model.gradients()
     optimizer.step(model.gradients())                    # updates model.parameters()
+
+and the loop (``train``) reads: for each batch, step; at each evaluation
+point (the end of every epoch, and the last step), evaluate, write the
+metrics and the checkpoint; at the end, draw samples. A ``Run`` holds what
+the loop needs: the model, the optimizer, the data, the step and the folder.
 
 A run writes into its folder (``runs/<name>/`` by default):
 
@@ -25,13 +30,13 @@ import math
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from . import data
+from . import data, datasets
 from .checkpoint import load_model, save_checkpoint
 from .files import atomic_write
 from .losses import bits_per_dim, nll_per_image, softmax_cross_entropy
@@ -50,7 +55,7 @@ class TrainSettings:
     """Every choice of a training run; saved in its checkpoint. Defaults are the
     run that ``minipixel train`` does with no arguments."""
 
-    data: str = "mnist5k:train"  # a file path or NAME:SPLIT (see data.load)
+    data: str = "mnist5k:train"  # a file path or NAME:SPLIT (see datasets.load)
     valid: str = None  # None: the dataset's valid split if it has one, else a 10% hold-out
     data_dir: str = None  # where named datasets live (default: $MINIPIXEL_DATA or data/)
     size: int = None  # image folders: centre-crop and resize every image to size x size
@@ -76,23 +81,54 @@ class TrainSettings:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+def train_step(model, optimizer, inputs, labels):
+    """One step of gradient descent on one batch; returns its loss in nats per image.
+
+    inputs: (B, H, W, C) floats in [0, 1]; labels: (B, H, W, C) ints, on the model's device.
+    """
+    logits = model.forward(inputs)  # (B, H, W, C, levels)
+    loss, dlogits = softmax_cross_entropy(logits, labels)  # mean NLL per image, and its gradient
+    if not math.isfinite(loss):  # before the update: the parameters stay as they were
+        raise TrainingError(f"the loss became {loss}")
+    model.backward(dlogits)  # fills model.gradients()
+    optimizer.step(model.gradients())  # updates model.parameters() in place
+    return loss
+
+
+def run_labels(images, settings):
+    """An ImageSet as labels, exactly as a run with ``settings`` sees its data
+    (its levels, and at 2 levels its binarization mode and seed)."""
+    return data.to_labels(images, settings.levels, binarize_mode=settings.binarize, seed=settings.seed)
+
+
+def load_labels(spec, settings, progress=True):
+    """The images of ``spec`` (a file or NAME:SPLIT) as labels, as a run with
+    ``settings`` sees them: its data folder, image size and ``run_labels``.
+    Training, ``minipixel eval`` and ``minipixel complete`` all read data through this."""
+    images = datasets.load(spec, data_dir=settings.data_dir, size=settings.size, progress=progress)
+    return run_labels(images, settings)
+
+
+def saved_settings(model, state):
+    """The TrainSettings saved in a checkpoint's state (defaults for a checkpoint
+    saved without them), with the model's own number of levels."""
+    return replace(TrainSettings.from_dict(state.get("settings", {})), levels=model.config.levels)
+
+
 def prepare_data(settings, log=print, progress=True):
-    """The train and validation labels, and a description of where they came from."""
-    images = data.load(settings.data, data_dir=settings.data_dir, size=settings.size, progress=progress)
+    """The train and validation labels of a run."""
     valid_spec = settings.valid
     if valid_spec is None and ":" in settings.data and settings.data.endswith(":train"):
         candidate = settings.data[: -len("train")] + "valid"
-        if data.has_split(candidate):
+        if datasets.has_split(candidate):
             valid_spec = candidate
     if valid_spec is not None:
-        train_images, valid_images = images, data.load(valid_spec, data_dir=settings.data_dir, size=settings.size,
-                                                      progress=progress)
+        train, valid = (load_labels(spec, settings, progress) for spec in (settings.data, valid_spec))
         where = valid_spec
     else:
-        train_images, valid_images = data.split_holdout(images, fraction=0.1, seed=settings.seed)
+        images = datasets.load(settings.data, data_dir=settings.data_dir, size=settings.size, progress=progress)
+        train, valid = (run_labels(part, settings) for part in data.split_holdout(images, 0.1, settings.seed))
         where = f"a 10% hold-out of {settings.data} (seed {settings.seed})"
-    to_labels = lambda s: data.to_labels(s, settings.levels, binarize_mode=settings.binarize, seed=settings.seed)
-    train, valid = to_labels(train_images), to_labels(valid_images)
     if train.shape[1:] != valid.shape[1:]:
         raise ValueError(f"train images are {train.shape[1:]} but validation images are {valid.shape[1:]}")
     log(f"data: {len(train)} training images from {settings.data}, {len(valid)} validation images from {where}; "
@@ -173,112 +209,142 @@ def _trim_metrics(path, step):
         f.write("".join(json.dumps(row) + "\n" for row in rows))
 
 
-def train(settings=None, out=None, resume=None, progress=True, log=print, on_step=None):
-    """Train a model; returns the run folder.
+class Run:
+    """A training run: the model, the optimizer, the data, the step, and the
+    run folder it writes (``checkpoint.npz``, ``metrics.jsonl``, the PNGs).
 
-    settings: TrainSettings (ignored when resuming, except epochs/steps/device,
-              which the caller may change to extend a run)
-    out:      the run folder (default runs/<dataset>-<time>)
+    settings: TrainSettings (when resuming, only its epochs/steps/device are
+              used, to extend a run; everything else comes from the checkpoint)
+    out:      the run folder (default runs/<dataset>-<time>; when resuming, the checkpoint's folder)
     resume:   a run folder or checkpoint file to continue from
-    on_step:  optional function called as on_step(step, loss) after every step
     """
-    settings = settings or TrainSettings()
-    if resume is not None:
-        resume = Path(resume)
-        ckpt_path = resume / "checkpoint.npz" if resume.is_dir() else resume
-        model, optim_state, state = load_model(ckpt_path, device=settings.device)
-        saved = TrainSettings.from_dict(state["settings"])
-        saved.epochs, saved.steps, saved.device = settings.epochs, settings.steps, settings.device
-        settings = saved
-        run_dir = Path(out) if out else ckpt_path.parent
-        step = int(state["step"])
-        earlier = float(state.get("seconds", 0.0))  # training time before this resume
-        log(f"resuming {ckpt_path} at step {step}")
-    else:
-        run_dir = Path(out) if out else default_run_dir(settings.data)
-        step, earlier = 0, 0.0
 
-    train_labels, valid_labels = prepare_data(settings, log, progress)
-    N, H, W, C = train_labels.shape
-    if resume is None:
-        config = PixelCNNConfig(height=H, width=W, channels=C, levels=settings.levels, filters=settings.filters,
-                                blocks=settings.blocks, block=settings.block)
-        model = PixelCNN(config, seed=settings.seed, device=settings.device)
-    elif (model.config.height, model.config.width, model.config.channels) != (H, W, C):
-        raise ValueError(f"{ckpt_path}: the model was trained on {model.config.height}x{model.config.width}x"
-                         f"{model.config.channels} images, the data is {H}x{W}x{C}")
-    optimizer = Adam(model.parameters(), lr=settings.lr, decay=settings.lr_decay)
-    if resume is not None and optim_state:
-        optimizer.load_state_dict(optim_state)
+    def __init__(self, settings, out=None, resume=None, log=print, progress=True):
+        self.log, self.progress = log, progress
+        self.step, self.earlier_seconds = 0, 0.0  # earlier: training time before this resume
+        if resume is not None:
+            resume = Path(resume)
+            ckpt_path = resume / "checkpoint.npz" if resume.is_dir() else resume
+            self.model, optim_state, state = load_model(ckpt_path, device=settings.device)
+            settings = replace(TrainSettings.from_dict(state["settings"]), epochs=settings.epochs,
+                               steps=settings.steps, device=settings.device)
+            self.folder = Path(out) if out else ckpt_path.parent
+            self.step, self.earlier_seconds = int(state["step"]), float(state.get("seconds", 0.0))
+            log(f"resuming {ckpt_path} at step {self.step}")
+        else:
+            self.folder = Path(out) if out else default_run_dir(settings.data)
+        self.settings = settings
+        self.train_labels, self.valid_labels = prepare_data(settings, log, progress)
+        N, H, W, C = self.train_labels.shape
+        if resume is None:
+            config = PixelCNNConfig(height=H, width=W, channels=C, levels=settings.levels, filters=settings.filters,
+                                    blocks=settings.blocks, block=settings.block)
+            self.model = PixelCNN(config, seed=settings.seed, device=settings.device)
+        elif (self.model.config.height, self.model.config.width, self.model.config.channels) != (H, W, C):
+            cfg = self.model.config
+            raise ValueError(f"{ckpt_path}: the model was trained on {cfg.height}x{cfg.width}x{cfg.channels} "
+                             f"images, the data is {H}x{W}x{C}")
+        self.optimizer = Adam(self.model.parameters(), lr=settings.lr, decay=settings.lr_decay)
+        if resume is not None and optim_state:
+            self.optimizer.load_state_dict(optim_state)
+        self.steps_per_epoch = math.ceil(N / settings.batch)
+        self.total = settings.steps if settings.steps is not None else settings.epochs * self.steps_per_epoch
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_path, self.metrics_path = self.folder / "checkpoint.npz", self.folder / "metrics.jsonl"
+        _trim_metrics(self.metrics_path, self.step)
+        self.started = time.time()
+        self._order, self._order_epoch = None, None
+        # Masked taps of the weights are kept at zero; biases all count, even while zero.
+        live = sum(int(p.size) if name.endswith(".b") else int(np.count_nonzero(p))
+                   for name, p in self.model.parameters().items())
+        log(f"model: {live} live parameters, {settings.filters} filters, {settings.blocks} blocks; {self.total} "
+            f"steps of batch {settings.batch} ({self.steps_per_epoch} per epoch); run folder {self.folder}")
 
-    steps_per_epoch = math.ceil(N / settings.batch)
-    total = settings.steps if settings.steps is not None else settings.epochs * steps_per_epoch
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt, metrics = run_dir / "checkpoint.npz", run_dir / "metrics.jsonl"
-    _trim_metrics(metrics, step)
-    # Masked taps of the weights are kept at zero; biases all count, even while zero.
-    live = sum(int(p.size) if name.endswith(".b") else int(np.count_nonzero(p))
-               for name, p in model.parameters().items())
-    log(f"model: {live} live parameters, "
-        f"{settings.filters} filters, {settings.blocks} blocks; {total} steps of batch {settings.batch} "
-        f"({steps_per_epoch} per epoch); run folder {run_dir}")
+    def seconds(self):
+        """Training time of the run, across resumes."""
+        return self.earlier_seconds + time.time() - self.started
 
-    def checkpoint():
-        state = {"step": step, "epoch": step / steps_per_epoch, "seed": settings.seed, "settings": asdict(settings),
-                 "seconds": seconds()}
-        save_checkpoint(ckpt, model, optimizer, state)
+    def epoch(self):
+        return self.step / self.steps_per_epoch
 
-    losses, start_time, order_epoch = [], time.time(), None
-    seconds = lambda: earlier + time.time() - start_time  # training time of the run, across resumes
-    bar = tqdm(total=total, initial=step, desc="training", unit="step", disable=not progress, dynamic_ncols=True)
+    def next_batch(self):
+        """The batch of the current step, on the model's device: (inputs, labels).
+
+        The order of epoch e is a pure function of (seed, e), so the batch of a
+        step is the same whether or not the run was stopped and resumed."""
+        epoch, batch_in_epoch = divmod(self.step, self.steps_per_epoch)
+        if self._order_epoch != epoch:
+            self._order = data.epoch_permutation(len(self.train_labels), self.settings.seed, epoch)
+            self._order_epoch = epoch
+        B = self.settings.batch
+        return to_device(self.model, self.train_labels[self._order[batch_in_epoch * B : (batch_in_epoch + 1) * B]])
+
+    def at_evaluation_point(self):
+        return self.step % self.steps_per_epoch == 0 or self.step == self.total
+
+    def evaluate(self, losses):
+        """Evaluate on the validation data; append a row to metrics.jsonl, redraw the learning curve."""
+        result = evaluate(self.model, self.valid_labels, self.settings.eval_batch)
+        row = {"step": self.step, "epoch": round(self.epoch(), 4), "train_nll_nats": float(np.mean(losses)),
+               "valid_nll_nats": result["nll_nats"], "valid_bits_per_dim": result["bits_per_dim"],
+               "lr": self.optimizer.current_lr(), "seconds": round(self.seconds(), 2)}
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        save_png(self.folder / "learning_curve.png", learning_curve(read_metrics(self.metrics_path)))
+        return row
+
+    def save(self):
+        """Write the checkpoint (atomically): model, Adam state, step, settings."""
+        state = {"step": self.step, "epoch": self.epoch(), "seed": self.settings.seed,
+                 "settings": asdict(self.settings), "seconds": self.seconds()}
+        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, state)
+
+    def draw(self):
+        """samples.png: a grid of ``settings.samples`` images from the model."""
+        s = self.settings
+        images = sample(self.model, s.samples, seed=s.seed, temperature=s.temperature, progress=self.progress)
+        save_png(self.folder / "samples.png", image_grid(images, s.levels, scale=default_scale(images.shape[1])))
+
+
+def train(settings=None, out=None, resume=None, progress=True, log=print, on_step=None):
+    """Train a model; returns the run folder (see ``Run`` for the arguments).
+
+    on_step: optional function called as on_step(step, loss) after every step
+    """
+    run = Run(settings or TrainSettings(), out, resume, log, progress)
+    losses = []
+    bar = tqdm(total=run.total, initial=run.step, desc="training", unit="step", disable=not progress,
+               dynamic_ncols=True)
     with stop_requests() as stop:
-        while step < total:
-            epoch, batch_in_epoch = divmod(step, steps_per_epoch)
-            if order_epoch != epoch:
-                order, order_epoch = data.epoch_permutation(N, settings.seed, epoch), epoch
-            idx = order[batch_in_epoch * settings.batch : (batch_in_epoch + 1) * settings.batch]
-            x, y = to_device(model, train_labels[idx])
-
-            logits = model.forward(x)
-            loss, dlogits = softmax_cross_entropy(logits, y)
-            if not math.isfinite(loss):
+        while run.step < run.total:
+            inputs, labels = run.next_batch()
+            try:
+                loss = train_step(run.model, run.optimizer, inputs, labels)
+            except TrainingError as err:
                 bar.close()
-                raise TrainingError(
-                    f"the loss became {loss} at step {step + 1}; stopping. The last good checkpoint is "
-                    f"{ckpt if ckpt.exists() else '(none written yet)'}; try a lower --lr"
-                )
-            model.backward(dlogits)
-            optimizer.step(model.gradients())
-
-            step += 1
+                last = run.checkpoint_path if run.checkpoint_path.exists() else "(none written yet)"
+                raise TrainingError(f"{err} at step {run.step + 1}; stopping. The last good checkpoint is "
+                                    f"{last}; try a lower --lr") from None
+            run.step += 1
             losses.append(loss)
             if on_step is not None:
-                on_step(step, loss)
+                on_step(run.step, loss)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.2f} nats/img", epoch=f"{step / steps_per_epoch:.2f}")
-            if step % steps_per_epoch == 0 or step == total:
-                result = evaluate(model, valid_labels, settings.eval_batch)
-                row = {"step": step, "epoch": round(step / steps_per_epoch, 4),
-                       "train_nll_nats": float(np.mean(losses)), "valid_nll_nats": result["nll_nats"],
-                       "valid_bits_per_dim": result["bits_per_dim"], "lr": optimizer.current_lr(),
-                       "seconds": round(seconds(), 2)}
-                with open(metrics, "a") as f:
-                    f.write(json.dumps(row) + "\n")
-                save_png(run_dir / "learning_curve.png", learning_curve(read_metrics(metrics)))
-                bar.write(f"step {step} epoch {row['epoch']:.2f}: train {row['train_nll_nats']:.2f}, "
-                          f"valid {row['valid_nll_nats']:.2f} nats/image ({row['valid_bits_per_dim']:.4f} bits/dim)")
+            bar.set_postfix(loss=f"{loss:.2f} nats/img", epoch=f"{run.epoch():.2f}")
+            if run.at_evaluation_point():
+                row = run.evaluate(losses)
+                bar.write(f"step {run.step} epoch {row['epoch']:.2f}: train {row['train_nll_nats']:.2f}, valid "
+                          f"{row['valid_nll_nats']:.2f} nats/image ({row['valid_bits_per_dim']:.4f} bits/dim)")
                 losses = []
-                checkpoint()
+                run.save()
             if stop:
-                checkpoint()
+                run.save()
                 bar.close()
-                log(f"interrupted at step {step}: checkpoint {ckpt}; continue with --resume {run_dir}")
+                log(f"interrupted at step {run.step}: checkpoint {run.checkpoint_path}; "
+                    f"continue with --resume {run.folder}")
                 raise KeyboardInterrupt
     bar.close()
-
-    if settings.samples > 0:
-        images = sample(model, settings.samples, seed=settings.seed, temperature=settings.temperature,
-                        progress=progress)
-        save_png(run_dir / "samples.png", image_grid(images, settings.levels, scale=default_scale(H)))
-    log(f"done in {time.time() - start_time:.0f} s; run folder: {run_dir}")
-    return run_dir
+    if run.settings.samples > 0:
+        run.draw()
+    log(f"done in {time.time() - run.started:.0f} s; run folder: {run.folder}")
+    return run.folder

@@ -39,6 +39,20 @@ def image_grid(labels, levels, ncols=None, scale=1, pad=1, pad_value=128):
     return grid[:, :, 0] if C == 1 else grid
 
 
+def completion_grid(originals, completed, keep_rows, levels):
+    """The picture of ``minipixel complete``: one row per image, showing what the
+    model was given (the lost rows mid-grey), its k completions, and the original.
+
+    originals: (n, H, W, C) labels; completed: (n, k, H, W, C) labels.
+    """
+    given = originals.copy()
+    given[:, keep_rows:] = (levels - 1) // 2
+    rows = np.concatenate([given[:, None], completed, originals[:, None]], axis=1)
+    k = completed.shape[1]
+    return image_grid(rows.reshape((-1,) + originals.shape[1:]), levels, ncols=k + 2,
+                      scale=default_scale(originals.shape[1]))
+
+
 def default_scale(height):
     """Pixel size for a grid of images ``height`` pixels tall: 2, or 4 below 28, so a small image is visible."""
     return 2 if height >= 28 else 4
@@ -192,7 +206,8 @@ def receptive_field(model, row=None, col=None, channel=0, images=4, seed=0):
     """How strongly each input position influences the logits of sub-pixel (row, col, channel).
 
     Runs the model forward on ``images`` random images and backward from random
-    gradients at that one output (``model.backward(..., input_grad=True)``);
+    gradients at that one output (with ``conv_in.input_grad`` set, ``model.backward``
+    returns the input gradient);
     the input gradient is exactly zero wherever the output cannot see.
     Returns (influence (H, W) float64 NumPy array, (row, col)).
     """
@@ -211,7 +226,11 @@ def receptive_field(model, row=None, col=None, channel=0, images=4, seed=0):
     logits = model.forward(x)
     dlogits = xp.zeros_like(logits)
     dlogits[:, row, col, channel] = xp.asarray(rng.standard_normal((images, cfg.levels)), dtype=model.dtype)
-    dx = to_numpy(model.backward(dlogits, input_grad=True))
+    saved, model.conv_in.input_grad = model.conv_in.input_grad, True
+    try:
+        dx = to_numpy(model.backward(dlogits))
+    finally:
+        model.conv_in.input_grad = saved
     return np.abs(dx.astype(np.float64)).sum(axis=(0, 3)), (row, col)
 
 

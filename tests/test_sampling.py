@@ -25,21 +25,21 @@ def test_cached_sampler_matches_naive(channels, levels, block):
     assert len(np.unique(naive)) > 1  # not a degenerate all-zero image
 
 
-def test_cached_sampler_logits_match_a_forward_pass():
-    # Stronger than equal samples: the logits the cached sampler computes for each
-    # sub-pixel equal those of a full forward pass on the finished image.
-    from minipixel.sampling import CachedSampler
-
+def test_forward_at_logits_match_a_forward_pass():
+    # Stronger than equal samples: the logits that the one-position forward
+    # computes for each sub-pixel equal those of a full forward pass on the
+    # finished image.
     model = small_model(3, 4)
     images = sample(model, 2, seed=1)
     x = images / 3.0
     full = model.forward(x)
-    sampler = CachedSampler(model, 2, 6, 5)
-    sampler.x[:, 3:, 3:-3] = x  # the padded image map, as the sampler fills it
+    model.start_at(2, 6, 5)
+    canvas = model.canvas(2)
+    canvas.image()[...] = x  # every sub-pixel known (the sampler writes them one by one)
     for i in range(6):
         for j in range(5):
             for c in range(3):
-                np.testing.assert_allclose(sampler._logits_at(i, j, c), full[:, i, j, c], rtol=1e-10, atol=1e-10)
+                np.testing.assert_allclose(model.forward_at(canvas, i, j, c), full[:, i, j, c], rtol=1e-10, atol=1e-10)
 
 
 def test_shape_range_and_determinism():

@@ -160,7 +160,8 @@ def test_evaluate_checks_channels_and_levels():
 
 
 def test_colour_training_at_many_levels(tmp_path):
-    from minipixel.data import ImageSet, write_npz
+    from minipixel.data import ImageSet
+    from minipixel.datasets import write_npz
 
     # 48 tiny RGB images, each filled with one of four colours: once a model has
     # seen the first pixel, the rest is predictable, so the loss can fall fast.

@@ -1,4 +1,4 @@
-"""Tests for minipixel.download, against a real HTTP server on 127.0.0.1.
+"""Tests for minipixel.datasets.download, against a real HTTP server on 127.0.0.1.
 
 There is no internet here, so the dataset table is pointed at small files that
 a local server (``http.server`` in a thread) serves. The server honours
@@ -14,6 +14,7 @@ a local server (``http.server`` in a thread) serves. The server honours
 """
 import gzip
 import hashlib
+import importlib
 import socket
 import struct
 import threading
@@ -23,8 +24,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from minipixel import data, download as dl
-from minipixel.download import DOWNLOADS, DownloadError, RemoteFile, download
+from minipixel.datasets import DATASETS, DOWNLOADABLE, DownloadError, RemoteFile, download, load
+
+# The module itself, for monkeypatching its constants: ``minipixel.datasets.download``
+# as an attribute is the function of that name, which the package exports.
+dl = importlib.import_module("minipixel.datasets.download")
 
 # ---------------------------------------------------------------- the server
 
@@ -114,7 +118,7 @@ def idx_gz(array):
 
 @pytest.fixture
 def tiny_mnist(server, monkeypatch):
-    """Replace the "mnist" entry by two small real IDX files served by ``server``.
+    """Replace the "mnist" download list by two small real IDX files served by ``server``.
 
     The images are random pixels, so gzip cannot shrink them: about 8 KB, enough
     for a download that is cut in half to be worth resuming. Returns name -> bytes.
@@ -126,8 +130,8 @@ def tiny_mnist(server, monkeypatch):
     }
     server.files.update(files)
     entry = {
-        "folder": "mnist",
-        "files": (
+        **DATASETS["mnist"],
+        "download": (
             # URLs at the server itself, so that calls without base_url work too;
             # one file with a known size and one without, as in the real table.
             RemoteFile("train-images-idx3-ubyte.gz", server.url + "train-images-idx3-ubyte.gz", "md5",
@@ -137,7 +141,7 @@ def tiny_mnist(server, monkeypatch):
                        hashlib.sha1(files["train-labels-idx1-ubyte.gz"]).hexdigest(), None),
         ),
     }
-    monkeypatch.setitem(DOWNLOADS, "mnist", entry)
+    monkeypatch.setitem(DATASETS, "mnist", entry)
     return files
 
 
@@ -164,7 +168,7 @@ def test_download_puts_checked_files_where_load_finds_them(tmp_path, tiny_mnist)
     assert no_part_files(folder)
     assert len(lines) == 2 and all("downloaded" in line for line in lines)
     # The point of the folder layout: the named dataset is found afterwards.
-    imageset = data.load("mnist:train", data_dir=tmp_path)
+    imageset = load("mnist:train", data_dir=tmp_path)
     assert imageset.images.shape == (10, 28, 28, 1)
     assert imageset.classes.shape == (10,)
 
@@ -237,7 +241,7 @@ def test_wrong_bytes_raise_and_leave_nothing_behind(tmp_path, tiny_mnist, server
     with pytest.raises(ValueError) as caught:
         quiet_download("mnist", tmp_path)
     message = str(caught.value)
-    expected = DOWNLOADS["mnist"]["files"][0].checksum
+    expected = DATASETS["mnist"]["download"][0].checksum
     actual = hashlib.md5(bytes(b ^ 0xFF for b in tiny_mnist[images])).hexdigest()
     assert images in message and expected in message and actual in message
     assert not (tmp_path / "mnist" / images).exists()
@@ -291,18 +295,18 @@ def test_no_server_explains_how_to_get_the_files_by_hand(tmp_path, tiny_mnist):
     message = str(caught.value)
     assert base + "train-images-idx3-ubyte.gz" in message
     assert str(tmp_path / "mnist") in message
-    for remote in DOWNLOADS["mnist"]["files"]:  # every missing file, with its checksum
+    for remote in DATASETS["mnist"]["download"]:  # every missing file, with its checksum
         assert remote.checksum in message and remote.url in message
     assert "minipixel train --data mnist:train" in message
 
 
 def test_mirror_from_the_environment(tmp_path, tiny_mnist, server, monkeypatch):
     # The table's URLs lead nowhere; the mirror variable sends the requests to the server.
-    entry = DOWNLOADS["mnist"]
+    entry = DATASETS["mnist"]
     dead = closed_port_url()
-    monkeypatch.setitem(DOWNLOADS, "mnist", {
-        "folder": "mnist",
-        "files": tuple(r._replace(url=dead + r.name) for r in entry["files"]),
+    monkeypatch.setitem(DATASETS, "mnist", {
+        **entry,
+        "download": tuple(r._replace(url=dead + r.name) for r in entry["download"]),
     })
     monkeypatch.setenv("MINIPIXEL_MIRROR", server.url.rstrip("/"))  # the missing "/" is added
     monkeypatch.setenv("MINIPIXEL_DATA", str(tmp_path))
@@ -320,13 +324,15 @@ def test_unknown_name_lists_the_names(tmp_path):
 
 
 def test_the_real_table_is_well_formed():
-    assert set(DOWNLOADS) == {"mnist", "fashion-mnist", "binarized-mnist", "cifar10"}
+    assert set(DOWNLOADABLE) == {"mnist", "fashion-mnist", "binarized-mnist", "cifar10"}
+    assert DATASETS["mnist5k"]["download"] == ()  # shipped, nothing to download
     hex_digits = set("0123456789abcdef")
-    for name, entry in DOWNLOADS.items():
-        assert entry["files"], name
-        names = [remote.name for remote in entry["files"]]
+    for name in DOWNLOADABLE:
+        entry = DATASETS[name]
+        assert entry["download"] and entry["folder"], name
+        names = [remote.name for remote in entry["download"]]
         assert len(set(names)) == len(names), name
-        for remote in entry["files"]:
+        for remote in entry["download"]:
             assert isinstance(remote, RemoteFile)
             assert remote.url.startswith(("http://", "https://"))
             assert remote.url.rsplit("/", 1)[1] == remote.name  # so base_url + name is the same file
@@ -334,10 +340,7 @@ def test_the_real_table_is_well_formed():
             assert len(remote.checksum) == digest_hex_length, (name, remote.name)
             assert set(remote.checksum) <= hex_digits, (name, remote.name)
             assert remote.size is None or (isinstance(remote.size, int) and remote.size > 0)
-        # Downloads must land where data.load looks for the named dataset.
-        if name in data.DATASETS:
-            assert entry["folder"] == data.DATASETS[name]["folder"], name
-            for split_files in data.DATASETS[name]["files"].values():
-                assert any(f in names for f in split_files), (name, split_files)
-    for name in ("mnist", "fashion-mnist", "binarized-mnist"):
-        assert name in data.DATASETS
+        # Downloads must land where load looks for the named dataset: the entry's
+        # folder is shared, and every split must be one of the downloaded files.
+        for split_files in entry["files"].values():
+            assert any(f in names for f in split_files), (name, split_files)

@@ -1,10 +1,12 @@
 """Downloading the named datasets into the data folder, checked and resumable.
 
 ``download("mnist")`` fetches the MNIST files into ``data/mnist/``, the folder
-where ``minipixel.data.load("mnist:train")`` looks for them, so that
-``minipixel train --data mnist:train`` works afterwards.
+where ``minipixel.datasets.load("mnist:train")`` looks for them, so that
+``minipixel train --data mnist:train`` works afterwards: both read the
+dataset's one entry in ``registry.DATASETS`` (its ``folder``, and the
+``download`` list of RemoteFiles, each with its URL and checksum).
 
-What happens to each file of the dataset (see ``DOWNLOADS`` for the list):
+What happens to each file of the dataset:
 
 1. If it is already there with the right checksum, it is left alone. With a
    wrong checksum (a damaged or different file) it is downloaded again.
@@ -32,83 +34,12 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections import namedtuple
 
 from tqdm import tqdm
 
-from .data import data_dir as resolve_data_dir
-
-# --------------------------------------------------------------------------
-# What to download
-# --------------------------------------------------------------------------
-
-RemoteFile = namedtuple("RemoteFile", "name url algorithm checksum size")
-RemoteFile.__doc__ = """One file of a dataset, as published.
-
-name:      the file name in the data folder
-url:       where it is downloaded from
-algorithm: the checksum's hashlib name ("md5", "sha1", ...)
-checksum:  the published checksum of the file, lower-case hex
-size:      its size in bytes, or None when not known (used for the progress
-           bar when the server does not say, and to spot an already whole .part)
-"""
-
-_MNIST = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # mirror of http://yann.lecun.com/exdb/mnist/
-_FASHION = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-_BINARIZED = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
-_CIFAR = "https://www.cs.toronto.edu/~kriz/"
-
-
-def _published(base, name, algorithm, checksum, size):
-    """The RemoteFile ``name`` as published at ``base`` + ``name``."""
-    return RemoteFile(name, base + name, algorithm, checksum, size)
-
-
-# The downloadable datasets. For each name:
-#   folder: the sub-folder of the data folder the files go to; the same folder
-#           that minipixel.data.DATASETS looks in, so that load() finds them
-#   files:  the RemoteFile entries, in the order they are downloaded
-DOWNLOADS = {
-    "mnist": {
-        "folder": "mnist",
-        "files": (
-            _published(_MNIST, "train-images-idx3-ubyte.gz", "md5", "f68b3c2dcbeaaa9fbdd348bbdeb94873", 9_912_422),
-            _published(_MNIST, "train-labels-idx1-ubyte.gz", "md5", "d53e105ee54ea40749a09fcbcd1e9432", 28_881),
-            _published(_MNIST, "t10k-images-idx3-ubyte.gz", "md5", "9fb629c4189551a2d022fa330f9573f3", 1_648_877),
-            _published(_MNIST, "t10k-labels-idx1-ubyte.gz", "md5", "ec29112dd5afa0611ce80d1b7f02629c", 4_542),
-        ),
-    },
-    "fashion-mnist": {
-        "folder": "fashion-mnist",
-        # Debian's dataset-fashion-mnist package holds the same images, but its
-        # .gz files were recompressed and have other checksums.
-        "files": (
-            _published(_FASHION, "train-images-idx3-ubyte.gz", "md5", "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26_421_880),
-            _published(_FASHION, "train-labels-idx1-ubyte.gz", "md5", "25c81989df183df01b3e8a0aad5dffbe", 29_515),
-            _published(_FASHION, "t10k-images-idx3-ubyte.gz", "md5", "bef4ecab320f06d8554ea6380940ec79", 4_422_102),
-            _published(_FASHION, "t10k-labels-idx1-ubyte.gz", "md5", "bb300cfdad3c16e7a12a480ee83cd310", 5_148),
-        ),
-    },
-    "binarized-mnist": {
-        "folder": "binarized_mnist",
-        # The checksums are of the uncompressed .amat text files, as served.
-        "files": (
-            _published(_BINARIZED, "binarized_mnist_train.amat", "sha1",
-                       "cf70514ec5f481e54ad3eb0e6c03c83326ff96f8", 78_400_000),
-            _published(_BINARIZED, "binarized_mnist_valid.amat", "sha1",
-                       "13418487742e6ea6d48db7b5187353a20b1b1f8c", 15_680_000),
-            _published(_BINARIZED, "binarized_mnist_test.amat", "sha1",
-                       "ca70bd7775e182596dec148d4dc1bc6bd6c4c5f4", 15_680_000),
-        ),
-    },
-    "cifar10": {
-        "folder": "cifar10",
-        # Kept as the .tar.gz: the reader reads the batches straight from it.
-        "files": (
-            _published(_CIFAR, "cifar-10-python.tar.gz", "md5", "c58f30108f718f92721af3b95e74349a", 170_498_071),
-        ),
-    },
-}
+from .registry import DATASETS, DOWNLOADABLE
+# download() has a parameter named data_dir, which hides the function of that name.
+from .registry import data_dir as resolve_data_dir
 
 # Bytes read from the network (and from disk, for checksums) at a time.
 CHUNK_BYTES = 1 << 20
@@ -335,11 +266,11 @@ def _by_hand_message(name, url, reason, missing, base_url, folder, explicit_dir)
 def download(name, data_dir=None, base_url=None, progress=True, log=print, retries=3, timeout=30):
     """Download the dataset ``name`` into ``<data_dir>/<folder>/`` and check every file.
 
-    name:     one of the keys of ``DOWNLOADS``: "mnist", "fashion-mnist",
-              "binarized-mnist", "cifar10"
+    name:     one of ``DOWNLOADABLE``: "binarized-mnist", "mnist",
+              "fashion-mnist", "cifar10"
     data_dir: the data folder (default: $MINIPIXEL_DATA, else "data"; see
-              ``minipixel.data.data_dir``); the files go to its sub-folder
-              ``DOWNLOADS[name]["folder"]``, where ``minipixel.data.load`` looks
+              ``registry.data_dir``); the files go to its sub-folder
+              ``DATASETS[name]["folder"]``, where ``registry.load`` looks
     base_url: fetch every file from ``base_url + file name`` instead of its own
               URL (a mirror, or a local test server); default: $MINIPIXEL_MIRROR if set
     progress: show a tqdm progress bar per file
@@ -354,20 +285,20 @@ def download(name, data_dir=None, base_url=None, progress=True, log=print, retri
     server cannot be reached, answers with an HTTP error, or keeps breaking
     the connection (the partial ``.part`` file is then kept: call again to resume).
     """
-    if name not in DOWNLOADS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of: {', '.join(DOWNLOADS)}")
+    if name not in DOWNLOADABLE:
+        raise ValueError(f"unknown dataset {name!r}; expected one of: {', '.join(DOWNLOADABLE)}")
     if not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
     if base_url is None:
         base_url = os.environ.get("MINIPIXEL_MIRROR") or None
-    entry = DOWNLOADS[name]
+    entry = DATASETS[name]
     folder = resolve_data_dir(data_dir) / entry["folder"]
     folder.mkdir(parents=True, exist_ok=True)
 
     # First look at what is there already (hashing each existing file once),
     # so that an error message can list exactly what is still missing.
     needed = []
-    for remote in entry["files"]:
+    for remote in entry["download"]:
         target = folder / remote.name
         if target.is_file():
             actual = file_checksum(target, remote.algorithm)
@@ -389,4 +320,4 @@ def download(name, data_dir=None, base_url=None, progress=True, log=print, retri
             ) from error
         log(f"{target}: downloaded ({target.stat().st_size:,} bytes, {remote.algorithm} checksum matches)")
 
-    return [folder / remote.name for remote in entry["files"]]
+    return [folder / remote.name for remote in entry["download"]]
