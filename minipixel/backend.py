@@ -3,20 +3,39 @@
 Every op in minipixel is written once against an array module called ``xp``.
 This file is the only place that decides which module that is, and the only
 place that imports CuPy, and only when the GPU is asked for.
+
+A device is a name for an array module: "cpu" is NumPy, "gpu" is CuPy, and
+``register_device`` adds others. The tests register a CPU stand-in for CuPy
+(``minipixel.testing.strict``) whose arrays, like CuPy's, refuse to turn into
+NumPy arrays behind your back, so a hidden host round trip fails without a GPU.
 """
 import numpy as np
+
+# device name -> array module; "gpu" joins on the first successful get_xp("gpu").
+_devices = {"cpu": np}
 
 
 class DeviceError(RuntimeError):
     """The requested device cannot be used (no CuPy, or no GPU)."""
 
 
+def register_device(name, module):
+    """Make ``get_xp(name)`` return ``module``: an array module with the part of
+    NumPy's API that minipixel uses, an ``ndarray`` type (how ``array_module``
+    recognises its arrays) and arrays with a ``.get()`` that copies to the host."""
+    if name in ("cpu", "gpu"):
+        raise ValueError(f"device {name!r} is built in and cannot be replaced")
+    _devices[name] = module
+
+
 def get_xp(device="cpu"):
-    """Return the array module for ``device``: ``numpy`` for "cpu", ``cupy`` for "gpu"."""
-    if device == "cpu":
-        return np
+    """Return the array module for ``device``: ``numpy`` for "cpu", ``cupy`` for
+    "gpu", or the module registered under that name."""
+    if device in _devices:
+        return _devices[device]
     if device != "gpu":
-        raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+        names = ", ".join(repr(name) for name in sorted(set(_devices) | {"gpu"}))
+        raise ValueError(f"device must be one of {names}, got {device!r}")
     try:
         import cupy
     except ImportError as err:
@@ -31,7 +50,12 @@ def get_xp(device="cpu"):
         raise DeviceError(f"--device gpu: CuPy is installed but no CUDA GPU can be used ({err})") from err
     if count == 0:
         raise DeviceError("--device gpu: CuPy is installed but it sees no CUDA GPU")
+    _devices["gpu"] = cupy
     return cupy
+
+
+def _is_cupy(xp):
+    return xp.__name__ == "cupy"
 
 
 def chunk_rows(xp):
@@ -42,12 +66,20 @@ def chunk_rows(xp):
     stay in the cache between the steps that use them, large enough that each
     matrix product is still efficient. On the GPU, everything at once: the
     GPU needs large products to keep its thousands of cores busy.
+
+    A registered stand-in runs on the CPU and gets the CPU's chunks: the loop
+    over several chunks is the code that a one-chunk GPU pass does not reach,
+    so a test on the stand-in covers both.
     """
-    return 2048 if xp is np else 2**62
+    return 2**62 if _is_cupy(xp) else 2048
 
 
 def array_module(a):
-    """The module that owns array ``a`` (numpy or cupy), found without importing CuPy."""
+    """The module that owns array ``a`` (numpy, cupy or a registered one), found
+    without importing CuPy. Anything that is not an array counts as NumPy's."""
+    for xp in _devices.values():
+        if isinstance(a, xp.ndarray):
+            return xp
     if type(a).__module__.split(".")[0] == "cupy":
         import cupy
 
@@ -56,19 +88,22 @@ def array_module(a):
 
 
 def device_of(a):
-    """"gpu" for a CuPy array, "cpu" otherwise."""
-    return "cpu" if array_module(a) is np else "gpu"
+    """The device name of array ``a``: "cpu" for NumPy, "gpu" for CuPy, or the registered name."""
+    xp = array_module(a)
+    return "gpu" if _is_cupy(xp) else next(name for name, module in _devices.items() if module is xp)
 
 
 def to_numpy(a):
-    """A NumPy copy (or view) of ``a``, wherever it lives."""
+    """A NumPy copy (or view) of ``a``, wherever it lives: device arrays are copied
+    to the host explicitly, by their ``.get()``."""
     if array_module(a) is np:
         return np.asarray(a)
     return a.get()
 
 
 def synchronize(xp):
-    """Wait until queued GPU work is done (nothing to wait for on the CPU), so a
-    timer around GPU work measures the work and not just its launch."""
-    if xp is not np:
+    """Wait until queued GPU work is done (nothing to wait for on the CPU or a
+    stand-in, which run each op as it comes), so a timer around GPU work
+    measures the work and not just its launch."""
+    if _is_cupy(xp):
         xp.cuda.get_current_stream().synchronize()

@@ -13,7 +13,9 @@ but not in backward) is off by far more than that.
 A layer maps x to y, and its backward takes dy. We check it on the scalar
 ``f(x) = sum(forward(x) * dy)`` for a random fixed ``dy``: then df/dx is exactly
 ``backward(dy)`` and df/dW is ``grads["W"]``. The loss is checked on its own
-value, the whole model on the loss of its logits.
+value, the whole model on the loss of its logits. The plain convolution of
+``conv_reference`` is checked the same way, and the fast ``MaskedConv2d`` is
+compared with it (forward, and dx, dW, db for the same dy).
 
 The error we report for an array is
 
@@ -28,8 +30,10 @@ which on an entry of 1e-5 would otherwise read as a relative error of 1e-4.
 import numpy as np
 
 from .backend import array_module, to_numpy
+from .conv_reference import conv2d_reference, conv2d_reference_backward
 from .layers import MaskedConv2d, ReLU, ResidualBlock
 from .losses import softmax_cross_entropy
+from .masks import conv_mask
 from .model import PixelCNN, PixelCNNConfig
 
 TOLERANCE = 1e-6
@@ -91,6 +95,32 @@ def check_layer(layer, x, seed=0, h=None):
     return errors
 
 
+def check_reference_conv(x, W, b, mask, seed=0, h=None):
+    """Errors of ``conv2d_reference_backward`` for x, W and b (the masked weights ``W * mask``)."""
+    dy = np.random.default_rng(seed).standard_normal(x.shape[:3] + (W.shape[3],))
+    dx, dW, db = conv2d_reference_backward(dy, x, W * mask, mask)
+
+    def f():
+        return float((conv2d_reference(x, W * mask, b) * dy).sum())
+
+    return {"x": relative_error(dx, numerical_gradient(f, x, h)), "W": relative_error(dW, numerical_gradient(f, W, h)),
+            "b": relative_error(db, numerical_gradient(f, b, h))}
+
+
+def compare_with_reference(layer, x, seed=0):
+    """Errors of the fast ``layer`` (a MaskedConv2d without fused ReLU) against
+    ``conv2d_reference``: its output, and its dx, dW, db for the same dy."""
+    Wm = layer.params["W"] * layer.mask
+    y = layer.forward(x)
+    dy = np.random.default_rng(seed).standard_normal(y.shape)
+    dx, dW, db = conv2d_reference_backward(dy, x, Wm, layer.mask)
+    errors = {"y": relative_error(y, conv2d_reference(x, Wm, layer.params["b"]))}
+    errors["x"] = relative_error(layer.backward(dy), dx)
+    errors["W"] = relative_error(layer.grads["W"], dW)
+    errors["b"] = relative_error(layer.grads["b"], db)
+    return errors
+
+
 def check_loss(logits, labels, h=None):
     """Error of softmax_cross_entropy's gradient with respect to the logits."""
     _, dlogits = softmax_cross_entropy(logits, labels)
@@ -138,6 +168,22 @@ def cases():
                 y = layer.forward(x.copy())
                 layer.params["b"][...] += np.where(np.abs(y) < 0.05, 0.1, 0).max(axis=(0, 1, 2))
             return check_layer(layer, x)
+        return run
+
+    def reference(cin, cout, k, mask, colors=1):
+        def run():
+            rng = np.random.default_rng(k * 10 + cin)
+            mask_array = conv_mask(k, cin, cout, mask, colors)
+            W = rng.standard_normal(mask_array.shape) * mask_array
+            return check_reference_conv(_input(rng, (2, 5, 5, cin)), W, rng.standard_normal(cout), mask_array)
+        return run
+
+    def fast_vs_reference(cin, cout, k, mask, colors=1):
+        def run():
+            rng = np.random.default_rng(k * 10 + cin + 1)
+            layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=f64)
+            layer.params["b"][...] = rng.standard_normal(cout)
+            return compare_with_reference(layer, _input(rng, (3, 6, 5, cin)))
         return run
 
     def block(widths, colors):
@@ -189,6 +235,10 @@ def cases():
         ("conv 3x3 mask B, RGB groups", conv(7, 6, 3, "B", colors=3)),
         ("conv 3x3 mask B + fused ReLU", conv(4, 5, 3, "B", relu=True)),
         ("conv 1x1 mask B + fused ReLU, RGB groups", conv(6, 6, 1, "B", colors=3, relu=True)),
+        ("conv reference 3x3 mask B, C=1", reference(3, 4, 3, "B")),
+        ("conv reference 5x5 mask A, RGB groups", reference(3, 6, 5, "A", colors=3)),
+        ("conv 3x3 mask B = reference, RGB groups", fast_vs_reference(6, 9, 3, "B", colors=3)),
+        ("conv 7x7 mask A = reference, C=1", fast_vs_reference(1, 8, 7, "A")),
         ("relu", relu),
         ("residual block (half), C=1", block("half", 1)),
         ("residual block (keras), RGB groups", block("keras", 3)),

@@ -131,3 +131,36 @@ def test_download_without_network_says_what_to_fetch(tmp_path, capsys):
     assert code == 1
     assert "cifar-10-python.tar.gz" in err and "c58f30108f718f92721af3b95e74349a" in err
     assert str(tmp_path / "cifar10") in err
+
+
+def test_eval_and_complete_read_data_as_the_run_did(tmp_path, monkeypatch, capsys):
+    # With --binarize sample, the binarization is drawn with the run's seed.
+    # eval and complete must binarize their data with that seed too, or the
+    # model is judged (and completes) on other images than training would see.
+    import minipixel.sampling
+    from minipixel.data import ImageSet, to_labels
+    from minipixel.datasets import load, write_npz
+
+    grey = np.random.default_rng(0).integers(0, 256, (24, 8, 8, 1)).astype(np.uint8)
+    data = tmp_path / "grey.npz"
+    write_npz(data, ImageSet(images=grey, max_value=255, source="grey"))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--levels", "2", "--binarize", "sample", "--seed", "3", "--steps", "2",
+                 "--filters", "8", "--blocks", "1", "--samples", "0", "--out", str(run), "--quiet"]) == 0
+    expected = to_labels(load(str(data), progress=False), 2, binarize_mode="sample", seed=3)
+    assert not np.array_equal(expected, to_labels(load(str(data), progress=False), 2, binarize_mode="sample", seed=0))
+
+    given = []
+    real_sample = minipixel.sampling.sample
+    monkeypatch.setattr(minipixel.sampling, "sample", lambda *a, **kw: given.append(kw["known"]) or real_sample(*a, **kw))
+    assert main(["complete", "--checkpoint", str(run), "--data", str(data), "-n", "5", "--keep-rows", "4",
+                 "--samples", "2", "--out", str(tmp_path / "c.png")]) == 0
+    assert np.array_equal(given[0][::2], expected[:5])  # each image twice, as the run binarized it
+
+    from minipixel.checkpoint import load_model
+    from minipixel.train import evaluate
+
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run), "--data", str(data), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["nll_nats"] == pytest.approx(evaluate(load_model(run)[0], expected)["nll_nats"], rel=1e-6)

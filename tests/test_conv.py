@@ -1,7 +1,10 @@
-"""im2col / col2im and MaskedConv2d against a direct loop implementation."""
+"""im2col / col2im, the reference convolution against a direct loop, and the
+fast MaskedConv2d against the reference, forward and backward."""
 import numpy as np
 import pytest
 
+from minipixel.backend import get_xp, to_numpy
+from minipixel.conv_reference import conv2d_reference, conv2d_reference_backward
 from minipixel.im2col import col2im, im2col
 from minipixel.layers import MaskedConv2d, ReLU
 from minipixel.masks import conv_mask, live_taps
@@ -22,17 +25,49 @@ def direct_conv(x, W, b):
     return y
 
 
-@pytest.mark.parametrize("k,mask,colors,cin,cout", [
+CONFIGS = [
     (1, "B", 1, 3, 4), (3, "A", 1, 1, 5), (3, "B", 1, 4, 2), (5, "B", 1, 2, 3),
     (7, "A", 1, 1, 4), (3, "A", 3, 3, 6), (5, "B", 3, 6, 7), (1, "A", 3, 3, 3),
-])
-def test_forward_matches_direct_convolution(k, mask, colors, cin, cout):
-    rng = np.random.default_rng(k)
-    layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=np.float64)
-    layer.params["b"][...] = rng.standard_normal(cout)
-    x = rng.standard_normal((2, 6, 5, cin))
-    expected = direct_conv(x, layer.params["W"] * conv_mask(k, cin, cout, mask, colors), layer.params["b"])
-    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
+]
+
+
+def layer_and_input(k, mask, colors, cin, cout, device="cpu"):
+    """A layer on ``device`` with random bias, a NumPy input, and the generator."""
+    rng = np.random.default_rng(k + 10 * cin)
+    xp = get_xp(device)
+    layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=np.float64, xp=xp)
+    layer.params["b"][...] = xp.asarray(rng.standard_normal(cout))
+    return layer, rng.standard_normal((3, 6, 5, cin)), rng
+
+
+@pytest.mark.parametrize("k,mask,colors,cin,cout", CONFIGS)
+def test_reference_matches_direct_convolution(k, mask, colors, cin, cout):
+    layer, x, _ = layer_and_input(k, mask, colors, cin, cout)
+    Wm = layer.params["W"] * conv_mask(k, cin, cout, mask, colors)
+    np.testing.assert_allclose(conv2d_reference(x, Wm, layer.params["b"]), direct_conv(x, Wm, layer.params["b"]),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("k,mask,colors,cin,cout", CONFIGS)
+def test_fast_layer_matches_the_reference_forward_and_backward(k, mask, colors, cin, cout, chunked, device,
+                                                               monkeypatch):
+    if chunked:  # one image per chunk: the sums of dW and db over chunks, col2im per chunk
+        import minipixel.layers
+
+        monkeypatch.setattr(minipixel.layers, "chunk_rows", lambda xp: 1)
+    layer, x, rng = layer_and_input(k, mask, colors, cin, cout, device)
+    xp = layer.xp
+    mask_array = conv_mask(k, cin, cout, mask, colors)
+    W, b = to_numpy(layer.params["W"]), to_numpy(layer.params["b"])
+    Wm = W * mask_array
+    y = layer.forward(xp.asarray(x))
+    np.testing.assert_allclose(to_numpy(y), conv2d_reference(x, Wm, b), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal((3, 6, 5, cout))
+    dx, dW, db = conv2d_reference_backward(dy, x, Wm, mask_array)
+    np.testing.assert_allclose(to_numpy(layer.backward(xp.asarray(dy))), dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(layer.grads["W"]), dW, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(layer.grads["b"]), db, rtol=1e-12, atol=1e-12)
 
 
 def test_masked_weights_are_zero_and_get_zero_gradient():

@@ -6,14 +6,16 @@ and colour step, exactly the output that ``forward`` gives there.
 import numpy as np
 import pytest
 
+from minipixel.backend import get_xp, to_numpy
 from minipixel.layers import MaskedConv2d, ReLU, ResidualBlock
 from minipixel.masks import group_slices
 
 
-def walk(layer, x, colors):
+def walk(layer, x, colors, xp=np):
     """Run ``forward_at`` over every position and colour step of x (B, H, W, C) in
     sampling order; return the group-g part of each output, assembled as (B, H, W, C_out)."""
     B, H, W, C = x.shape
+    x = xp.asarray(x)
     layer.start_at(B, H, W)
     reads_window = isinstance(layer, MaskedConv2d) and layer.kernel > 1
     if reads_window:
@@ -27,7 +29,7 @@ def walk(layer, x, colors):
                 if out is None:
                     out = np.full((B, H, W, y.shape[1]), np.nan)
                 group = group_slices(y.shape[1], colors)[g]
-                out[:, i, j, group] = y[:, group]
+                out[:, i, j, group] = to_numpy(y[:, group])
     return out
 
 
@@ -36,22 +38,26 @@ def walk(layer, x, colors):
     (7, "A", 1, 1, 4, False), (3, "A", 3, 3, 6, False), (5, "B", 3, 6, 7, True), (1, "A", 3, 3, 3, False),
     (1, "B", 3, 6, 9, True), (7, "A", 3, 3, 12, False),
 ])
-def test_conv_forward_at_equals_forward(k, mask, colors, cin, cout, relu):
+def test_conv_forward_at_equals_forward(k, mask, colors, cin, cout, relu, device):
     rng = np.random.default_rng(k + cin)
-    layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=np.float64, relu=relu)
-    layer.params["b"][...] = rng.standard_normal(cout)
+    xp = get_xp(device)
+    layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=np.float64, relu=relu, xp=xp)
+    layer.params["b"][...] = xp.asarray(rng.standard_normal(cout))
     x = rng.standard_normal((2, 6, 5, cin))
-    np.testing.assert_allclose(walk(layer, x, colors), layer.forward(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(walk(layer, x, colors, xp), to_numpy(layer.forward(xp.asarray(x))),
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("widths,colors", [("half", 1), ("keras", 1), ("half", 3), ("keras", 3)])
-def test_residual_block_forward_at_equals_forward(widths, colors):
+def test_residual_block_forward_at_equals_forward(widths, colors, device):
     rng = np.random.default_rng(5)
-    block = ResidualBlock(12, widths, colors=colors, rng=rng, dtype=np.float64)
+    xp = get_xp(device)
+    block = ResidualBlock(12, widths, colors=colors, rng=rng, dtype=np.float64, xp=xp)
     for _, p, _ in block.named_parameters():
-        p += 0.1 * rng.standard_normal(p.shape) * (p != 0 if p.ndim > 1 else 1)
+        p += xp.asarray(0.1 * rng.standard_normal(p.shape)) * (p != 0 if p.ndim > 1 else 1)
     x = rng.standard_normal((3, 5, 6, 12))
-    np.testing.assert_allclose(walk(block, x, colors), block.forward(x.copy()), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(walk(block, x, colors, xp), to_numpy(block.forward(xp.asarray(x))),
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_relu_forward_at_equals_forward():

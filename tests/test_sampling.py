@@ -6,19 +6,20 @@ from minipixel.model import PixelCNN, PixelCNNConfig
 from minipixel.sampling import draw, sample
 
 
-def small_model(channels, levels, block="half", dtype="float64", seed=0):
+def small_model(channels, levels, block="half", dtype="float64", seed=0, device="cpu"):
     cfg = PixelCNNConfig(height=6, width=5, channels=channels, levels=levels, filters=12, blocks=3, block=block)
-    model = PixelCNN(cfg, seed=seed, dtype=dtype)
+    model = PixelCNN(cfg, seed=seed, dtype=dtype, device=device)
     rng = np.random.default_rng(seed + 100)
     for p in model.parameters().values():
         # Sharper logits and non-zero biases, so samples depend on everything.
-        p += 0.3 * rng.standard_normal(p.shape) * (p != 0) if p.ndim > 1 else 0.2 * rng.standard_normal(p.shape)
+        noise = 0.3 * rng.standard_normal(p.shape) if p.ndim > 1 else 0.2 * rng.standard_normal(p.shape)
+        p += model.xp.asarray(noise) * (p != 0) if p.ndim > 1 else model.xp.asarray(noise)
     return model
 
 
 @pytest.mark.parametrize("channels,levels,block", [(1, 2, "half"), (1, 5, "keras"), (3, 4, "half"), (3, 256, "keras")])
-def test_cached_sampler_matches_naive(channels, levels, block):
-    model = small_model(channels, levels, block)
+def test_cached_sampler_matches_naive(channels, levels, block, device):
+    model = small_model(channels, levels, block, device=device)
     naive = sample(model, 7, seed=3, method="naive")
     cached = sample(model, 7, seed=3, method="cached", batch_size=3)  # another batch size, same images
     assert np.array_equal(naive, cached)

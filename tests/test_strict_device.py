@@ -1,0 +1,206 @@
+"""Training, evaluation and sampling on every device give the CPU's numbers.
+
+The "strict" device (``minipixel.testing.strict``) is a CPU stand-in for CuPy
+whose arrays refuse to become NumPy arrays implicitly: a hidden copy to the
+host in the hot path, which passes on NumPy and breaks (or crawls) on a GPU,
+fails here without a GPU. The ``device`` fixture (conftest.py) runs each test
+on "cpu", "gpu" (when CuPy sees one) and "strict".
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minipixel import backend
+from minipixel.data import labels_to_inputs
+from minipixel.layers import ReLU
+from minipixel.losses import softmax_cross_entropy
+from minipixel.model import PixelCNN, PixelCNNConfig
+from minipixel.optim import Adam
+from minipixel.checkpoint import read_checkpoint
+from minipixel.sampling import sample
+from minipixel.testing import strict
+from minipixel.train import TrainSettings, evaluate, train
+
+# 8x8 images: 32 images fill one chunk of backend.chunk_rows on the CPU, so a
+# batch of 40 takes two chunks, the loop that a one-chunk GPU pass never runs.
+CONFIGS = {
+    "grey": PixelCNNConfig(height=8, width=8, channels=1, levels=2, filters=8, blocks=1, input_kernel=3),
+    "rgb": PixelCNNConfig(height=8, width=8, channels=3, levels=4, filters=12, blocks=1, input_kernel=3),
+}
+BATCH = 40
+
+
+def labels_for(cfg, n=BATCH, seed=1):
+    return np.random.default_rng(seed).integers(0, cfg.levels, (n, cfg.height, cfg.width, cfg.channels), dtype=np.uint8)
+
+
+def run_everything(cfg, device):
+    """One training step, an evaluation and both samplers on ``device``; NumPy results."""
+    model = PixelCNN(cfg, seed=0, device=device)
+    xp = model.xp
+    labels = xp.asarray(labels_for(cfg))
+    logits = model.forward(labels_to_inputs(labels, cfg.levels, model.dtype, xp))
+    loss, dlogits = softmax_cross_entropy(logits, labels)
+    model.conv_in.input_grad = True  # the input gradient too, as viz.receptive_field asks for it
+    dx = model.backward(dlogits)
+    grads = {k: backend.to_numpy(g) for k, g in model.gradients().items()}
+    grads["input"] = backend.to_numpy(dx)
+    Adam(model.parameters()).step(model.gradients())
+    return {
+        "loss": loss,
+        "grads": grads,
+        "params": {k: backend.to_numpy(p) for k, p in model.parameters().items()},
+        "eval": evaluate(model, labels_for(cfg, n=20, seed=2), batch_size=8),
+        "cached": sample(model, 3, seed=0, method="cached"),
+        "naive": sample(model, 3, seed=0, method="naive"),
+        "completed": sample(model, 2, seed=0, known=labels_for(cfg, n=2), known_rows=3),
+    }
+
+
+@pytest.fixture(scope="module")
+def on_cpu():
+    """The reference results, computed once per configuration."""
+    return {name: run_everything(cfg, "cpu") for name, cfg in CONFIGS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_training_evaluation_and_sampling_match_the_cpu(device, name, on_cpu):
+    got, want = run_everything(CONFIGS[name], device), on_cpu[name]
+    close = dict(rtol=1e-4, atol=1e-6)
+    assert got["loss"] == pytest.approx(want["loss"], rel=1e-5)
+    for key in ("grads", "params"):
+        assert got[key].keys() == want[key].keys()
+        for k in want[key]:
+            assert isinstance(got[key][k], np.ndarray)
+            np.testing.assert_allclose(got[key][k], want[key][k], **close, err_msg=f"{key} {k}")
+    assert got["eval"]["images"] == want["eval"]["images"]
+    assert got["eval"]["nll_nats"] == pytest.approx(want["eval"]["nll_nats"], rel=1e-5)
+    assert got["eval"]["bits_per_dim"] == pytest.approx(want["eval"]["bits_per_dim"], rel=1e-5)
+    for method in ("cached", "naive", "completed"):
+        assert got[method].dtype == np.uint8 and isinstance(got[method], np.ndarray)
+        np.testing.assert_array_equal(got[method], want[method], err_msg=method)
+
+
+
+def test_a_training_run_with_a_resume_matches_the_cpu(device, tiny_npz, tmp_path):
+    """``train`` end to end: steps, evaluations, checkpoints, a resume, the final samples."""
+
+    def run(device, out, steps, resume=None):
+        losses = []
+        settings = TrainSettings(data=str(tiny_npz), filters=8, blocks=1, batch=16, lr=5e-3, samples=2, seed=3,
+                                 steps=steps, device=device)
+        train(settings, out=out, resume=resume, progress=False, log=lambda *a: None,
+              on_step=lambda step, loss: losses.append(loss))
+        return losses
+
+    want = run("cpu", tmp_path / "cpu", 6)
+    got = run(device, tmp_path / device, 4) + run(device, tmp_path / device, 6, resume=tmp_path / device)
+    assert got == pytest.approx(want, rel=1e-5)
+    _, want_params, want_optim, _ = read_checkpoint(tmp_path / "cpu" / "checkpoint.npz")
+    _, got_params, got_optim, _ = read_checkpoint(tmp_path / device / "checkpoint.npz")
+    assert got_params.keys() == want_params.keys() and got_optim.keys() == want_optim.keys()
+    for k in want_params:
+        np.testing.assert_allclose(got_params[k], want_params[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    for k in want_optim:
+        np.testing.assert_allclose(got_optim[k], want_optim[k], rtol=1e-4, atol=1e-7, err_msg=k)
+
+# ------------------------------------------------------------- the stand-in itself
+
+
+@pytest.fixture
+def strict_device():
+    backend.register_device("strict", strict)
+    return "strict"
+
+
+def test_the_stand_in_refuses_implicit_host_copies():
+    a = strict.arange(6.0).reshape(2, 3)
+    host = np.ones(3)
+    with pytest.raises(TypeError, match="Implicit conversion to a NumPy array is not allowed"):
+        np.asarray(a)
+    with pytest.raises(TypeError, match="Unsupported type"):
+        a + host  # mixing a device and a host array, either way round
+    with pytest.raises(TypeError, match="Unsupported type"):
+        host + a[0]
+    with pytest.raises(ValueError, match="non-scalar numpy.ndarray"):
+        a[0] = host
+
+    def hidden_round_trip(x):
+        return np.asarray(x) * 2
+
+    np.testing.assert_array_equal(hidden_round_trip(np.arange(3.0)), [0, 2, 4])
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        hidden_round_trip(a)
+
+
+def test_the_stand_in_allows_what_cupy_allows():
+    host = np.arange(6.0).reshape(2, 3)
+    a = strict.asarray(host)
+    host[0, 0] = 99  # asarray copied (a host-to-device transfer is a copy)
+    assert float(a[0, 0]) == 0.0 and int(a.sum()) == 15 and bool(a[1, 2] == 5)
+    back = a.get()
+    assert isinstance(back, np.ndarray) and back is not a.get()
+    np.testing.assert_array_equal(back, np.arange(6.0).reshape(2, 3))
+    # NumPy's functions on a device array stay on the device, as with CuPy.
+    for result in (np.maximum(a, 3), np.count_nonzero(a), a.max(), 2.0 * a, np.float32(2) * a):
+        assert isinstance(result, strict.ndarray)
+    # Scalars mix, NumPy arrays may index, out= and in-place ops keep the array.
+    a[np.array([0]), 1] = np.float64(7)
+    out = strict.empty((2, 2))
+    assert strict.matmul(a, a.T, out=out) is out
+    b = a
+    b += 1
+    assert b is a and float(a[0, 1]) == 8.0
+
+
+def test_a_hidden_host_copy_in_a_layer_fails_on_the_stand_in(strict_device, monkeypatch):
+    """Break a layer on purpose: a ReLU that computes on the host passes on the CPU only."""
+    cfg = CONFIGS["grey"]
+    monkeypatch.setattr(ReLU, "forward", lambda self, x: np.maximum(np.asarray(x), 0))
+    x = labels_for(cfg, n=2).astype(np.float32)
+    PixelCNN(cfg, device="cpu").forward(x)
+    model = PixelCNN(cfg, device=strict_device)
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        model.forward(model.xp.asarray(x))
+
+
+def test_backend_knows_the_registered_device(strict_device):
+    a = strict.zeros(3)
+    assert backend.get_xp(strict_device) is strict
+    assert backend.array_module(a) is strict and backend.device_of(a) == "strict"
+    assert backend.array_module(np.zeros(3)) is np and backend.device_of(np.zeros(3)) == "cpu"
+    assert isinstance(backend.to_numpy(a), np.ndarray)
+    assert backend.chunk_rows(strict) == backend.chunk_rows(np)
+    backend.synchronize(strict)  # nothing to wait for
+    with pytest.raises(ValueError, match="'strict'"):
+        backend.get_xp("tpu")
+    with pytest.raises(ValueError, match="built in"):
+        backend.register_device("cpu", strict)
+
+
+def test_the_stand_in_counts_every_op(strict_device):
+    model = PixelCNN(CONFIGS["grey"], device=strict_device)
+    x = strict.zeros((2, 8, 8, 1), dtype=np.float32)
+    strict.counts.clear()
+    model.forward(x)
+    assert strict.counts["matmul"] >= 5  # one per convolution and chunk, at least
+    assert sum(strict.counts.values()) > strict.counts["matmul"]
+    for method in ("cached", "naive"):
+        strict.counts.clear()
+        sample(model, 2, method=method)
+        assert strict.counts["sync"] == 0, f"{method}: the sampler waits for the device during sampling"
+        assert strict.counts["get"] == 1, f"{method}: the images should come back to the host once"
+
+
+def test_the_stand_in_never_imports_cupy():
+    code = (
+        "import sys; from minipixel import backend; from minipixel.testing import strict; "
+        "from minipixel.model import PixelCNN, PixelCNNConfig; "
+        "backend.register_device('strict', strict); "
+        "m = PixelCNN(PixelCNNConfig(height=4, width=4, filters=4, blocks=1), device='strict'); "
+        "m.forward(strict.zeros((1, 4, 4, 1), dtype='float32')); "
+        "assert 'cupy' not in sys.modules, 'cupy was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
