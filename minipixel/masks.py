@@ -33,12 +33,29 @@ interleaving R, G, B, R, G, B, ...) make a group a slice (``group_slices``),
 which the one-position forward of every layer uses to compute only the group
 it needs.
 
+The Gated PixelCNN (``gated``) splits that kernel in two stacks, with three
+more mask types (k = 5 shown):
+
+    "V" (vertical stack)   "HA" / "HB" (horizontal stack)
+        1 1 1 1 1              0 0 0 0 0
+        1 1 1 1 1              0 0 0 0 0
+        1 1 1 1 1              1 1 c 0 0
+        0 0 0 0 0              0 0 0 0 0
+        0 0 0 0 0              0 0 0 0 0
+
+"V" is a (k//2 + 1) x k convolution: the rows above *and the current row*,
+every column, every channel. It sees the future of its own row, so its output
+is only ever used shifted down one row (``gated.ShiftDown``), where the whole
+row is in the past. "HA" / "HB" are a 1 x (k//2 + 1) convolution along the
+current row, with the centre tap of mask A or B. Together they cover every
+earlier position in reach, with no blind spot.
+
 Masks are NumPy arrays in the weight layout of ``MaskedConv2d``:
 ``(kernel, kernel, in_channels, out_channels)``.
 """
 import numpy as np
 
-MASK_TYPES = ("A", "B")
+MASK_TYPES = ("A", "B", "V", "HA", "HB")
 
 
 def channel_groups(n, colors):
@@ -64,17 +81,23 @@ def group_slices(n, colors):
 def conv_mask(kernel, in_channels, out_channels, mask_type, colors=1):
     """The 0/1 mask of a masked convolution: ``(kernel, kernel, in_channels, out_channels)`` float64.
 
-    ``kernel`` is odd; ``mask_type`` is "A" or "B"; ``colors`` is the number of
-    colour groups (1 for grey, 3 for RGB).
+    ``kernel`` is odd; ``mask_type`` is "A" or "B" (or "V", "HA", "HB" for the
+    gated stacks, see the module docstring); ``colors`` is the number of colour
+    groups (1 for grey, 3 for RGB).
     """
     if not isinstance(kernel, (int, np.integer)) or kernel < 1 or kernel % 2 == 0:
         raise ValueError(f"kernel must be a positive odd int, got {kernel!r}")
     if mask_type not in MASK_TYPES:
-        raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+        raise ValueError(f"mask_type must be one of {MASK_TYPES}, got {mask_type!r}")
     c = kernel // 2
     mask = np.zeros((kernel, kernel, in_channels, out_channels))
-    mask[:c] = 1.0  # every row above the centre is in the past
+    if mask_type == "V":
+        mask[: c + 1] = 1.0  # rows up to the current one; used only shifted down a row
+        return mask
+    if mask_type in ("A", "B"):
+        mask[:c] = 1.0  # every row above the centre is in the past
     mask[c, :c] = 1.0  # so is everything left of the centre in its row
+    mask_type = mask_type[-1]  # "HA" / "HB": the centre tap as in mask A / B
     g_in = channel_groups(in_channels, colors)[:, None]
     g_out = channel_groups(out_channels, colors)[None, :]
     # The centre tap reads the current pixel: only earlier colour groups for

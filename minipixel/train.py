@@ -1,6 +1,6 @@
 """Training: the step, the loop, evaluation, checkpoints and the run folder.
 
-One training step is five lines (``train_step``):
+One training step is four lines (``train_step``; it also stops on a NaN loss):
 
     logits = model.forward(inputs)                       # (B, H, W, C, levels)
     loss, dlogits = softmax_cross_entropy(logits, labels)
@@ -16,7 +16,8 @@ A run writes into its folder (``runs/<name>/`` by default):
 
     checkpoint.npz   model, Adam state, step, settings (written atomically)
     metrics.jsonl    one JSON line per evaluation: step, epoch, train and
-                     validation NLL in nats per image, validation bits/dim
+                     validation NLL in nats per image, validation bits/dim,
+                     the learning rate, and the training seconds so far
     samples.png      a grid of samples from the final model
     learning_curve.png  train and validation NLL by epoch (redrawn at every evaluation)
 

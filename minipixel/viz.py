@@ -185,10 +185,10 @@ def mask_figure(kernel, channels, cell=22):
                 if o == 0:
                     draw.text((x + kernel * cell / 2, title_h + 4), f"in {names[i]}".strip(), fill="black",
                               font=small, anchor="mt")
-                for dy in range(kernel):
-                    for dx in range(kernel):
-                        live = mask[dy, dx, i, o] > 0
-                        box = [x + dx * cell, y + dy * cell, x + (dx + 1) * cell - 2, y + (dy + 1) * cell - 2]
+                for ky in range(kernel):
+                    for kx in range(kernel):
+                        live = mask[ky, kx, i, o] > 0
+                        box = [x + kx * cell, y + ky * cell, x + (kx + 1) * cell - 2, y + (ky + 1) * cell - 2]
                         draw.rectangle(box, fill=GROUP_COLOURS[channels][i] if live else (60, 60, 60))
                 c = kernel // 2
                 draw.rectangle([x + c * cell - 1, y + c * cell - 1, x + (c + 1) * cell - 1, y + (c + 1) * cell - 1],
