@@ -81,5 +81,28 @@ def test_bad_kernel(bad):
 
 
 def test_bad_mask_type():
-    with pytest.raises(ValueError, match="'A' or 'B', got 'C'"):
+    with pytest.raises(ValueError, match=r"mask_type must be one of \('A', 'B', 'V', 'HA', 'HB'\), got 'C'"):
         conv_mask(3, 1, 1, "C")
+
+
+def test_gated_stack_masks():
+    # Vertical: the rows above and the current row, every column (used shifted down a row).
+    assert spatial(conv_mask(5, 1, 1, "V")) == [[1, 1, 1, 1, 1],
+                                                 [1, 1, 1, 1, 1],
+                                                 [1, 1, 1, 1, 1],
+                                                 [0, 0, 0, 0, 0],
+                                                 [0, 0, 0, 0, 0]]
+    # Horizontal: the current row up to the centre; the centre as in mask A / B.
+    assert spatial(conv_mask(5, 1, 1, "HA")) == [[0, 0, 0, 0, 0],
+                                                  [0, 0, 0, 0, 0],
+                                                  [1, 1, 0, 0, 0],
+                                                  [0, 0, 0, 0, 0],
+                                                  [0, 0, 0, 0, 0]]
+    assert spatial(conv_mask(3, 1, 1, "HB")) == [[0, 0, 0],
+                                                  [1, 1, 0],
+                                                  [0, 0, 0]]
+    # Colour groups at the horizontal centre tap, as in mask A and B; none in the vertical stack.
+    for kind in ("A", "B"):
+        full, row = conv_mask(3, 3, 6, kind, colors=3), conv_mask(3, 3, 6, "H" + kind, colors=3)
+        assert (row[1, 1] == full[1, 1]).all()
+    assert conv_mask(3, 3, 6, "V", colors=3)[:2].all()
