@@ -34,7 +34,8 @@ from .conv_reference import conv2d_reference, conv2d_reference_backward
 from .layers import MaskedConv2d, ReLU, ResidualBlock
 from .losses import softmax_cross_entropy
 from .masks import conv_mask
-from .model import PixelCNN, PixelCNNConfig
+from .gated import ClassBias, Gate, GatedLayer, ShiftDown
+from .model import PixelCNNConfig, build_model
 
 TOLERANCE = 1e-6
 STEP = 1e-5
@@ -128,16 +129,35 @@ def check_loss(logits, labels, h=None):
     return {"logits": relative_error(dlogits, numeric)}
 
 
-def check_model(model, x, labels, h=None):
+def check_gated_layer(layer, v, h, seed=0, step=None):
+    """Errors of a ``gated.GatedLayer``'s backward, on f = sum(v' dv' + h' dh' + out dout)."""
+    rng = np.random.default_rng(seed)
+    layer.conv_v.input_grad = layer.conv_h.input_grad = True  # a first layer's too
+    outputs = layer.forward((v.copy(), h.copy()))
+    douts = [rng.standard_normal(o.shape) for o in outputs]
+    dv, dh = layer.backward(tuple(d.copy() for d in douts))
+    analytic = {name: g.copy() for name, _, g in layer.named_parameters()}
+
+    def f():
+        return float(sum((o * d).sum() for o, d in zip(layer.forward((v.copy(), h.copy())), douts)))
+
+    errors = {"v": relative_error(dv, numerical_gradient(f, v, step)),
+              "h": relative_error(dh, numerical_gradient(f, h, step))}
+    for name, p, _ in layer.named_parameters():
+        errors[name] = relative_error(analytic[name], numerical_gradient(f, p, step))
+    return errors
+
+
+def check_model(model, x, labels, h=None, classes=None):
     """Errors of the whole model's backward (through the loss) for the input and every parameter."""
     model.conv_in.input_grad = True  # the input gradient is checked too
-    logits = model.forward(x.copy())
+    logits = model.forward(x.copy(), classes)
     _, dlogits = softmax_cross_entropy(logits, labels)
     dx = model.backward(dlogits)
     analytic = {name: g.copy() for name, g in model.gradients().items()}
 
     def f():
-        return softmax_cross_entropy(model.forward(x.copy()), labels)[0]
+        return softmax_cross_entropy(model.forward(x.copy(), classes), labels)[0]
 
     errors = {"x": relative_error(dx, numerical_gradient(f, x, h))}
     for name, p in model.parameters().items():
@@ -207,17 +227,46 @@ def cases():
             return check_loss(logits, labels)
         return run
 
-    def model(channels, levels, block_widths):
+    def model(channels, levels, block_widths, arch="pixelcnn", classes=0):
         def run():
             cfg = PixelCNNConfig(height=5, width=5, channels=channels, levels=levels, filters=3 * channels + 3, blocks=2,
-                                 block=block_widths, input_kernel=5)
-            m = PixelCNN(cfg, seed=1, dtype=f64)
+                                 block=block_widths, input_kernel=5, arch=arch, classes=classes)
+            m = build_model(cfg, seed=1, dtype=f64)
             rng = np.random.default_rng(11)
             for p in m.parameters().values():
                 p += 0.05 * rng.standard_normal(p.shape)  # non-zero biases: no output sits on a ReLU kink
             x = rng.random((2, 5, 5, channels))  # PixelCNN inputs lie in [0, 1]
             labels = rng.integers(0, levels, (2, 5, 5, channels))
-            return check_model(m, x, labels)
+            return check_model(m, x, labels, classes=np.arange(2) % classes if classes else None)
+        return run
+
+    def gate():
+        rng = np.random.default_rng(4)
+        return check_layer(Gate(), 2 * rng.standard_normal((2, 3, 3, 6)))
+
+    def shift():
+        rng = np.random.default_rng(5)
+        return check_layer(ShiftDown(), rng.standard_normal((2, 4, 3, 2)))
+
+    def class_bias():
+        rng = np.random.default_rng(6)
+        layer = ClassBias(3, 4, dtype=f64)
+        layer.params["V"][...] = rng.standard_normal((3, 4))
+        layer.condition(np.eye(3)[[2, 0]])
+        return check_layer(layer, rng.standard_normal((2, 3, 3, 4)))
+
+    def gated_layer(first, colors, classes=0):
+        def run():
+            rng = np.random.default_rng(8)
+            cin = colors if first else 6
+            layer = GatedLayer(cin, 6, 3, first, colors=colors, classes=classes, rng=rng, dtype=f64)
+            for _, p, _ in layer.named_parameters():
+                p += 0.2 * rng.standard_normal(p.shape)
+            if classes:
+                for bias in (layer.bias_v, layer.bias_h):
+                    bias.condition(np.eye(classes)[[1, 0]])
+            v, h = rng.standard_normal((2, 2, 4, 4, cin))
+            return check_gated_layer(layer, v, h)
         return run
 
     return [
@@ -246,6 +295,18 @@ def cases():
         ("softmax cross-entropy, 7 levels", loss(7)),
         ("model, C=1, 2 levels", model(1, 2, "half")),
         ("model, RGB, 4 levels", model(3, 4, "keras")),
+        ("conv 3x3 mask V (gated vertical stack)", conv(4, 6, 3, "V")),
+        ("conv 5x5 mask HA, RGB groups (gated horizontal)", conv(3, 6, 5, "HA", colors=3)),
+        ("conv 3x3 mask HB, RGB groups (gated horizontal)", conv(6, 6, 3, "HB", colors=3)),
+        ("gated unit tanh * sigmoid", gate),
+        ("shift down one row", shift),
+        ("class bias", class_bias),
+        ("gated layer, first (no residual), C=1", gated_layer(True, 1)),
+        ("gated layer, later, RGB groups", gated_layer(False, 3)),
+        ("gated layer, later, class bias", gated_layer(False, 1, classes=3)),
+        ("gated model, C=1, 2 levels", model(1, 2, "half", arch="gated")),
+        ("gated model, RGB, 4 levels", model(3, 4, "half", arch="gated")),
+        ("gated model, conditional, RGB", model(3, 3, "half", arch="gated", classes=3)),
     ]
 
 

@@ -78,6 +78,11 @@ class Canvas:
         """Set the map at position (i, j): ``value`` (n, len(channels))."""
         self.data[:, i + self.pad, j + self.pad, channels] = value
 
+    def write_row(self, i, value):
+        """Set the whole row i: ``value`` (n, W, C)."""
+        p = self.pad
+        self.data[:, i + p, p : self.data.shape[2] - p] = value
+
     def window(self, i, j):
         """Rows i - k//2 .. i and columns j - k//2 .. j + k//2: (n, k//2 + 1, k, C)."""
         return self.data[:, i : i + self.pad + 1, j : j + 2 * self.pad + 1]
@@ -106,6 +111,27 @@ class Layer:
             yield prefix + name, p, self.grads[name]
         for child_name, child in self.children().items():
             yield from child.named_parameters(f"{prefix}{child_name}.")
+
+    def parameters(self):
+        """``{name: array}`` for every parameter, e.g. ``blocks.0.conv2.W`` (the arrays themselves)."""
+        return {name: p for name, p, _ in self.named_parameters()}
+
+    def gradients(self):
+        """``{name: array}``: the gradients that the last ``backward`` filled, same keys."""
+        return {name: g for name, _, g in self.named_parameters()}
+
+    def load_parameters(self, arrays, source="parameters"):
+        """Copy ``{name: array}`` into the layer, checking every name and shape."""
+        own = self.parameters()
+        missing = sorted(set(own) - set(arrays))
+        extra = sorted(set(arrays) - set(own))
+        if missing or extra:
+            raise ValueError(f"{source}: parameters do not match the model: missing {missing}, unexpected {extra}")
+        for name, p in own.items():
+            a = arrays[name]
+            if tuple(a.shape) != tuple(p.shape):
+                raise ValueError(f"{source}: parameter {name}: expected shape {tuple(p.shape)}, got {tuple(a.shape)}")
+            p[...] = array_module(p).asarray(a, dtype=p.dtype)
 
     def layers(self):
         """This layer and every layer inside it, depth first in forward order."""
@@ -309,6 +335,21 @@ class MaskedConv2d(Layer):
             self.xp.maximum(out, 0, out=out)
         self.y_at[:, step["out"]] = out
         return self.y_at
+
+
+    def forward_row(self, x, i):
+        """Output row i at every column, (n, W, out_channels), reading the ``Canvas`` x
+        (final in rows <= i). The gated model's vertical stack runs a row at a time."""
+        p = x.pad
+        width = x.data.shape[2] - 2 * p
+        # The row's im2col matrix: for each live tap, the input row it reads, shifted by its column.
+        cols = self.xp.stack([x.data[:, i + ky, kx : kx + width] for ky, kx in self.taps], axis=2)  # (n, W, T, C)
+        n = cols.shape[0]
+        y = cols.reshape(n * width, -1) @ self.weight_matrix()
+        y += self.params["b"]
+        if self.relu:
+            self.xp.maximum(y, 0, out=y)
+        return y.reshape(n, width, self.out_channels)
 
 
 class ReLU(Layer):

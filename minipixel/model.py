@@ -24,6 +24,9 @@ from .backend import get_xp
 from .layers import Layer, MaskedConv2d, ReLU, ResidualBlock, check_array
 
 
+ARCHS = ("pixelcnn", "gated")
+
+
 @dataclass
 class PixelCNNConfig:
     """Everything that fixes a model's shape (saved in every checkpoint)."""
@@ -36,6 +39,8 @@ class PixelCNNConfig:
     blocks: int = 5  # residual blocks
     block: str = "half"  # residual block widths: "half" (paper) or "keras" (keras.io example)
     input_kernel: int = 7  # kernel of the mask-A input convolution
+    arch: str = "pixelcnn"  # "pixelcnn" (this file) or "gated" (gated.GatedPixelCNN)
+    classes: int = 0  # gated only: number of classes to condition on (0: unconditional)
 
     def validate(self):
         for name in ("height", "width", "channels", "filters", "blocks", "input_kernel"):
@@ -48,6 +53,15 @@ class PixelCNNConfig:
             raise ValueError(f"config.levels: expected an int from 2 to 256, got {self.levels!r}")
         if self.input_kernel % 2 == 0:
             raise ValueError(f"config.input_kernel: expected an odd kernel size, got {self.input_kernel}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"config.arch: expected one of {ARCHS}, got {self.arch!r}")
+        if not (isinstance(self.classes, (int, np.integer)) and self.classes >= 0):
+            raise ValueError(f"config.classes: expected an int >= 0, got {self.classes!r}")
+        if self.classes and self.arch != "gated":
+            raise ValueError("config.classes: class conditioning needs the gated architecture (arch='gated')")
+        if self.arch == "gated" and self.channels == 3 and self.filters % 3:
+            raise ValueError(f"config.filters: the gated model with colour needs a multiple of 3 (one third per "
+                             f"colour group, both halves of every gate in it), got {self.filters}")
         if self.block not in ResidualBlock.WIDTHS:
             raise ValueError(f"config.block: expected one of {ResidualBlock.WIDTHS}, got {self.block!r}")
         if self.filters < 2 * self.channels:
@@ -109,17 +123,15 @@ class PixelCNN(Layer):
         named.update(head1=self.head1, head2=self.head2, conv_out=self.conv_out)
         return named
 
-    def parameters(self):
-        """``{name: array}`` for every parameter, e.g. ``blocks.0.conv2.W`` (the arrays themselves)."""
-        return {name: p for name, p, _ in self.named_parameters()}
+    def condition(self, classes):
+        """Class conditioning is the gated model's (``gated.GatedPixelCNN``): this one takes no classes."""
+        if classes is not None:
+            raise ValueError("classes: this model is not class-conditional (only --arch gated can be)")
 
-    def gradients(self):
-        """``{name: array}``: the gradients that the last ``backward`` filled, same keys."""
-        return {name: g for name, _, g in self.named_parameters()}
-
-    def forward(self, x):
+    def forward(self, x, classes=None):
         """x: (B, H, W, C) in [0, 1] (see ``data.labels_to_inputs``) -> logits (B, H, W, C, levels)."""
         check_array(x, "PixelCNN input", 4, self.config.channels, self.dtype, self.xp)
+        self.condition(classes)
         B, H, W, C = x.shape
         h = self.conv_in.forward(x)
         for block in self.blocks:
@@ -169,15 +181,11 @@ class PixelCNN(Layer):
         L = self.config.levels
         return out[:, g * L : (g + 1) * L]
 
-    def load_parameters(self, arrays, source="parameters"):
-        """Copy ``{name: array}`` into the model, checking every name and shape."""
-        own = self.parameters()
-        missing = sorted(set(own) - set(arrays))
-        extra = sorted(set(arrays) - set(own))
-        if missing or extra:
-            raise ValueError(f"{source}: parameters do not match the model: missing {missing}, unexpected {extra}")
-        for name, p in own.items():
-            a = arrays[name]
-            if tuple(a.shape) != tuple(p.shape):
-                raise ValueError(f"{source}: parameter {name}: expected shape {tuple(p.shape)}, got {tuple(a.shape)}")
-            p[...] = self.xp.asarray(a, dtype=p.dtype)
+
+def build_model(config, seed=0, dtype="float32", device="cpu"):
+    """The model ``config.arch`` names: a PixelCNN or a GatedPixelCNN."""
+    if config.arch == "gated":
+        from .gated import GatedPixelCNN
+
+        return GatedPixelCNN(config, seed=seed, dtype=dtype, device=device)
+    return PixelCNN(config, seed=seed, dtype=dtype, device=device)

@@ -55,11 +55,13 @@ def draw(logits, u, temperature=1.0):
 
 
 def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, width=None,
-           batch_size=64, progress=False, known=None, known_rows=0):
+           batch_size=64, progress=False, known=None, known_rows=0, classes=None):
     """Generate ``n`` images from ``model``.
 
     returns labels: (n, H, W, C) uint8 NumPy array, values 0 .. levels-1
     (``H, W`` default to the size in the model's config).
+
+    classes: (n,) ints, the class of each image, for a class-conditional model.
 
     Image completion: with ``known`` ((n, H, W, C) labels) the first
     ``known_rows`` rows of every image are copied from it, and only the rows
@@ -87,6 +89,10 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if H < 1 or W < 1:
         raise ValueError(f"image size must be positive, got {H}x{W}")
+    if classes is not None:
+        classes = np.asarray(classes)
+        if classes.shape != (n,):
+            raise ValueError(f"classes: expected one class per image, ({n},) ints, got shape {classes.shape}")
     uniforms = np.random.default_rng(seed).random((n, H, W, cfg.channels))
     out = np.zeros((n, H, W, cfg.channels), dtype=np.uint8)
     sampler = sample_cached if method == "cached" else sample_naive
@@ -94,15 +100,18 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
     for start in range(0, n, batch_size):
         u = uniforms[start : start + batch_size]
         given = None if known is None else known[start : start + batch_size, :known_rows]
-        out[start : start + len(u)] = sampler(model, u, temperature, bar, known=given)
+        given_classes = None if classes is None else classes[start : start + batch_size]
+        out[start : start + len(u)] = sampler(model, u, temperature, bar, known=given, classes=given_classes)
     bar.close()
     return out
 
 
-def complete(model, images, keep_rows, per_image=4, seed=0, temperature=1.0, method="cached", progress=False):
+def complete(model, images, keep_rows, per_image=4, seed=0, temperature=1.0, method="cached", progress=False,
+             classes=None):
     """Image completion: keep the top ``keep_rows`` rows of each image, sample the rest.
 
     images: (n, H, W, C) labels of the model's size and levels
+    classes: (n,) ints, each image's class, for a class-conditional model
     returns (n, per_image, H, W, C) uint8: ``per_image`` independent completions of each image
     """
     images = np.asarray(images)
@@ -115,8 +124,9 @@ def complete(model, images, keep_rows, per_image=4, seed=0, temperature=1.0, met
         raise ValueError(f"per_image must be a positive int, got {per_image!r}")
     n = len(images)
     known = np.repeat(images, per_image, axis=0)  # each image k times, completed independently
+    classes = None if classes is None else np.repeat(np.asarray(classes), per_image)
     completed = sample(model, n * per_image, seed=seed, temperature=temperature, method=method, known=known,
-                       known_rows=keep_rows, progress=progress)
+                       known_rows=keep_rows, progress=progress, classes=classes)
     return completed.reshape((n, per_image) + images.shape[1:])
 
 
@@ -130,11 +140,12 @@ def _start(model, u, known):
     return labels, xp.asarray(u), first
 
 
-def sample_naive(model, u, temperature, bar, known=None, rows=None):
+def sample_naive(model, u, temperature, bar, known=None, rows=None, classes=None):
     """One full forward pass per sub-pixel: simple, slow, the reference.
 
     u: (n, H, W, C) uniform numbers; known: optional (n, first, W, C) labels of
-    the top rows to keep; rows: stop after that many rows (for timing).
+    the top rows to keep; rows: stop after that many rows (for timing);
+    classes: (n,) ints for a class-conditional model.
     Returns (n, H, W, C) uint8 labels (NumPy).
     """
     xp, L = model.xp, model.config.levels
@@ -145,14 +156,14 @@ def sample_naive(model, u, temperature, bar, known=None, rows=None):
     for i in range(first, H if rows is None else rows):
         for j in range(W):
             for c in range(C):
-                logits = model.forward(x)[:, i, j, c]
+                logits = model.forward(x, classes)[:, i, j, c]
                 labels[:, i, j, c] = draw(logits, u[:, i, j, c], temperature)
                 x[:, i, j, c] = labels_to_inputs(labels[:, i, j, c], L, model.dtype, xp)
         bar.update(n)
     return to_numpy(labels)
 
 
-def sample_cached(model, u, temperature, bar, known=None):
+def sample_cached(model, u, temperature, bar, known=None, classes=None):
     """One position at a time, each layer computed there only (``forward_at``).
 
     Same arguments and result as ``sample_naive``. The known rows are still
@@ -161,6 +172,7 @@ def sample_cached(model, u, temperature, bar, known=None):
     xp, L = model.xp, model.config.levels
     n, H, W, C = u.shape
     labels, u, first = _start(model, u, known)
+    model.condition(classes)
     model.start_at(n, H, W)
     canvas = model.canvas(n, H, W)  # the model's input, filled as the labels are drawn
     for i in range(H):

@@ -1,0 +1,151 @@
+"""The Gated PixelCNN: order, no blind spot, leaks caught, one-position forward, sampling.
+
+Gradient checks of every gated op and of whole gated models are in
+``minipixel.gradcheck.cases()`` (run by test_gradcheck.py).
+"""
+import numpy as np
+import pytest
+
+from minipixel import gradcheck
+from minipixel.backend import to_numpy
+from minipixel.gated import Gate, GatedPixelCNN
+from minipixel.model import PixelCNN, PixelCNNConfig, build_model
+from minipixel.sampling import sample
+from test_autoregressive import check_order, dependency_matrix
+
+SIZE = 5
+
+
+def gated_model(channels, blocks=4, levels=3, classes=0, seed=0, device="cpu", filters=6, wiring_only=False):
+    """A small gated model with random weights. ``wiring_only``: the head's ReLUs
+    switched off, so that which input reaches which output depends on the wiring
+    alone, never on a ReLU that happens to be closed for this input."""
+    cfg = PixelCNNConfig(height=SIZE, width=SIZE, channels=channels, levels=levels, filters=filters, blocks=blocks,
+                         input_kernel=3, arch="gated", classes=classes)
+    model = build_model(cfg, seed=seed, dtype="float64", device=device)
+    rng = np.random.default_rng(seed + 1)
+    for p in model.parameters().values():
+        # Non-zero biases and class biases, larger weights: every dependency is visible.
+        p += model.xp.asarray(0.3 * rng.standard_normal(p.shape)) * (p != 0 if p.ndim == 4 else 1)
+    if wiring_only:
+        model.head.relu = False
+        model.relu.forward = lambda x: x
+    return model
+
+
+def sees_every_earlier_sub_pixel(depends):
+    n = depends.shape[0]
+    return [k for k in range(n) if not depends[k, :k].all()]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_gated_logits_depend_only_on_earlier_sub_pixels_and_on_all_of_them(channels):
+    model = gated_model(channels, wiring_only=True)
+    depends = dependency_matrix(model, SIZE, SIZE, channels)
+    violations, _ = check_order(depends)
+    assert len(violations) == 0, f"outputs that see their own or later inputs: {violations[:5].tolist()}"
+    # Five layers reach across the whole 5x5 image: no blind spot means every
+    # sub-pixel depends on every sub-pixel before it.
+    assert sees_every_earlier_sub_pixel(depends) == []
+
+
+def test_the_masked_pixelcnn_has_a_blind_spot():
+    # The same test on the PixelCNN of the first paper, whose kernels reach as
+    # far (3x3 input, 4 blocks with 3x3): outputs miss the pixels up and to the right.
+    cfg = PixelCNNConfig(height=SIZE, width=SIZE, channels=1, levels=3, filters=8, blocks=4, input_kernel=3)
+    model = PixelCNN(cfg, seed=0, dtype="float64")
+    for layer in model.layers():  # ReLUs off: the wiring alone decides what is seen
+        if hasattr(layer, "relu"):
+            layer.relu = False
+        if type(layer).__name__ == "ReLU":
+            layer.forward = lambda x: x
+    depends = dependency_matrix(model, SIZE, SIZE, 1)
+    assert len(check_order(depends)[0]) == 0
+    missed = sees_every_earlier_sub_pixel(depends)
+    assert len(missed) > 0
+    k = lambda i, j: i * SIZE + j
+    assert not depends[k(2, 0), k(1, 2)]  # one row up, two to the right: the blind spot
+
+
+def test_a_residual_in_the_first_layer_is_caught(monkeypatch):
+    # h' = h + out in the first layer adds the image itself: each sub-pixel sees itself.
+    model = gated_model(1, wiring_only=True)
+    model.stack[0].first = False
+    violations, _ = check_order(dependency_matrix(model, SIZE, SIZE, 1))
+    assert len(violations) > 0
+
+
+def test_an_unshifted_vertical_stack_is_caught():
+    # Without the shift, the link brings the current row (pixels to the right included) into h.
+    model = gated_model(1, wiring_only=True)
+    for layer in model.stack:
+        layer.shift.forward = lambda x: x
+    violations, _ = check_order(dependency_matrix(model, SIZE, SIZE, 1))
+    assert len(violations) > 0
+
+
+def test_a_wrong_gate_backward_is_caught(monkeypatch):
+    original = Gate.backward
+
+    def half_wrong(self, dy):
+        dx = original(self, dy)
+        dx[..., 1::2] *= 1.01  # the sigmoid half, a little off
+        return dx
+
+    monkeypatch.setattr(Gate, "backward", half_wrong)
+    assert dict(gradcheck.cases())["gated unit tanh * sigmoid"]()["x"] > 1e-4
+
+
+@pytest.mark.parametrize("channels,classes", [(1, 0), (3, 0), (1, 4), (3, 3)])
+def test_gated_forward_at_equals_forward(channels, classes, device):
+    model = gated_model(channels, blocks=2, classes=classes, device=device)
+    n = 3
+    x = np.random.default_rng(2).random((n, SIZE, SIZE, channels))
+    y = np.arange(n) % classes if classes else None
+    full = to_numpy(model.forward(model.xp.asarray(x), y))
+    model.condition(y)
+    model.start_at(n, SIZE, SIZE)
+    canvas = model.canvas(n)
+    canvas.image()[...] = model.xp.asarray(x)
+    for i in range(SIZE):
+        for j in range(SIZE):
+            for c in range(channels):
+                np.testing.assert_allclose(to_numpy(model.forward_at(canvas, i, j, c)), full[:, i, j, c],
+                                           rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("channels,classes", [(1, 0), (3, 0), (3, 3)])
+def test_gated_cached_sampler_matches_naive(channels, classes, device):
+    model = gated_model(channels, blocks=2, classes=classes, levels=4, device=device)
+    y = np.array([0, 2, 1, 2, 0]) % max(classes, 1) if classes else None
+    naive = sample(model, 5, seed=3, method="naive", classes=y)
+    cached = sample(model, 5, seed=3, method="cached", classes=y, batch_size=2)
+    assert np.array_equal(naive, cached)
+    assert len(np.unique(naive)) > 1
+
+
+def test_logits_depend_on_the_class():
+    model = gated_model(1, blocks=1, classes=4)
+    x = np.random.default_rng(0).random((2, SIZE, SIZE, 1))
+    a = model.forward(x, np.array([0, 0]))
+    b = model.forward(x, np.array([3, 0]))
+    assert not np.allclose(a[0], b[0]) and np.allclose(a[1], b[1])
+
+
+def test_class_errors():
+    model = gated_model(1, blocks=1, classes=4)
+    x = np.zeros((2, SIZE, SIZE, 1))
+    with pytest.raises(ValueError, match="class-conditional; give each image a class 0..3"):
+        model.forward(x)
+    with pytest.raises(ValueError, match=r"expected \(B,\) ints in 0..3"):
+        model.forward(x, np.array([0, 4]))
+    with pytest.raises(ValueError, match="not class-conditional"):
+        gated_model(1, blocks=1).forward(x, np.array([0, 1]))
+    with pytest.raises(ValueError, match="needs the gated architecture"):
+        PixelCNNConfig(classes=3).validate()
+    with pytest.raises(ValueError, match="multiple of 3"):
+        PixelCNNConfig(channels=3, filters=8, arch="gated").validate()
+
+
+def test_gated_model_is_a_gated_pixelcnn():
+    assert isinstance(gated_model(1, blocks=1), GatedPixelCNN)
