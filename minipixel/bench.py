@@ -23,18 +23,24 @@ import subprocess
 import sys
 import time
 
+from dataclasses import replace
+
 import numpy as np
 from tqdm import tqdm
 
 from .backend import get_xp, synchronize
 from .data import labels_to_inputs
 from .layers import MaskedConv2d
-from .model import PixelCNN, PixelCNNConfig
+from .model import PixelCNNConfig, build_model
 from .optim import Adam
 from .sampling import sample, sample_naive
 from .train import train_step
 
 REFERENCE = PixelCNNConfig(height=28, width=28, channels=1, levels=2, filters=128, blocks=5, block="keras")
+# The gated model at the same width and depth: 128 filters in both stacks, a
+# 7x7 first layer and 5 gated layers after it.
+GATED_REFERENCE = replace(REFERENCE, arch="gated")
+REFERENCES = {"pixelcnn": REFERENCE, "gated": GATED_REFERENCE}
 
 
 def matmul_shapes(model, batch):
@@ -101,16 +107,16 @@ def batch_of(model, batch, seed=0):
     return labels_to_inputs(labels, model.config.levels, model.dtype, xp), labels
 
 
-def peak_rss_training(batch, steps=3, device="cpu"):
+def peak_rss_training(batch, steps=3, device="cpu", arch="pixelcnn"):
     """Peak resident memory (bytes) of a fresh process that builds the reference
     model and runs ``steps`` training steps at ``batch``."""
     code = (
         "import resource, sys\n"
-        "from minipixel.bench import REFERENCE, batch_of\n"
-        "from minipixel.model import PixelCNN\n"
+        "from minipixel.bench import REFERENCES, batch_of\n"
+        "from minipixel.model import build_model\n"
         "from minipixel.optim import Adam\n"
         "from minipixel.train import train_step\n"
-        f"m = PixelCNN(REFERENCE, device={device!r})\n"
+        f"m = build_model(REFERENCES[{arch!r}], device={device!r})\n"
         "opt = Adam(m.parameters())\n"
         f"x, y = batch_of(m, {batch})\n"
         f"for _ in range({steps}): train_step(m, opt, x, y)\n"
@@ -133,12 +139,14 @@ def machine():
     return info
 
 
-def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2, memory=True):
+def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2, memory=True, arch="pixelcnn"):
     """Run the benchmark; returns a JSON-able dict."""
     xp = get_xp(device)
-    model = PixelCNN(REFERENCE, seed=0, device=device)
+    reference = REFERENCES[arch]
+    model = build_model(reference, seed=0, device=device)
     optimizer = Adam(model.parameters(), lr=1e-4)
-    result = {"device": device, "machine": machine(), "model": "keras.io reference: " + REFERENCE.to_json(),
+    name = "keras.io reference: " if arch == "pixelcnn" else "gated, at the reference's width and depth: "
+    result = {"device": device, "machine": machine(), "model": name + reference.to_json(),
               "repeat": repeat, "batches": {}}
     for batch in batches:
         x, labels = batch_of(model, batch)
@@ -171,13 +179,13 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
         }
         del replay
         if memory and device == "cpu":
-            entry["train_peak_rss_mib"] = round(peak_rss_training(batch) / 2**20, 1)
+            entry["train_peak_rss_mib"] = round(peak_rss_training(batch, arch=arch) / 2**20, 1)
         result["batches"][str(batch)] = entry
         print(f"batch {batch}: {json.dumps(entry)}", file=sys.stderr)
 
-    n, H = sample_images, REFERENCE.height
+    n, H = sample_images, reference.height
     cached_s = median_time(lambda: sample(model, n, seed=0, method="cached"), xp, repeat=5)
-    u = np.random.default_rng(0).random((n, H, REFERENCE.width, REFERENCE.channels))
+    u = np.random.default_rng(0).random((n, H, reference.width, reference.channels))
     with tqdm(disable=True) as bar:
         partial = median_time(lambda: sample_naive(model, u, 1.0, bar, rows=naive_rows), xp, repeat=1, warmup=0)
     naive_s = partial * H / naive_rows
@@ -193,6 +201,8 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
 
 def add_arguments(parser):
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--arch", choices=list(REFERENCES), default="pixelcnn",
+                        help="the keras.io reference PixelCNN, or a gated model of its width and depth")
     parser.add_argument("--batches", default="16,64", help="comma-separated batch sizes (default 16,64)")
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per measurement; medians are reported")
     parser.add_argument("--sample-images", type=int, default=16)
@@ -202,7 +212,8 @@ def add_arguments(parser):
 
 def run_from_args(args):
     batches = tuple(int(b) for b in args.batches.split(","))
-    result = run(args.device, batches, args.repeat, args.sample_images, args.naive_rows, memory=not args.no_memory)
+    result = run(args.device, batches, args.repeat, args.sample_images, args.naive_rows, memory=not args.no_memory,
+                 arch=args.arch)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .files import atomic_write
-from .model import PixelCNN, PixelCNNConfig
+from .model import PixelCNNConfig, build_model
 
 FORMAT = "minipixel-checkpoint-1"
 
@@ -82,7 +82,7 @@ def load_model(path, device="cpu", dtype="float32", expect=None):
     if mismatched:
         detail = ", ".join(f"{k}: requested {want}, checkpoint has {have}" for k, (want, have) in mismatched.items())
         raise CheckpointError(f"{path}: the checkpoint does not match the requested model ({detail})")
-    model = PixelCNN(config, dtype=dtype, device=device)
+    model = build_model(config, dtype=dtype, device=device)
     try:
         model.load_parameters(params, source=str(path))
     except ValueError as err:

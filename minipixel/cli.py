@@ -24,12 +24,20 @@ def _train_parser(sub):
     p.add_argument("--size", type=int, help="image folders: centre-crop and resize every image to SIZE x SIZE")
     p.add_argument("--levels", type=int, help=f"values per sub-pixel, 2..256 (default {d.levels})")
     p.add_argument("--binarize", choices=["threshold", "sample"], help=f"how grey data becomes 2 levels (default {d.binarize})")
-    p.add_argument("--filters", type=int, help=f"width h of the residual stream (default {d.filters})")
-    p.add_argument("--blocks", type=int, help=f"residual blocks (default {d.blocks})")
+    p.add_argument("--arch", choices=["pixelcnn", "gated"],
+                   help=f"pixelcnn: masked convolutions (the first paper); gated: two stacks and gated units, "
+                        f"no blind spot (default {d.arch})")
+    p.add_argument("--conditional", action="store_true", default=None,
+                   help="gated only: condition on the data's class labels (sample --class K then draws class K)")
+    p.add_argument("--filters", type=int, help=f"width h of the residual stream, or of both gated stacks "
+                                               f"(default {d.filters})")
+    p.add_argument("--blocks", type=int, help=f"residual blocks, or gated layers after the first (default {d.blocks})")
     p.add_argument("--block", choices=["half", "keras"], help=f"residual block widths (default {d.block})")
     p.add_argument("--batch", type=int, help=f"batch size (default {d.batch})")
     p.add_argument("--epochs", type=int, help=f"epochs (default {d.epochs})")
     p.add_argument("--steps", type=int, help="total optimizer steps (overrides --epochs)")
+    p.add_argument("--minutes", type=float, help="also stop after this many minutes of training (across resumes), "
+                                                 "with an evaluation and a checkpoint")
     p.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
     p.add_argument("--lr-decay", type=float, help=f"lr multiplier per step (default {d.lr_decay})")
     p.add_argument("--seed", type=int, help=f"seed of weights, data order, hold-out (default {d.seed})")
@@ -48,12 +56,12 @@ def cmd_train(args):
     given = {f.name: getattr(args, f.name) for f in fields(TrainSettings)
              if getattr(args, f.name, None) is not None}
     if args.resume:
-        allowed = {"epochs", "steps", "device"}
+        allowed = {"epochs", "steps", "minutes", "device"}
         extra = sorted(set(given) - allowed)
         if extra:
             raise ValueError(
                 "--resume continues a run with the settings saved in its checkpoint; only --epochs, --steps, "
-                f"--device and --out may be given with it (got {', '.join('--' + e.replace('_', '-') for e in extra)})"
+                f"--minutes, --device and --out may be given with it (got {', '.join('--' + e.replace('_', '-') for e in extra)})"
             )
     settings = TrainSettings(**given)
     train(settings, out=args.out, resume=args.resume, progress=not args.quiet)
@@ -63,7 +71,9 @@ def cmd_train(args):
 def _sample_parser(sub):
     p = sub.add_parser("sample", help="generate images from a checkpoint")
     p.add_argument("--checkpoint", required=True, help="checkpoint.npz (or its run folder)")
-    p.add_argument("-n", type=int, default=16, help="number of images (default 16)")
+    p.add_argument("-n", type=int, default=16, help="number of images (default 16); for a class-conditional "
+                                                     "model without --class, images per class, one row each")
+    p.add_argument("--class", dest="class_", type=int, help="class-conditional model: draw this class")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = argmax (default 1.0)")
     p.add_argument("--method", choices=["cached", "naive"], default="cached", help="sampler (default cached)")
@@ -82,13 +92,24 @@ def cmd_sample(args):
     from .viz import default_scale, image_grid, save_png
 
     model, _, _ = load_model(args.checkpoint, device=args.device)
-    images = sample(model, args.n, seed=args.seed, temperature=args.temperature, method=args.method,
-                    batch_size=args.batch, progress=True)
+    K, classes, ncols = model.config.classes, None, None
+    if args.class_ is not None:
+        if not K:
+            raise ValueError("--class: this model is not class-conditional (train it with --arch gated --conditional)")
+        if not 0 <= args.class_ < K:
+            raise ValueError(f"--class: expected a class from 0 to {K - 1}, got {args.class_}")
+        classes = np.full(args.n, args.class_)
+    elif K:
+        classes, ncols = np.repeat(np.arange(K), args.n), args.n  # one row per class
+    images = sample(model, args.n if classes is None else len(classes), seed=args.seed,
+                    temperature=args.temperature, method=args.method, batch_size=args.batch, progress=True,
+                    classes=classes)
     scale = args.scale or default_scale(model.config.height)
     out = Path(args.out)
-    save_png(out, image_grid(images, model.config.levels, scale=scale))
-    print(f"wrote {out} ({args.n} images, {model.config.height}x{model.config.width}x{model.config.channels}, "
-          f"{model.config.levels} levels)")
+    save_png(out, image_grid(images, model.config.levels, ncols=ncols, scale=scale))
+    rows = f", one row per class ({K} classes)" if ncols else ""
+    print(f"wrote {out} ({len(images)} images, {model.config.height}x{model.config.width}x{model.config.channels}, "
+          f"{model.config.levels} levels{rows})")
     if args.npy:
         npy = out.with_suffix(".npy")
         with atomic_write(npy) as f:
@@ -120,8 +141,8 @@ def cmd_eval(args):
     trained = saved_settings(model, state)
     settings = replace(trained, binarize=args.binarize or trained.binarize, size=args.size or trained.size,
                        data_dir=args.data_dir or trained.data_dir)
-    labels = load_labels(args.data, settings, progress=not args.json)
-    result = evaluate(model, labels, args.batch, progress=not args.json)
+    labels, classes = load_labels(args.data, settings, progress=not args.json)
+    result = evaluate(model, labels, args.batch, progress=not args.json, classes=classes)
     result.update(data=args.data, checkpoint=str(args.checkpoint), levels=model.config.levels)
     if args.json:
         print(json.dumps(result))
@@ -167,6 +188,8 @@ def _complete_parser(sub):
     p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
     p.add_argument("-n", type=int, default=8, help="images taken from --data (default 8)")
     p.add_argument("--keep-rows", type=int, required=True, help="rows kept from the top of each image")
+    p.add_argument("--class", dest="class_", type=int,
+                   help="class-conditional model with --image: the class of the images (with --data: their own)")
     p.add_argument("--samples", type=int, default=4, help="completions per image (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=1.0)
@@ -198,12 +221,17 @@ def cmd_complete(args):
     cfg = model.config
     if args.image:
         originals = np.stack([_read_image_file(path, cfg) for path in args.image])
+        if cfg.classes and args.class_ is None:
+            raise ValueError("--class: this model is class-conditional; say which class the --image files show")
+        classes = None if args.class_ is None else np.full(len(originals), args.class_)
     else:
         trained = saved_settings(model, state)
         settings = replace(trained, data_dir=args.data_dir or trained.data_dir)
-        originals = load_labels(args.data, settings)[: args.n]
+        labels, classes = load_labels(args.data, settings)
+        originals = labels[: args.n]
+        classes = None if classes is None else classes[: args.n]  # completed as their true class
     completed = complete(model, originals, args.keep_rows, args.samples, seed=args.seed,
-                         temperature=args.temperature, progress=True)
+                         temperature=args.temperature, progress=True, classes=classes)
     out = save_png(args.out, completion_grid(originals, completed, args.keep_rows, cfg.levels))
     print(f"wrote {out}: {len(originals)} images, top {args.keep_rows} of {cfg.height} rows kept; each row shows "
           f"the kept rows, {args.samples} completions and the original")
@@ -241,10 +269,12 @@ def _show_parser(sub):
     m.add_argument("--channels", type=int, choices=[1, 3], default=3)
     m.add_argument("--out", default="masks.png")
     f = what.add_parser("field", help="which inputs influence one output, from the backward pass")
-    f.add_argument("--checkpoint", help="a trained model (default: a fresh random model, see below)")
+    f.add_argument("--checkpoint", help="a trained model (default: a fresh random model with the options below)")
+    f.add_argument("--arch", choices=["pixelcnn", "gated"], default="pixelcnn",
+                   help="fresh model: the architecture (default pixelcnn; gated has no blind spot)")
     f.add_argument("--channels", type=int, choices=[1, 3], default=1, help="fresh model: colours")
     f.add_argument("--size", type=int, default=28, help="fresh model: image size")
-    f.add_argument("--blocks", type=int, default=5, help="fresh model: residual blocks")
+    f.add_argument("--blocks", type=int, default=5, help="fresh model: residual blocks or gated layers after the first")
     f.add_argument("--filters", type=int, default=32, help="fresh model: filters")
     f.add_argument("--row", type=int, help="the output's row (default: the middle)")
     f.add_argument("--col", type=int, help="the output's column (default: the middle)")
@@ -264,14 +294,15 @@ def cmd_show(args):
         print(f"wrote {out}: mask A and B, {args.kernel}x{args.kernel}, {args.channels} colour(s)")
     elif args.what == "field":
         from .checkpoint import load_model
-        from .model import PixelCNN, PixelCNNConfig
+        from .model import PixelCNNConfig, build_model
 
         if args.checkpoint:
             model = load_model(args.checkpoint)[0]
         else:
+            filters = args.filters if args.arch == "pixelcnn" or args.channels == 1 else 3 * -(-args.filters // 3)
             config = PixelCNNConfig(height=args.size, width=args.size, channels=args.channels, levels=4,
-                                    filters=args.filters, blocks=args.blocks)
-            model = PixelCNN(config, seed=0, dtype="float64")
+                                    filters=filters, blocks=args.blocks, arch=args.arch)
+            model = build_model(config, seed=0, dtype="float64")
         influence, target = viz.receptive_field(model, args.row, args.col, args.channel)
         out = viz.save_png(args.out, viz.field_figure(influence, target))
         print(f"wrote {out}: {int((influence > 0).sum())} input positions influence the output at {target}")

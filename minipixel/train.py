@@ -41,7 +41,7 @@ from . import data, datasets
 from .checkpoint import load_model, save_checkpoint
 from .files import atomic_write
 from .losses import bits_per_dim, nll_per_image, softmax_cross_entropy
-from .model import PixelCNN, PixelCNNConfig
+from .model import PixelCNNConfig, build_model
 from .optim import Adam
 from .sampling import sample
 from .viz import default_scale, image_grid, learning_curve, save_png
@@ -62,12 +62,15 @@ class TrainSettings:
     size: int = None  # image folders: centre-crop and resize every image to size x size
     levels: int = 2
     binarize: str = "threshold"  # for levels=2 from grey data: "threshold" (0.5) or "sample"
+    arch: str = "pixelcnn"  # "pixelcnn" (masked, the first paper) or "gated" (two stacks, no blind spot)
+    conditional: bool = False  # gated only: condition on the data's class labels
     filters: int = 64
-    blocks: int = 8
+    blocks: int = 8  # residual blocks (pixelcnn) or gated layers after the first (gated)
     block: str = "half"
     batch: int = 16
     epochs: int = 9
     steps: int = None  # total optimizer steps; overrides epochs when given
+    minutes: float = None  # also stop after this many minutes of training (counted across resumes)
     lr: float = 1e-3
     lr_decay: float = 0.9998  # lr is multiplied by this every step
     seed: int = 0  # weights, data order, hold-out split, stochastic binarization
@@ -82,12 +85,13 @@ class TrainSettings:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def train_step(model, optimizer, inputs, labels):
+def train_step(model, optimizer, inputs, labels, classes=None):
     """One step of gradient descent on one batch; returns its loss in nats per image.
 
-    inputs: (B, H, W, C) floats in [0, 1]; labels: (B, H, W, C) ints, on the model's device.
+    inputs: (B, H, W, C) floats in [0, 1]; labels: (B, H, W, C) ints, on the model's device;
+    classes: (B,) ints, each image's class, for a class-conditional model.
     """
-    logits = model.forward(inputs)  # (B, H, W, C, levels)
+    logits = model.forward(inputs, classes)  # (B, H, W, C, levels)
     loss, dlogits = softmax_cross_entropy(logits, labels)  # mean NLL per image, and its gradient
     if not math.isfinite(loss):  # before the update: the parameters stay as they were
         raise TrainingError(f"the loss became {loss}")
@@ -97,14 +101,22 @@ def train_step(model, optimizer, inputs, labels):
 
 
 def run_labels(images, settings):
-    """An ImageSet as labels, exactly as a run with ``settings`` sees its data
-    (its levels, and at 2 levels its binarization mode and seed)."""
-    return data.to_labels(images, settings.levels, binarize_mode=settings.binarize, seed=settings.seed)
+    """An ImageSet as ``(labels, classes)``, exactly as a run with ``settings`` sees
+    its data (its levels, and at 2 levels its binarization mode and seed).
+    classes: (N,) ints, or None when the file has no class labels (or the run does not use them)."""
+    labels = data.to_labels(images, settings.levels, binarize_mode=settings.binarize, seed=settings.seed)
+    if not settings.conditional:
+        return labels, None
+    if images.classes is None:
+        raise ValueError(f"{images.source}: --conditional needs class labels, and this data has none (binarized "
+                         "MNIST .amat files and .npz files without 'classes' carry no labels; MNIST and "
+                         "Fashion-MNIST IDX files, CIFAR-10, mnist5k and image folders with a sub-folder per class do)")
+    return labels, images.classes
 
 
 def load_labels(spec, settings, progress=True):
-    """The images of ``spec`` (a file or NAME:SPLIT) as labels, as a run with
-    ``settings`` sees them: its data folder, image size and ``run_labels``.
+    """The images of ``spec`` (a file or NAME:SPLIT) as ``(labels, classes)``, as a
+    run with ``settings`` sees them: its data folder, image size and ``run_labels``.
     Training, ``minipixel eval`` and ``minipixel complete`` all read data through this."""
     images = datasets.load(spec, data_dir=settings.data_dir, size=settings.size, progress=progress)
     return run_labels(images, settings)
@@ -112,12 +124,13 @@ def load_labels(spec, settings, progress=True):
 
 def saved_settings(model, state):
     """The TrainSettings saved in a checkpoint's state (defaults for a checkpoint
-    saved without them), with the model's own number of levels."""
-    return replace(TrainSettings.from_dict(state.get("settings", {})), levels=model.config.levels)
+    saved without them), with the model's own levels and conditioning."""
+    return replace(TrainSettings.from_dict(state.get("settings", {})), levels=model.config.levels,
+                   conditional=bool(model.config.classes))
 
 
 def prepare_data(settings, log=print, progress=True):
-    """The train and validation labels of a run."""
+    """The train and validation data of a run: two ``(labels, classes)`` pairs."""
     valid_spec = settings.valid
     if valid_spec is None and ":" in settings.data and settings.data.endswith(":train"):
         candidate = settings.data[: -len("train")] + "valid"
@@ -130,10 +143,12 @@ def prepare_data(settings, log=print, progress=True):
         images = datasets.load(settings.data, data_dir=settings.data_dir, size=settings.size, progress=progress)
         train, valid = (run_labels(part, settings) for part in data.split_holdout(images, 0.1, settings.seed))
         where = f"a 10% hold-out of {settings.data} (seed {settings.seed})"
-    if train.shape[1:] != valid.shape[1:]:
-        raise ValueError(f"train images are {train.shape[1:]} but validation images are {valid.shape[1:]}")
-    log(f"data: {len(train)} training images from {settings.data}, {len(valid)} validation images from {where}; "
-        f"{train.shape[1]}x{train.shape[2]}x{train.shape[3]}, {settings.levels} levels")
+    shape, valid_shape = train[0].shape, valid[0].shape
+    if shape[1:] != valid_shape[1:]:
+        raise ValueError(f"train images are {shape[1:]} but validation images are {valid_shape[1:]}")
+    classes = "" if train[1] is None else f", {int(train[1].max()) + 1} classes"
+    log(f"data: {shape[0]} training images from {settings.data}, {valid_shape[0]} validation images from {where}; "
+        f"{shape[1]}x{shape[2]}x{shape[3]}, {settings.levels} levels{classes}")
     return train, valid
 
 
@@ -144,8 +159,9 @@ def to_device(model, labels):
     return data.labels_to_inputs(labels, model.config.levels, model.dtype, xp), labels
 
 
-def evaluate(model, labels, batch_size=256, progress=False):
-    """Mean NLL of ``labels`` (N, H, W, C) under ``model``: nats per image and bits/dim."""
+def evaluate(model, labels, batch_size=256, progress=False, classes=None):
+    """Mean NLL of ``labels`` (N, H, W, C) under ``model``: nats per image and bits/dim.
+    classes: (N,) ints, the true class of each image, for a class-conditional model."""
     if labels.ndim != 4 or labels.shape[3] != model.config.channels:
         raise ValueError(
             f"evaluation data: expected images (N, H, W, {model.config.channels}) for this model, got {labels.shape}"
@@ -155,7 +171,8 @@ def evaluate(model, labels, batch_size=256, progress=False):
     total = 0.0
     for start in tqdm(range(0, len(labels), batch_size), desc="evaluating", leave=False, disable=not progress):
         x, y = to_device(model, labels[start : start + batch_size])
-        total += float(nll_per_image(model.forward(x), y).sum())
+        given = None if classes is None else classes[start : start + batch_size]
+        total += float(nll_per_image(model.forward(x, given), y).sum())
     nll = total / len(labels)
     dims = int(np.prod(labels.shape[1:]))
     return {"nll_nats": nll, "bits_per_dim": bits_per_dim(nll, dims), "images": int(len(labels))}
@@ -228,19 +245,23 @@ class Run:
             ckpt_path = resume / "checkpoint.npz" if resume.is_dir() else resume
             self.model, optim_state, state = load_model(ckpt_path, device=settings.device)
             settings = replace(TrainSettings.from_dict(state["settings"]), epochs=settings.epochs,
-                               steps=settings.steps, device=settings.device)
+                               steps=settings.steps, minutes=settings.minutes, device=settings.device)
             self.folder = Path(out) if out else ckpt_path.parent
             self.step, self.earlier_seconds = int(state["step"]), float(state.get("seconds", 0.0))
             log(f"resuming {ckpt_path} at step {self.step}")
         else:
             self.folder = Path(out) if out else default_run_dir(settings.data)
         self.settings = settings
-        self.train_labels, self.valid_labels = prepare_data(settings, log, progress)
+        (self.train_labels, self.train_classes), (self.valid_labels, self.valid_classes) = prepare_data(
+            settings, log, progress)
         N, H, W, C = self.train_labels.shape
         if resume is None:
+            classes = 0 if self.train_classes is None else int(max(self.train_classes.max(),
+                                                                   self.valid_classes.max())) + 1
             config = PixelCNNConfig(height=H, width=W, channels=C, levels=settings.levels, filters=settings.filters,
-                                    blocks=settings.blocks, block=settings.block)
-            self.model = PixelCNN(config, seed=settings.seed, device=settings.device)
+                                    blocks=settings.blocks, block=settings.block, arch=settings.arch,
+                                    classes=classes)
+            self.model = build_model(config, seed=settings.seed, device=settings.device)
         elif (self.model.config.height, self.model.config.width, self.model.config.channels) != (H, W, C):
             cfg = self.model.config
             raise ValueError(f"{ckpt_path}: the model was trained on {cfg.height}x{cfg.width}x{cfg.channels} "
@@ -258,8 +279,8 @@ class Run:
         # Masked taps of the weights are kept at zero; biases all count, even while zero.
         live = sum(int(p.size) if name.endswith(".b") else int(np.count_nonzero(p))
                    for name, p in self.model.parameters().items())
-        log(f"model: {live} live parameters, {settings.filters} filters, {settings.blocks} blocks; {self.total} "
-            f"steps of batch {settings.batch} ({self.steps_per_epoch} per epoch); run folder {self.folder}")
+        log(f"model: {settings.arch}, {live} live parameters, {settings.filters} filters, {settings.blocks} blocks; "
+            f"{self.total} steps of batch {settings.batch} ({self.steps_per_epoch} per epoch); run folder {self.folder}")
 
     def seconds(self):
         """Training time of the run, across resumes."""
@@ -269,7 +290,7 @@ class Run:
         return self.step / self.steps_per_epoch
 
     def next_batch(self):
-        """The batch of the current step, on the model's device: (inputs, labels).
+        """The batch of the current step, on the model's device: (inputs, labels, classes or None).
 
         The order of epoch e is a pure function of (seed, e), so the batch of a
         step is the same whether or not the run was stopped and resumed."""
@@ -278,14 +299,20 @@ class Run:
             self._order = data.epoch_permutation(len(self.train_labels), self.settings.seed, epoch)
             self._order_epoch = epoch
         B = self.settings.batch
-        return to_device(self.model, self.train_labels[self._order[batch_in_epoch * B : (batch_in_epoch + 1) * B]])
+        idx = self._order[batch_in_epoch * B : (batch_in_epoch + 1) * B]
+        inputs, labels = to_device(self.model, self.train_labels[idx])
+        return inputs, labels, None if self.train_classes is None else self.train_classes[idx]
+
+    def out_of_time(self):
+        """True once the run has trained for ``settings.minutes`` (if given)."""
+        return self.settings.minutes is not None and self.seconds() >= 60 * self.settings.minutes
 
     def at_evaluation_point(self):
-        return self.step % self.steps_per_epoch == 0 or self.step == self.total
+        return self.step % self.steps_per_epoch == 0 or self.step == self.total or self.out_of_time()
 
     def evaluate(self, losses):
         """Evaluate on the validation data; append a row to metrics.jsonl, redraw the learning curve."""
-        result = evaluate(self.model, self.valid_labels, self.settings.eval_batch)
+        result = evaluate(self.model, self.valid_labels, self.settings.eval_batch, classes=self.valid_classes)
         row = {"step": self.step, "epoch": round(self.epoch(), 4), "train_nll_nats": float(np.mean(losses)),
                "valid_nll_nats": result["nll_nats"], "valid_bits_per_dim": result["bits_per_dim"],
                "lr": self.optimizer.current_lr(), "seconds": round(self.seconds(), 2)}
@@ -301,10 +328,15 @@ class Run:
         save_checkpoint(self.checkpoint_path, self.model, self.optimizer, state)
 
     def draw(self):
-        """samples.png: a grid of ``settings.samples`` images from the model."""
-        s = self.settings
-        images = sample(self.model, s.samples, seed=s.seed, temperature=s.temperature, progress=self.progress)
-        save_png(self.folder / "samples.png", image_grid(images, s.levels, scale=default_scale(images.shape[1])))
+        """samples.png: a grid of ``settings.samples`` images from the model (a
+        class-conditional model: one row per class)."""
+        s, K = self.settings, self.model.config.classes
+        per_row = max(1, s.samples // K) if K else None
+        classes = np.repeat(np.arange(K), per_row) if K else None
+        images = sample(self.model, len(classes) if K else s.samples, seed=s.seed, temperature=s.temperature,
+                        progress=self.progress, classes=classes)
+        grid = image_grid(images, s.levels, ncols=per_row, scale=default_scale(images.shape[1]))
+        save_png(self.folder / "samples.png", grid)
 
 
 def train(settings=None, out=None, resume=None, progress=True, log=print, on_step=None):
@@ -318,9 +350,9 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
                dynamic_ncols=True)
     with stop_requests() as stop:
         while run.step < run.total:
-            inputs, labels = run.next_batch()
+            inputs, labels, classes = run.next_batch()
             try:
-                loss = train_step(run.model, run.optimizer, inputs, labels)
+                loss = train_step(run.model, run.optimizer, inputs, labels, classes)
             except TrainingError as err:
                 bar.close()
                 last = run.checkpoint_path if run.checkpoint_path.exists() else "(none written yet)"
@@ -338,6 +370,9 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
                           f"{row['valid_nll_nats']:.2f} nats/image ({row['valid_bits_per_dim']:.4f} bits/dim)")
                 losses = []
                 run.save()
+                if run.out_of_time():
+                    log(f"stopped after {run.settings.minutes:g} minutes of training, at step {run.step}")
+                    break
             if stop:
                 run.save()
                 bar.close()

@@ -37,7 +37,7 @@ def test_train_sample_eval(trained, tiny_npz, tmp_path, capsys):
 def test_resume_refuses_changed_settings(trained, capsys):
     code = main(["train", "--resume", str(trained), "--filters", "16", "--steps", "8", "--quiet"])
     assert code == 1
-    assert "only --epochs, --steps, --device and --out" in capsys.readouterr().err
+    assert "only --epochs, --steps, --minutes, --device and --out" in capsys.readouterr().err
     assert main(["train", "--resume", str(trained), "--steps", "8", "--quiet"]) == 0
 
 
@@ -164,3 +164,46 @@ def test_eval_and_complete_read_data_as_the_run_did(tmp_path, monkeypatch, capsy
     assert main(["eval", "--checkpoint", str(run), "--data", str(data), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["nll_nats"] == pytest.approx(evaluate(load_model(run)[0], expected)["nll_nats"], rel=1e-6)
+
+
+def test_gated_conditional_from_the_command_line(tmp_path, capsys):
+    from PIL import Image
+
+    from test_train import labelled_npz
+
+    data = labelled_npz(tmp_path / "bars.npz")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--arch", "gated", "--conditional", "--steps", "3", "--filters", "6",
+                 "--blocks", "1", "--samples", "6", "--out", str(run), "--quiet"]) == 0
+    # samples.png: one row per class (3 classes, 2 each), 8x8 images drawn 4x with 1-pixel gaps
+    assert Image.open(run / "samples.png").size == (2 * 33 + 1, 3 * 33 + 1)
+    assert main(["sample", "--checkpoint", str(run), "-n", "4", "--out", str(tmp_path / "s.png"), "--npy"]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (12, 8, 8, 1)  # 4 per class, 3 classes
+    assert main(["sample", "--checkpoint", str(run), "-n", "5", "--class", "2", "--out", str(tmp_path / "t.png"),
+                 "--npy"]) == 0
+    assert np.load(tmp_path / "t.npy").shape == (5, 8, 8, 1)
+    capsys.readouterr()
+    assert main(["sample", "--checkpoint", str(run), "--class", "3", "--out", str(tmp_path / "u.png")]) == 1
+    assert "expected a class from 0 to 2, got 3" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(run), "--data", str(data), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 96
+    args = ["complete", "--checkpoint", str(run), "--keep-rows", "3", "--samples", "2", "--out", str(tmp_path / "c.png")]
+    assert main(args + ["--data", str(data), "-n", "3"]) == 0
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "blank.png")
+    assert main(args + ["--image", str(tmp_path / "blank.png")]) == 1
+    assert "say which class the --image files show" in capsys.readouterr().err
+    assert main(args + ["--image", str(tmp_path / "blank.png"), "--class", "1"]) == 0
+
+
+def test_class_on_an_unconditional_model_is_refused(trained, tmp_path, capsys):
+    assert main(["sample", "--checkpoint", str(trained), "--class", "1", "--out", str(tmp_path / "s.png")]) == 1
+    assert "not class-conditional" in capsys.readouterr().err
+
+
+def test_show_field_of_the_gated_model_has_no_blind_spot(tmp_path, capsys):
+    common = ["--size", "12", "--blocks", "3", "--filters", "6", "--row", "8", "--col", "6"]
+    assert main(["show", "field", "--arch", "gated", "--out", str(tmp_path / "g.png")] + common) == 0
+    assert main(["show", "field", "--out", str(tmp_path / "p.png")] + common) == 0
+    out = capsys.readouterr().out
+    gated, masked = (int(line.split(": ")[1].split()[0]) for line in out.strip().splitlines())
+    assert gated > masked
