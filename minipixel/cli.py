@@ -9,6 +9,7 @@ import numpy as np
 
 from .backend import DeviceError
 from .checkpoint import CheckpointError
+from .model import ARCHS
 
 DEFAULT_SAMPLES_PNG = "samples.png"
 
@@ -24,7 +25,7 @@ def _train_parser(sub):
     p.add_argument("--size", type=int, help="image folders: centre-crop and resize every image to SIZE x SIZE")
     p.add_argument("--levels", type=int, help=f"values per sub-pixel, 2..256 (default {d.levels})")
     p.add_argument("--binarize", choices=["threshold", "sample"], help=f"how grey data becomes 2 levels (default {d.binarize})")
-    p.add_argument("--arch", choices=["pixelcnn", "gated"],
+    p.add_argument("--arch", choices=ARCHS,
                    help=f"pixelcnn: masked convolutions (the first paper); gated: two stacks and gated units, "
                         f"no blind spot (default {d.arch})")
     p.add_argument("--conditional", action="store_true", default=None,
@@ -270,7 +271,7 @@ def _show_parser(sub):
     m.add_argument("--out", default="masks.png")
     f = what.add_parser("field", help="which inputs influence one output, from the backward pass")
     f.add_argument("--checkpoint", help="a trained model (default: a fresh random model with the options below)")
-    f.add_argument("--arch", choices=["pixelcnn", "gated"], default="pixelcnn",
+    f.add_argument("--arch", choices=ARCHS, default="pixelcnn",
                    help="fresh model: the architecture (default pixelcnn; gated has no blind spot)")
     f.add_argument("--channels", type=int, choices=[1, 3], default=1, help="fresh model: colours")
     f.add_argument("--size", type=int, default=28, help="fresh model: image size")

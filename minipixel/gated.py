@@ -134,6 +134,7 @@ class ClassBias(Layer):
         self.params = {"V": xp.zeros((classes, channels), dtype=dtype)}
         self.grads = {"V": xp.zeros_like(self.params["V"])}
         self.onehot = None  # (B, classes), set by condition()
+        self.b_at = None  # start_at: each image's bias, (B, channels), for forward_at
 
     def condition(self, onehot):
         self.onehot = onehot
@@ -141,6 +142,9 @@ class ClassBias(Layer):
     def bias(self):
         """(B, channels): each image's bias."""
         return self.onehot @ self.params["V"]
+
+    def start_at(self, n, height, width):
+        self.b_at = self.bias()  # the classes and V stay fixed while sampling
 
     def forward(self, x):
         b = self.bias()
@@ -231,12 +235,13 @@ class GatedLayer(Layer):
         and keeps the link's contribution to row i + 1 in ``link_row``."""
         v_pre = self.conv_v.forward_row(canvas_v, i)  # (n, W, 2h)
         if self.bias_v is not None:
-            v_pre += self.bias_v.bias()[:, None, :]
+            v_pre += self.bias_v.b_at[:, None, :]
         if canvas_next is not None:
             canvas_next.write_row(i, Gate.apply(v_pre))
         n, W, C2 = v_pre.shape
-        self.link_row[...] = (v_pre.reshape(n * W, C2) @ self.link.weight_matrix()).reshape(n, W, C2)
-        self.link_row += self.link.params["b"]
+        link = self.link.steps[0]  # one colour group: the whole 1x1 weight matrix and bias
+        self.link_row[...] = (v_pre.reshape(n * W, C2) @ link["W"]).reshape(n, W, C2)
+        self.link_row += link["b"]
 
     def forward_at(self, h, i, j, g):
         """h: the h input at (i, j), a vector (n, h), or the image ``Canvas`` for the
@@ -248,7 +253,7 @@ class GatedLayer(Layer):
             canvas.write(i, j, h)  # conv_h reads it again at the next positions of this row
         h_pre = self.conv_h.forward_at(canvas, i, j, g) + self.link_row[:, j]
         if self.bias_h is not None:
-            h_pre += self.bias_h.bias()
+            h_pre += self.bias_h.b_at
         out = self.conv_out.forward_at(self.gate_h.forward_at(h_pre, i, j, g), i, j, g)
         group = self.groups[g]
         self.h_at[:, group] = out[:, group] if self.first else h[:, group] + out[:, group]
@@ -279,9 +284,14 @@ class GatedPixelCNN(Layer):
         self.canvas_v = self.skip_at = None  # forward_at: each later layer's v input map; the skip sum
 
     @property
-    def conv_in(self):
-        """The layer that reads the image (``input_grad`` switches the input gradient on, as in PixelCNN)."""
-        return _InputGrad(self.stack[0])
+    def input_grad(self):
+        """Whether ``backward`` returns the gradient of the input images (off for training)."""
+        return self.stack[0].conv_v.input_grad
+
+    @input_grad.setter
+    def input_grad(self, value):
+        first = self.stack[0]  # reads the image with both stacks
+        first.conv_v.input_grad = first.conv_h.input_grad = value
 
     def children(self):
         named = {f"stack.{i}": layer for i, layer in enumerate(self.stack)}
@@ -357,17 +367,3 @@ class GatedPixelCNN(Layer):
         L = self.config.levels
         return self.conv_out.forward_at(s, i, j, g)[:, g * L : (g + 1) * L]
 
-
-class _InputGrad:
-    """``model.conv_in.input_grad``: whether backward returns the gradient of the image."""
-
-    def __init__(self, first):
-        self._first = first
-
-    @property
-    def input_grad(self):
-        return self._first.conv_v.input_grad
-
-    @input_grad.setter
-    def input_grad(self, value):
-        self._first.conv_v.input_grad = self._first.conv_h.input_grad = value

@@ -150,7 +150,7 @@ def check_gated_layer(layer, v, h, seed=0, step=None):
 
 def check_model(model, x, labels, h=None, classes=None):
     """Errors of the whole model's backward (through the loss) for the input and every parameter."""
-    model.conv_in.input_grad = True  # the input gradient is checked too
+    model.input_grad = True  # the input gradient is checked too
     logits = model.forward(x.copy(), classes)
     _, dlogits = softmax_cross_entropy(logits, labels)
     dx = model.backward(dlogits)

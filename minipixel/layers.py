@@ -215,7 +215,7 @@ class MaskedConv2d(Layer):
         # the output (its gradient passes where y > 0).
         self.x = self.y = None
         # Kept by start_at for forward_at: per colour step, the weights it needs; the output vector.
-        self.steps = self.y_at = None
+        self.steps = self.y_at = self.W_at = None
 
     def weight_matrix(self):
         """The live taps of ``W * mask`` as a ``(T * in_channels, out_channels)`` matrix."""
@@ -316,6 +316,7 @@ class MaskedConv2d(Layer):
         # The live taps, as indices into a window (rows 0 .. k//2, columns 0 .. k-1).
         self._window_index = tuple(xp.asarray(a) for a in zip(*self.taps))
         self.y_at = xp.zeros((n, self.out_channels), dtype=self.dtype)
+        self.W_at = Wm  # every output group at once, for forward_row
 
     def forward_at(self, x, i, j, g):
         """Output group g at (i, j), written into (and returning) the (n, out_channels) vector ``y_at``.
@@ -339,13 +340,13 @@ class MaskedConv2d(Layer):
 
     def forward_row(self, x, i):
         """Output row i at every column, (n, W, out_channels), reading the ``Canvas`` x
-        (final in rows <= i). The gated model's vertical stack runs a row at a time."""
+        (final in rows <= i), after ``start_at``. The gated model's vertical stack runs a row at a time."""
         p = x.pad
         width = x.data.shape[2] - 2 * p
         # The row's im2col matrix: for each live tap, the input row it reads, shifted by its column.
         cols = self.xp.stack([x.data[:, i + ky, kx : kx + width] for ky, kx in self.taps], axis=2)  # (n, W, T, C)
         n = cols.shape[0]
-        y = cols.reshape(n * width, -1) @ self.weight_matrix()
+        y = cols.reshape(n * width, -1) @ self.W_at
         y += self.params["b"]
         if self.relu:
             self.xp.maximum(y, 0, out=y)

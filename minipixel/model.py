@@ -107,7 +107,7 @@ class PixelCNN(Layer):
         C, h = cfg.channels, cfg.filters
         conv = dict(colors=C, rng=rng, dtype=self.dtype, xp=xp)
         # The input is the data: no gradient to pass back to it, unless someone
-        # asks (``conv_in.input_grad = True``, as ``viz.receptive_field`` does).
+        # asks (``model.input_grad = True``, as ``viz.receptive_field`` does).
         self.conv_in = MaskedConv2d(C, h, cfg.input_kernel, "A", input_grad=False, **conv)
         self.blocks = [ResidualBlock(h, cfg.block, **conv) for _ in range(cfg.blocks)]
         # The stream after the last block is needed by nobody else: ReLU in
@@ -122,6 +122,15 @@ class PixelCNN(Layer):
         named.update({f"blocks.{i}": block for i, block in enumerate(self.blocks)})
         named.update(head1=self.head1, head2=self.head2, conv_out=self.conv_out)
         return named
+
+    @property
+    def input_grad(self):
+        """Whether ``backward`` returns the gradient of the input images (off for training)."""
+        return self.conv_in.input_grad
+
+    @input_grad.setter
+    def input_grad(self, value):
+        self.conv_in.input_grad = value
 
     def condition(self, classes):
         """Class conditioning is the gated model's (``gated.GatedPixelCNN``): this one takes no classes."""
@@ -145,7 +154,7 @@ class PixelCNN(Layer):
     def backward(self, dlogits):
         """dlogits: (B, H, W, C, levels). Fills ``gradients()``.
 
-        Returns the gradient with respect to the input x if ``conv_in.input_grad``
+        Returns the gradient with respect to the input x if ``input_grad``
         is set (used to draw receptive fields), else None (training needs no dx of the data).
         """
         B, H, W, C, L = dlogits.shape

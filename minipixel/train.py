@@ -231,8 +231,8 @@ class Run:
     """A training run: the model, the optimizer, the data, the step, and the
     run folder it writes (``checkpoint.npz``, ``metrics.jsonl``, the PNGs).
 
-    settings: TrainSettings (when resuming, only its epochs/steps/device are
-              used, to extend a run; everything else comes from the checkpoint)
+    settings: TrainSettings (when resuming, only its epochs/steps/minutes/device
+              are used, to extend a run; everything else comes from the checkpoint)
     out:      the run folder (default runs/<dataset>-<time>; when resuming, the checkpoint's folder)
     resume:   a run folder or checkpoint file to continue from
     """

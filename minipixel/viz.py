@@ -206,7 +206,7 @@ def receptive_field(model, row=None, col=None, channel=0, images=4, seed=0):
     """How strongly each input position influences the logits of sub-pixel (row, col, channel).
 
     Runs the model forward on ``images`` random images and backward from random
-    gradients at that one output (with ``conv_in.input_grad`` set, ``model.backward``
+    gradients at that one output (with ``model.input_grad`` set, ``model.backward``
     returns the input gradient);
     the input gradient is exactly zero wherever the output cannot see.
     Returns (influence (H, W) float64 NumPy array, (row, col)).
@@ -226,11 +226,11 @@ def receptive_field(model, row=None, col=None, channel=0, images=4, seed=0):
     logits = model.forward(x, np.zeros(images, int) if cfg.classes else None)  # any class: the bias is constant
     dlogits = xp.zeros_like(logits)
     dlogits[:, row, col, channel] = xp.asarray(rng.standard_normal((images, cfg.levels)), dtype=model.dtype)
-    saved, model.conv_in.input_grad = model.conv_in.input_grad, True
+    saved, model.input_grad = model.input_grad, True
     try:
         dx = to_numpy(model.backward(dlogits))
     finally:
-        model.conv_in.input_grad = saved
+        model.input_grad = saved
     return np.abs(dx.astype(np.float64)).sum(axis=(0, 3)), (row, col)
 
 

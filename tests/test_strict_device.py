@@ -43,7 +43,7 @@ def run_everything(cfg, device):
     labels = xp.asarray(labels_for(cfg))
     logits = model.forward(labels_to_inputs(labels, cfg.levels, model.dtype, xp))
     loss, dlogits = softmax_cross_entropy(logits, labels)
-    model.conv_in.input_grad = True  # the input gradient too, as viz.receptive_field asks for it
+    model.input_grad = True  # the input gradient too, as viz.receptive_field asks for it
     dx = model.backward(dlogits)
     grads = {k: backend.to_numpy(g) for k, g in model.gradients().items()}
     grads["input"] = backend.to_numpy(dx)
