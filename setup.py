@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["minipixel", "minipixel.*"]),
-    install_requires=["numpy>=1.22", "pillow>=9", "tqdm>=4.60"],
+    install_requires=["numpy>=1.22", "pillow>=9", "tqdm>=4.60", "threadpoolctl>=3"],
     extras_require={
         "test": ["pytest>=7"],
         "gpu": ["cupy-cuda12x"],

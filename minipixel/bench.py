@@ -13,14 +13,19 @@ count 2 per multiply-add of the matrix products, over the *live* taps only
 
 The matmul rate that the model's rate is compared with is measured in the
 same run, on the same matrix shapes: every product that a training step
-does, replayed alone on random arrays. The difference between the training
-step's time and that replay is the time spent on everything else (im2col,
-col2im, ReLUs, the loss, Adam, Python).
+does, replayed alone on random arrays, in the same threads and chunks. The
+difference between the training step's time and that replay is the time
+spent on everything else (im2col, col2im, ReLUs, the loss, Adam, Python).
+
+Memory: the peak resident size of a fresh process that runs three training
+steps, and of a whole ``minipixel train`` of three steps (with its
+evaluation and samples), both at each batch size.
 """
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 from dataclasses import replace
@@ -28,7 +33,8 @@ from dataclasses import replace
 import numpy as np
 from tqdm import tqdm
 
-from .backend import get_xp, synchronize
+from . import parallel
+from .backend import chunk_rows, get_xp, synchronize
 from .data import labels_to_inputs
 from .layers import MaskedConv2d
 from .model import PixelCNNConfig, build_model
@@ -70,25 +76,36 @@ def median_time(fn, xp, repeat=5, warmup=1):
     return float(np.median([timed(fn, xp) for _ in range(repeat)]))
 
 
-def replay_matmuls(shapes, xp):
-    """A function that does all the products of ``shapes`` alone, on random arrays
-    laid out as in the model (dW reads a transposed view, dx multiplies by W^T)."""
+def replay_matmuls(model, batch):
+    """A function that does all the products of one training step alone, on
+    random arrays laid out as in the model (dW reads a transposed view, dx
+    multiplies by W^T), in the same parts, threads and chunks as the step."""
+    xp = model.xp
     rng = np.random.default_rng(0)
     rand = lambda *shape: xp.asarray(rng.random(shape, dtype=np.float32))
-    arrays = []
-    for kind, m, k, n in shapes:  # the product (m, k) @ (k, n)
-        if kind == "forward":  # cols @ W
-            arrays.append((rand(m, k), rand(k, n)))
-        elif kind == "dW":  # cols^T @ dy, cols stored (rows, K)
-            arrays.append((rand(k, m).T, rand(k, n)))
-        else:  # dy @ W^T, W stored (K, C_out)
-            arrays.append((rand(m, k), rand(n, k).T))
+    H, W = model.config.height, model.config.width
+    per_chunk = max(1, chunk_rows(xp) // (H * W))
+    parts = []
+    for part in parallel.split(batch, len(parallel.replicas(model, batch))):
+        images = part.stop - part.start
+        arrays = []
+        for start in range(0, images, per_chunk):
+            m = min(per_chunk, images - start) * H * W
+            for layer in model.layers():
+                if not isinstance(layer, MaskedConv2d):
+                    continue
+                k, n = len(layer.taps) * layer.in_channels, layer.out_channels
+                arrays.append((rand(m, k), rand(k, n)))  # forward: cols @ W
+                arrays.append((rand(m, k).T, rand(m, n)))  # dW = cols^T @ dy, cols stored (rows, K)
+                if layer.input_grad:
+                    arrays.append((rand(m, n), rand(k, n).T))  # dcols = dy @ W^T, W stored (K, C_out)
+        parts.append(arrays)
 
-    def run():
+    def products(arrays):
         for a, b in arrays:
             a @ b
 
-    return run
+    return lambda: parallel.run([lambda arrays=arrays: products(arrays) for arrays in parts])
 
 
 def timed(fn, xp):
@@ -107,25 +124,43 @@ def batch_of(model, batch, seed=0):
     return labels_to_inputs(labels, model.config.levels, model.dtype, xp), labels
 
 
-def peak_rss_training(batch, steps=3, device="cpu", arch="pixelcnn"):
+def peak_rss(code):
+    """Peak resident memory (bytes) of a fresh Python process that runs ``code``."""
+    # VmHWM, not getrusage: on Linux a child's ru_maxrss starts from the
+    # parent's RSS at the fork, which would count the benchmark itself.
+    code += "\nprint([int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def peak_rss_training(batch, steps=3, device="cpu", arch="pixelcnn", threads=None):
     """Peak resident memory (bytes) of a fresh process that builds the reference
     model and runs ``steps`` training steps at ``batch``."""
-    code = (
-        "import resource, sys\n"
+    return peak_rss(
+        "from minipixel import parallel\n"
         "from minipixel.bench import REFERENCES, batch_of\n"
         "from minipixel.model import build_model\n"
         "from minipixel.optim import Adam\n"
         "from minipixel.train import train_step\n"
+        f"parallel.set_threads({threads!r})\n"
         f"m = build_model(REFERENCES[{arch!r}], device={device!r})\n"
         "opt = Adam(m.parameters())\n"
         f"x, y = batch_of(m, {batch})\n"
         f"for _ in range({steps}): train_step(m, opt, x, y)\n"
-        # VmHWM, not getrusage: on Linux a child's ru_maxrss starts from the
-        # parent's RSS at the fork, which would count the benchmark itself.
-        "print([int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return int(out.stdout.strip().splitlines()[-1])
+
+
+def peak_rss_train_command(batch, steps=3, arch="pixelcnn", threads=None):
+    """Peak resident memory (bytes) of a whole ``minipixel train`` process: the
+    reference model on the 5,000 shipped MNIST digits, ``steps`` steps at
+    ``batch``, then its evaluation of the 500 validation images and 16 samples."""
+    cfg = REFERENCES[arch]
+    argv = ["train", "--arch", arch, "--filters", str(cfg.filters), "--blocks", str(cfg.blocks), "--block",
+            cfg.block, "--batch", str(batch), "--steps", str(steps), "--samples", "16", "--quiet"]
+    if threads is not None:
+        argv += ["--threads", str(threads)]
+    with tempfile.TemporaryDirectory() as tmp:
+        return peak_rss(f"from minipixel.cli import main\nmain({argv + ['--out', tmp]!r})\n")
 
 
 def machine():
@@ -146,14 +181,15 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
     model = build_model(reference, seed=0, device=device)
     optimizer = Adam(model.parameters(), lr=1e-4)
     name = "keras.io reference: " if arch == "pixelcnn" else "gated, at the reference's width and depth: "
-    result = {"device": device, "machine": machine(), "model": name + reference.to_json(),
-              "repeat": repeat, "batches": {}}
+    threads = parallel.threads() if xp is np else 1
+    result = {"device": device, "machine": machine(), "model": name + reference.to_json(), "repeat": repeat,
+              "threads": threads, "blas_threads": 1 if threads > 1 else parallel.blas_threads(), "batches": {}}
     for batch in batches:
         x, labels = batch_of(model, batch)
         shapes = matmul_shapes(model, batch)
-        replay = replay_matmuls(shapes, xp)
+        replay = replay_matmuls(model, batch)
         step = lambda: train_step(model, optimizer, x, labels)
-        forward_s = median_time(lambda: model.forward(x), xp, repeat)
+        forward_s = median_time(lambda: parallel.forward(model, x), xp, repeat)
         # The machine's speed drifts by tens of percent over seconds (shared
         # hardware), so the training step and its matmul replay are timed in
         # alternation and compared round by round.
@@ -179,7 +215,9 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
         }
         del replay
         if memory and device == "cpu":
-            entry["train_peak_rss_mib"] = round(peak_rss_training(batch, arch=arch) / 2**20, 1)
+            mib = lambda measure: round(measure(batch, arch=arch, threads=threads) / 2**20, 1)
+            entry["train_peak_rss_mib"] = mib(peak_rss_training)
+            entry["train_command_peak_rss_mib"] = mib(peak_rss_train_command)
         result["batches"][str(batch)] = entry
         print(f"batch {batch}: {json.dumps(entry)}", file=sys.stderr)
 
@@ -207,10 +245,14 @@ def add_arguments(parser):
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per measurement; medians are reported")
     parser.add_argument("--sample-images", type=int, default=16)
     parser.add_argument("--naive-rows", type=int, default=2, help="rows the naive sampler runs before extrapolating")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS measurement (a subprocess)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS measurements (subprocesses)")
+    from .cli import add_threads_argument
+
+    add_threads_argument(parser)
 
 
 def run_from_args(args):
+    parallel.set_threads(args.threads)
     batches = tuple(int(b) for b in args.batches.split(","))
     result = run(args.device, batches, args.repeat, args.sample_images, args.naive_rows, memory=not args.no_memory,
                  arch=args.arch)

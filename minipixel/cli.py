@@ -14,6 +14,11 @@ from .model import ARCHS
 DEFAULT_SAMPLES_PNG = "samples.png"
 
 
+def add_threads_argument(p):
+    p.add_argument("--threads", type=int,
+                   help="CPU threads, each running a part of every batch (default: one per core this process may use)")
+
+
 def _train_parser(sub):
     from .train import TrainSettings
 
@@ -48,6 +53,7 @@ def _train_parser(sub):
     p.add_argument("--out", help="run folder (default runs/<dataset>-<time>)")
     p.add_argument("--resume", help="continue the run in this folder (or checkpoint file) where it stopped")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_argument(p)
     p.set_defaults(handler=cmd_train)
 
 
@@ -126,9 +132,10 @@ def _eval_parser(sub):
     p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
     p.add_argument("--binarize", choices=["threshold", "sample"], help="default: as in training")
     p.add_argument("--size", type=int, help="image folders: centre-crop and resize to SIZE x SIZE (default: as in training)")
-    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--batch", type=int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_threads_argument(p)
     p.set_defaults(handler=cmd_eval)
 
 
@@ -329,6 +336,10 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "threads", None) is not None:
+            from . import parallel
+
+            parallel.set_threads(args.threads)
         return args.handler(args)
     except (ValueError, FileNotFoundError, DeviceError, CheckpointError, RuntimeError) as err:
         print(f"minipixel {args.command}: error: {err}", file=sys.stderr)

@@ -82,6 +82,8 @@ class Gate(Layer):
     t = tanh(a), s = sigmoid(b):  da = dy * s * (1 - t^2),  db = dy * t * s * (1 - s).
     """
 
+    CACHE = ("t", "s")
+
     def __init__(self):
         super().__init__()
         self.t = self.s = None  # kept by forward for backward: tanh(a), sigmoid(b)
@@ -106,6 +108,8 @@ class Gate(Layer):
     def forward(self, x):
         if x.shape[-1] % 2:
             raise ValueError(f"Gate: expected an even number of channels (pairs a, b), got shape {tuple(x.shape)}")
+        if not self.caching:
+            return self.apply(x)
         self.t, self.s = self._halves(x)
         return self.t * self.s
 
@@ -184,7 +188,8 @@ class GatedLayer(Layer):
         self.canvas_h = self.link_row = self.h_at = None
 
     def children(self):
-        named = {"conv_v": self.conv_v, "conv_h": self.conv_h, "link": self.link, "conv_out": self.conv_out}
+        named = {"conv_v": self.conv_v, "conv_h": self.conv_h, "shift": self.shift, "link": self.link,
+                 "gate_v": self.gate_v, "gate_h": self.gate_h, "conv_out": self.conv_out}
         if self.bias_v is not None:
             named.update(bias_v=self.bias_v, bias_h=self.bias_h)
         return named
@@ -295,7 +300,7 @@ class GatedPixelCNN(Layer):
 
     def children(self):
         named = {f"stack.{i}": layer for i, layer in enumerate(self.stack)}
-        named.update(head=self.head, conv_out=self.conv_out)
+        named.update(relu=self.relu, head=self.head, conv_out=self.conv_out)
         return named
 
     def condition(self, classes):

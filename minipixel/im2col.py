@@ -29,6 +29,8 @@ from the same input position).
 
 Both functions work on NumPy or CuPy arrays unchanged.
 """
+import threading
+
 import numpy as np
 
 from .backend import array_module
@@ -99,21 +101,24 @@ def col2im(dcols, taps, kernel, out=None):
     return dx
 
 
-_scratch = {}
+_local = threading.local()  # each thread's own scratch buffers
 
 
 def scratch(name, shape, dtype, xp=np):
-    """A reusable buffer of ``shape`` (contents undefined), shared by all layers.
+    """A reusable buffer of ``shape`` (contents undefined), shared by all layers
+    that run in this thread.
 
     Layers fill an im2col matrix (``name="cols"``) for one chunk of the batch
     at a time, use it, and are done with it before the next; one buffer per
     name, grown to the largest size asked for, serves them all, and memory
-    that is reused is memory that is already in the cache.
+    that is reused is memory that is already in the cache. Each thread has its
+    own (``parallel`` runs a part of the batch in each).
     """
+    buffers = _local.__dict__.setdefault("buffers", {})
     key = (name, xp.__name__, np.dtype(dtype).str)
     size = int(np.prod(shape))
-    buf = _scratch.get(key)
+    buf = buffers.get(key)
     if buf is None or buf.size < size:
-        buf = _scratch[key] = None  # let the old buffer go before allocating
-        buf = _scratch[key] = xp.empty(size, dtype=dtype)
+        buf = buffers[key] = None  # let the old buffer go before allocating
+        buf = buffers[key] = xp.empty(size, dtype=dtype)
     return buf[:size].reshape(shape)

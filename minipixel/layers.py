@@ -39,6 +39,7 @@ convolution, which reads a window of earlier positions: its input is a
 ``Canvas``, the input map kept by whoever produces it (the sampler for the
 image, a residual block for its 3x3 convolution).
 """
+import contextlib
 import math
 
 import numpy as np
@@ -97,6 +98,9 @@ class Layer:
     """Base class: ``params`` / ``grads`` dicts, a walk over named children, and
     the contract every layer keeps (see the module docstring)."""
 
+    CACHE = ()  # the attributes in which forward keeps what backward needs
+    caching = True  # False inside ``inference()``
+
     def __init__(self):
         self.params = {}
         self.grads = {}
@@ -138,6 +142,24 @@ class Layer:
         yield self
         for child in self.children().values():
             yield from child.layers()
+
+    @contextlib.contextmanager
+    def inference(self):
+        """``with model.inference(): model.forward(x)``: forward without keeping
+        anything for backward, for evaluation. Only one layer's input and output
+        are alive at a time, instead of every layer's, and the caches of the last
+        training step are let go on the way in (a backward after this needs a new
+        forward first)."""
+        layers = list(self.layers())
+        for layer in layers:
+            for name in layer.CACHE:
+                setattr(layer, name, None)
+            layer.caching = False
+        try:
+            yield self
+        finally:
+            for layer in layers:
+                layer.caching = True
 
     def forward(self, x):
         raise NotImplementedError
@@ -181,6 +203,8 @@ class MaskedConv2d(Layer):
     nothing.
     """
 
+    CACHE = ("x", "y")
+
     def __init__(self, in_channels, out_channels, kernel, mask_type="B", colors=1, rng=None,
                  dtype=np.float32, xp=np, relu=False, input_grad=True):
         super().__init__()
@@ -214,8 +238,9 @@ class MaskedConv2d(Layer):
         # from it rather than cached: it is T times larger), and with the ReLU
         # the output (its gradient passes where y > 0).
         self.x = self.y = None
-        # Kept by start_at for forward_at: per colour step, the weights it needs; the output vector.
-        self.steps = self.y_at = self.W_at = None
+        # Kept by start_at for forward_at: per colour step, the weights it needs; the output vector;
+        # a k x k layer's weights of the taps above the current row, and that row's part from them.
+        self.steps = self.y_at = self.W_at = self.W_above = self.taps_above = self.row_at = None
 
     def weight_matrix(self):
         """The live taps of ``W * mask`` as a ``(T * in_channels, out_channels)`` matrix."""
@@ -251,12 +276,16 @@ class MaskedConv2d(Layer):
             out += b
             if self.relu:
                 self.xp.maximum(out, 0, out=out)
-        self.x, self.y = x, (y if self.relu else None)
+        if self.caching:
+            self.x, self.y = x, (y if self.relu else None)
         return y
 
     def backward(self, dy):
         """dy: (B, H, W, out_channels) -> dx: (B, H, W, in_channels), or None if not ``input_grad``."""
         x, xp = self.x, self.xp
+        if x is None:
+            raise RuntimeError("MaskedConv2d.backward: no forward to go back through (none yet, or it ran "
+                               "inside inference(), which keeps nothing for backward)")
         check_array(dy, "MaskedConv2d output gradient", 4, self.out_channels, self.dtype, xp)
         if dy.shape[:3] != x.shape[:3]:
             raise ValueError(f"MaskedConv2d: output gradient shape {dy.shape} does not match input shape {x.shape}")
@@ -302,6 +331,24 @@ class MaskedConv2d(Layer):
         xp = self.xp
         Wm = self.weight_matrix()
         groups_in = group_slices(self.in_channels, self.colors)
+        half, C = self.kernel // 2, self.in_channels
+        if self.kernel > 1:
+            # A k x k layer's taps split in two: those in the rows above, which
+            # forward_at computes once per row for every column (``above``), and
+            # those in the current row, at columns j - k//2 .. j, which it reads
+            # at each position as one contiguous slice of the canvas. The
+            # current-row matrix has a row for each of those k//2 + 1 columns,
+            # zero where the mask is (the live taps among them are its nonzero rows).
+            above = [t for t, (ky, _) in enumerate(self.taps) if ky < half]
+            self.taps_above = [self.taps[t] for t in above]
+            rows = np.concatenate([np.arange(t * C, (t + 1) * C) for t in above]) if above else np.arange(0)
+            self.W_above = xp.ascontiguousarray(Wm[xp.asarray(rows)]) if above else None
+            # (Mask V also looks right in the current row: that layer runs a row
+            # at a time only, ``forward_row``, and gets no current-row matrix.)
+            W_row = xp.zeros(((half + 1) * C, self.out_channels), dtype=self.dtype)
+            for t, (ky, kx) in enumerate(self.taps):
+                if ky == half and kx <= half:
+                    W_row[kx * C : (kx + 1) * C] = Wm[t * C : (t + 1) * C]
         self.steps = []
         for g, out in enumerate(group_slices(self.out_channels, self.colors)):
             step = {"out": out, "b": self.params["b"][out].copy()}
@@ -311,11 +358,10 @@ class MaskedConv2d(Layer):
                 end = groups_in[g].start if self.mask_type == "A" else groups_in[g].stop
                 step.update(end=end, W=xp.ascontiguousarray(Wm[:end, out]))
             else:
-                step.update(W=xp.ascontiguousarray(Wm[:, out]))
+                step.update(W=xp.ascontiguousarray(W_row[:, out]))
             self.steps.append(step)
-        # The live taps, as indices into a window (rows 0 .. k//2, columns 0 .. k-1).
-        self._window_index = tuple(xp.asarray(a) for a in zip(*self.taps))
         self.y_at = xp.zeros((n, self.out_channels), dtype=self.dtype)
+        self.row_at = None  # a k x k layer: the current row's part from the rows above, (n, W, C_out)
         self.W_at = Wm  # every output group at once, for forward_row
 
     def forward_at(self, x, i, j, g):
@@ -324,31 +370,48 @@ class MaskedConv2d(Layer):
         x: for a 1x1 layer, the input vector at (i, j), (n, in_channels); for a
         k x k layer, the ``Canvas`` of its input, final at every position
         before (i, j) and, at (i, j), in every group that group g may see.
+        Positions must come in raster order: a k x k layer computes the part of
+        row i that comes from the rows above when it reaches (i, 0).
         """
-        step = self.steps[g]
+        xp, step = self.xp, self.steps[g]
         if self.kernel == 1:
             cols = x[:, : step["end"]]  # the one-position im2col matrix: (n, end)
+            bias = step["b"]
         else:
-            cols = x.window(i, j)[(slice(None),) + self._window_index].reshape(len(self.y_at), -1)  # (n, T * in)
-        out = cols @ step["W"]
-        out += step["b"]
+            if j == 0 and g == 0:
+                self.row_at = self.forward_row(x, i, self.taps_above, self.W_above)
+            p = x.pad
+            cols = x.data[:, i + p, j : j + p + 1].reshape(len(self.y_at), -1)  # columns j - k//2 .. j of row i
+            bias = self.row_at[:, j, step["out"]]  # the rows above, and the bias
+        out = self.y_at[:, step["out"]]  # group g of the output vector (all of it without colour)
+        xp.matmul(cols, step["W"], out=out)
+        out += bias
         if self.relu:
-            self.xp.maximum(out, 0, out=out)
-        self.y_at[:, step["out"]] = out
+            xp.maximum(out, 0, out=out)
         return self.y_at
 
-
-    def forward_row(self, x, i):
+    def forward_row(self, x, i, taps=None, W=None):
         """Output row i at every column, (n, W, out_channels), reading the ``Canvas`` x
-        (final in rows <= i), after ``start_at``. The gated model's vertical stack runs a row at a time."""
+        (final in rows <= i), after ``start_at``. The gated model's vertical stack runs a row at a time.
+
+        With ``taps`` and their weight matrix ``W`` (a subset of the live taps),
+        the sum over those taps plus the bias, before any ReLU: ``forward_at``'s
+        part of row i from the rows above.
+        """
         p = x.pad
         width = x.data.shape[2] - 2 * p
-        # The row's im2col matrix: for each live tap, the input row it reads, shifted by its column.
-        cols = self.xp.stack([x.data[:, i + ky, kx : kx + width] for ky, kx in self.taps], axis=2)  # (n, W, T, C)
-        n = cols.shape[0]
-        y = cols.reshape(n * width, -1) @ self.W_at
+        n = x.data.shape[0]
+        if taps is None:
+            taps, W, relu = self.taps, self.W_at, self.relu
+        else:
+            relu = False
+        if not taps:
+            return self.xp.broadcast_to(self.params["b"], (n, width, self.out_channels))
+        # The row's im2col matrix: for each tap, the input row it reads, shifted by its column.
+        cols = self.xp.stack([x.data[:, i + ky, kx : kx + width] for ky, kx in taps], axis=2)  # (n, W, T, C)
+        y = cols.reshape(n * width, -1) @ W
         y += self.params["b"]
-        if self.relu:
+        if relu:
             self.xp.maximum(y, 0, out=y)
         return y.reshape(n, width, self.out_channels)
 
@@ -362,15 +425,20 @@ class ReLU(Layer):
     Backward needs only the output: y > 0 exactly where x > 0.
     """
 
+    CACHE = ("y",)
+
     def __init__(self, inplace=False):
         super().__init__()
         self.inplace = inplace
         self.y = None  # kept by forward for backward
+        self.y_at = None  # forward_at's output vector
 
     def forward(self, x):
         xp = array_module(x)
-        self.y = xp.maximum(x, 0, out=x if self.inplace else None)
-        return self.y
+        y = xp.maximum(x, 0, out=x if self.inplace else None)
+        if self.caching:
+            self.y = y
+        return y
 
     def backward(self, dy):
         if dy.shape != self.y.shape:
@@ -378,9 +446,15 @@ class ReLU(Layer):
         xp = array_module(dy)
         return xp.multiply(dy, self.y > 0, out=dy if self.inplace else None)
 
+    def start_at(self, n, height, width):
+        self.y_at = None
+
     def forward_at(self, x, i, j, g):
-        """x: (n, C) at one position -> max(x, 0), a new vector (x belongs to the layer before)."""
-        return array_module(x).maximum(x, 0)
+        """x: (n, C) at one position -> max(x, 0), in the layer's own vector (x belongs to the layer before)."""
+        xp = array_module(x)
+        if self.y_at is None or self.y_at.shape != x.shape:
+            self.y_at = xp.empty_like(x)
+        return xp.maximum(x, 0, out=self.y_at)
 
 
 class ResidualBlock(Layer):
@@ -414,7 +488,7 @@ class ResidualBlock(Layer):
         self.canvas2 = self.y_at = None  # forward_at: conv2's input map; the output vector
 
     def children(self):
-        return {"conv1": self.conv1, "conv2": self.conv2, "conv3": self.conv3}
+        return {"relu1": self.relu1, "conv1": self.conv1, "conv2": self.conv2, "conv3": self.conv3}
 
     def forward(self, x):
         h = self.relu1.forward(x)
@@ -446,5 +520,5 @@ class ResidualBlock(Layer):
         h = self.conv2.forward_at(self.canvas2, i, j, g)
         h = self.conv3.forward_at(h, i, j, g)
         group = self.groups[g]
-        self.y_at[:, group] = x[:, group] + h[:, group]
+        self.conv3.xp.add(x[:, group], h[:, group], out=self.y_at[:, group])
         return self.y_at

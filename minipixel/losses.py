@@ -50,17 +50,20 @@ def nll_per_image(logits, labels):
     return -picked.reshape(logits.shape[0], -1).sum(axis=1)
 
 
-def softmax_cross_entropy(logits, labels):
+def softmax_cross_entropy(logits, labels, batch=None):
     """Mean over images of the summed NLL, and its gradient.
 
     logits: (B, H, W, C, levels) float (any shape ``(B, ..., levels)`` works)
     labels: (B, H, W, C) int in 0..levels-1
+    batch:  the number of images the mean is over (default B); when these B images
+            are one part of a larger batch (``parallel``), that batch's size
     returns (loss, dlogits): loss a Python float in nats per image;
-        dlogits (same shape as logits) = (softmax(logits) - onehot(labels)) / B
+        dlogits (same shape as logits) = (softmax(logits) - onehot(labels)) / batch
     """
     _check(logits, labels)
     xp = array_module(logits)
-    B, levels = logits.shape[0], logits.shape[-1]
+    levels = logits.shape[-1]
+    B = logits.shape[0] if batch is None else batch
     shifted = logits - logits.max(axis=-1, keepdims=True)
     e = xp.exp(shifted)
     total = e.sum(axis=-1, keepdims=True)

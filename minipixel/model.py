@@ -120,7 +120,7 @@ class PixelCNN(Layer):
     def children(self):
         named = {"conv_in": self.conv_in}
         named.update({f"blocks.{i}": block for i, block in enumerate(self.blocks)})
-        named.update(head1=self.head1, head2=self.head2, conv_out=self.conv_out)
+        named.update(relu_a=self.relu_a, head1=self.head1, head2=self.head2, conv_out=self.conv_out)
         return named
 
     @property

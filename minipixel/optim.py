@@ -4,7 +4,7 @@ An optimizer holds a dict ``params`` of arrays (``model.parameters()``) and
 updates them in place from a dict of gradients with the same keys
 (``model.gradients()``), after each ``model.backward``.
 """
-import numpy as np
+import math
 
 from .backend import array_module, to_numpy
 
@@ -48,7 +48,7 @@ class Adam:
             v += (1 - b2) * g * g
             # p -= lr * (m / c1) / (sqrt(v / c2) + eps), without temporaries of m/c1, v/c2
             denom = xp.sqrt(v)
-            denom *= 1.0 / np.sqrt(c2)
+            denom *= 1.0 / math.sqrt(c2)  # a Python float: float32 arrays stay float32
             denom += self.eps
             p -= (lr / c1) * m / denom
 

@@ -26,6 +26,7 @@ probability exceeds the uniform number.
 import numpy as np
 from tqdm import tqdm
 
+from . import parallel
 from .backend import to_numpy
 from .data import labels_to_inputs
 
@@ -169,6 +170,11 @@ def sample_cached(model, u, temperature, bar, known=None, classes=None):
     Same arguments and result as ``sample_naive``. The known rows are still
     run through the model, to fill the maps that later positions read.
     """
+    with parallel.single_threaded_blas():  # a position's products are small: one thread does them sooner
+        return _sample_cached(model, u, temperature, bar, known, classes)
+
+
+def _sample_cached(model, u, temperature, bar, known, classes):
     xp, L = model.xp, model.config.levels
     n, H, W, C = u.shape
     labels, u, first = _start(model, u, known)

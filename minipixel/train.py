@@ -7,7 +7,8 @@ One training step is four lines (``train_step``; it also stops on a NaN loss):
     model.backward(dlogits)                              # fills model.gradients()
     optimizer.step(model.gradients())                    # updates model.parameters()
 
-and the loop (``train``) reads: for each batch, step; at each evaluation
+(on the CPU the first three lines run once per core, each on its part of the
+batch: see ``parallel``), and the loop (``train``) reads: for each batch, step; at each evaluation
 point (the end of every epoch, and the last step), evaluate, write the
 metrics and the checkpoint; at the end, draw samples. A ``Run`` holds what
 the loop needs: the model, the optimizer, the data, the step and the folder.
@@ -37,10 +38,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import data, datasets
+from . import data, datasets, parallel
 from .checkpoint import load_model, save_checkpoint
 from .files import atomic_write
-from .losses import bits_per_dim, nll_per_image, softmax_cross_entropy
+from .losses import bits_per_dim
 from .model import PixelCNNConfig, build_model
 from .optim import Adam
 from .sampling import sample
@@ -75,7 +76,7 @@ class TrainSettings:
     lr_decay: float = 0.9998  # lr is multiplied by this every step
     seed: int = 0  # weights, data order, hold-out split, stochastic binarization
     device: str = "cpu"
-    eval_batch: int = 256
+    eval_batch: int = None  # images per evaluation forward pass (None: the training batch; memory stays below a step's)
     samples: int = 64  # images in samples.png at the end
     temperature: float = 1.0
 
@@ -91,11 +92,11 @@ def train_step(model, optimizer, inputs, labels, classes=None):
     inputs: (B, H, W, C) floats in [0, 1]; labels: (B, H, W, C) ints, on the model's device;
     classes: (B,) ints, each image's class, for a class-conditional model.
     """
-    logits = model.forward(inputs, classes)  # (B, H, W, C, levels)
-    loss, dlogits = softmax_cross_entropy(logits, labels)  # mean NLL per image, and its gradient
+    # logits = model.forward(inputs, classes); loss, dlogits = softmax_cross_entropy(logits, labels);
+    # model.backward(dlogits): on the CPU, each core does that for its part of the batch.
+    loss = parallel.loss_and_gradients(model, inputs, labels, classes)  # fills model.gradients()
     if not math.isfinite(loss):  # before the update: the parameters stay as they were
         raise TrainingError(f"the loss became {loss}")
-    model.backward(dlogits)  # fills model.gradients()
     optimizer.step(model.gradients())  # updates model.parameters() in place
     return loss
 
@@ -159,7 +160,7 @@ def to_device(model, labels):
     return data.labels_to_inputs(labels, model.config.levels, model.dtype, xp), labels
 
 
-def evaluate(model, labels, batch_size=256, progress=False, classes=None):
+def evaluate(model, labels, batch_size=64, progress=False, classes=None):
     """Mean NLL of ``labels`` (N, H, W, C) under ``model``: nats per image and bits/dim.
     classes: (N,) ints, the true class of each image, for a class-conditional model."""
     if labels.ndim != 4 or labels.shape[3] != model.config.channels:
@@ -172,7 +173,7 @@ def evaluate(model, labels, batch_size=256, progress=False, classes=None):
     for start in tqdm(range(0, len(labels), batch_size), desc="evaluating", leave=False, disable=not progress):
         x, y = to_device(model, labels[start : start + batch_size])
         given = None if classes is None else classes[start : start + batch_size]
-        total += float(nll_per_image(model.forward(x, given), y).sum())
+        total += float(parallel.nll(model, x, y, given).sum())  # forward without caches, parts in parallel
     nll = total / len(labels)
     dims = int(np.prod(labels.shape[1:]))
     return {"nll_nats": nll, "bits_per_dim": bits_per_dim(nll, dims), "images": int(len(labels))}
@@ -312,7 +313,8 @@ class Run:
 
     def evaluate(self, losses):
         """Evaluate on the validation data; append a row to metrics.jsonl, redraw the learning curve."""
-        result = evaluate(self.model, self.valid_labels, self.settings.eval_batch, classes=self.valid_classes)
+        result = evaluate(self.model, self.valid_labels, self.settings.eval_batch or self.settings.batch,
+                          classes=self.valid_classes)
         row = {"step": self.step, "epoch": round(self.epoch(), 4), "train_nll_nats": float(np.mean(losses)),
                "valid_nll_nats": result["nll_nats"], "valid_bits_per_dim": result["bits_per_dim"],
                "lr": self.optimizer.current_lr(), "seconds": round(self.seconds(), 2)}

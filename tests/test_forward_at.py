@@ -66,15 +66,25 @@ def test_relu_forward_at_equals_forward():
 
 
 def test_forward_at_reads_the_canvas_not_a_stale_copy():
-    # A 3x3 layer reads the rows above from its canvas: change the canvas above
-    # the position and the output must change; change it below and it must not.
+    # A 3x3 layer reads the rows above from its canvas (once per row, at the
+    # row's first position) and the current row at every position: change the
+    # canvas above or to the left and the output must change; below, it must not.
     rng = np.random.default_rng(1)
     layer = MaskedConv2d(2, 3, 3, "B", rng=rng, dtype=np.float64)
     layer.start_at(1, 4, 4)
     canvas = layer.canvas(1, 4, 4)
     canvas.image()[...] = rng.standard_normal((1, 4, 4, 2))
-    before = layer.forward_at(canvas, 2, 2, 0).copy()
+
+    def row_2_up_to_column_2():
+        for j in range(3):
+            y = layer.forward_at(canvas, 2, j, 0)
+        return y.copy()
+
+    before = row_2_up_to_column_2()
     canvas.image()[:, 3] += 1.0  # the row below: never read
-    np.testing.assert_array_equal(layer.forward_at(canvas, 2, 2, 0), before)
+    np.testing.assert_array_equal(row_2_up_to_column_2(), before)
     canvas.image()[:, 1, 2] += 1.0  # the position above: read
-    assert not np.allclose(layer.forward_at(canvas, 2, 2, 0), before)
+    after_above = row_2_up_to_column_2()
+    assert not np.allclose(after_above, before)
+    canvas.image()[:, 2, 1] += 1.0  # the position to the left, in the same row: read at every position
+    assert not np.allclose(layer.forward_at(canvas, 2, 2, 0), after_above)

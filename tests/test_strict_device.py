@@ -204,3 +204,26 @@ def test_the_stand_in_never_imports_cupy():
         "assert 'cupy' not in sys.modules, 'cupy was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("arch", ["pixelcnn", "gated"])
+def test_a_float32_training_step_computes_in_float32_only(arch, monkeypatch):
+    # Every operand and result of every op of a training step (forward, loss,
+    # backward, Adam) is float32: no float64 array, and no float64 NumPy scalar
+    # (which under NumPy 2's promotion rules, and CuPy's, turns an op into float64).
+    from dataclasses import replace
+
+    from minipixel.model import build_model
+    from minipixel.train import train_step
+
+    backend.register_device("strict", strict)
+    cfg = replace(CONFIGS["grey"], arch=arch)
+    model = build_model(cfg, device="strict")
+    optimizer = Adam(model.parameters(), decay=0.999)
+    labels = strict.asarray(labels_for(cfg))
+    x = labels_to_inputs(labels, cfg.levels, model.dtype, strict)
+    train_step(model, optimizer, x, labels)
+    strict.dtypes.clear()
+    train_step(model, optimizer, x, labels)
+    assert strict.dtypes["float32"] > 100
+    assert set(strict.dtypes) == {"float32"}, strict.dtypes

@@ -37,6 +37,8 @@ import collections
 import numpy as np
 
 counts = collections.Counter()  # op name -> calls since the last counts.clear()
+dtypes = collections.Counter()  # float dtype name -> operands and results of that dtype, since dtypes.clear()
+whole_batch = False  # True: layers take the whole batch as one chunk, as on a GPU (backend.chunk_rows)
 
 # Dtypes and constants are NumPy's, as in CuPy.
 bool_, uint8, int32, int64, intp = np.bool_, np.uint8, np.int32, np.int64, np.intp
@@ -78,10 +80,20 @@ def _wrap(result):
     return result
 
 
+def _float_dtypes(values):
+    """The float dtypes among an op's operands: strict arrays and NumPy scalars
+    (Python floats have none: they take the array's precision)."""
+    for v in values:
+        if isinstance(v, (ndarray, np.ndarray, np.generic)) and v.dtype.kind in "fc":
+            yield v.dtype.name
+
+
 def _op(fn, *args, **kwargs):
     """Run the NumPy function ``fn`` on strict arrays: the one door every op goes through."""
     counts[fn.__name__] += 1
+    dtypes.update(_float_dtypes(args + tuple(kwargs.values())))
     result = fn(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
+    dtypes.update(_float_dtypes(result if isinstance(result, tuple) else (result,)))
     out = kwargs.get("out")
     if isinstance(out, tuple) and len(out) == 1:  # how the ufunc protocol passes out=
         out = out[0]
@@ -120,7 +132,8 @@ matmul, maximum, minimum, where, clip = map(_function, ("matmul", "maximum", "mi
 exp, log, sqrt, abs, tanh, pad = map(_function, ("exp", "log", "sqrt", "abs", "tanh", "pad"))
 sum, prod, cumsum, argmax, count_nonzero = map(_function, ("sum", "prod", "cumsum", "argmax", "count_nonzero"))
 take_along_axis, concatenate, stack = map(_function, ("take_along_axis", "concatenate", "stack"))
-ascontiguousarray, transpose, reshape = map(_function, ("ascontiguousarray", "transpose", "reshape"))
+ascontiguousarray, transpose, reshape, broadcast_to = map(
+    _function, ("ascontiguousarray", "transpose", "reshape", "broadcast_to"))
 
 
 def asarray(a, dtype=None):

@@ -1,0 +1,178 @@
+"""Both CPU cores at work: the batch split into parts, one thread per part.
+
+NumPy runs its element-wise work (im2col, col2im, the bias, ReLU, the loss)
+on one core; only its BLAS uses more. So on the CPU a training step splits
+the batch into as many parts as there are threads, and each thread runs the
+whole forward, loss and backward of its part, with a single-threaded BLAS:
+every kind of work then runs on every core, and each matrix product is
+small enough to stay in one core's cache. NumPy releases the GIL inside its
+loops and BLAS calls, so Python threads really do run at the same time.
+
+Each thread needs its own copy of what ``forward`` keeps for ``backward``
+(and its own gradients): a *replica* of the model, which shares the
+parameter arrays with it (an update by the optimizer is seen by all) and
+owns everything else. Part ``k`` of the batch always goes to replica ``k``,
+and the parts' gradients are added in the order of the parts, so the same
+thread count gives the same numbers, bit for bit, every time. A different
+thread count rounds differently (the sums are grouped differently): about
+1e-7 relative in float32.
+
+On the GPU (and on any device but the CPU's NumPy) there is one part: the
+GPU parallelises inside each operation.
+"""
+import copy
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .losses import nll_per_image, softmax_cross_entropy
+
+_threads = None  # set_threads(); None: one per CPU core this process may use
+_pool = None
+_controller = None
+
+
+def cpu_count():
+    """The CPU cores this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(n=None):
+    """Use ``n`` threads for training and evaluation on the CPU (None: one per core)."""
+    global _threads
+    if n is not None and not (isinstance(n, (int, np.integer)) and 1 <= n <= 256):
+        raise ValueError(f"threads: expected an int from 1 to 256, got {n!r}")
+    _threads = None if n is None else int(n)
+
+
+def threads():
+    """How many threads a CPU training step uses."""
+    return _threads or cpu_count()
+
+
+def blas_threads():
+    """How many threads NumPy's BLAS uses outside a split step (None if it cannot be told)."""
+    info = [lib for lib in _blas().info() if lib["user_api"] == "blas"]
+    return info[0]["num_threads"] if info else None
+
+
+def _blas():
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
+def single_threaded_blas():
+    """``with single_threaded_blas():`` NumPy's matrix products run in the calling
+    thread only (a product of a few thousand multiply-adds is slower when BLAS
+    hands it to two threads)."""
+    return _blas().limit(limits=1, user_api="blas")
+
+
+def split(n, parts):
+    """``parts`` slices that cover ``range(n)`` in order, as equal as they can be."""
+    bounds = [n * k // parts for k in range(parts + 1)]
+    return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+
+
+def replicas(model, batch):
+    """The models that share a batch of ``batch`` images: ``[model]`` on the GPU
+    or with one thread, else ``model`` and replicas of it, one per thread."""
+    if model.xp is not np:
+        return [model]
+    n = min(threads(), batch)
+    made = model.__dict__.setdefault("_replicas", [])
+    while len(made) < n - 1:
+        made.append(replica(model))
+    return [model] + made[: n - 1]
+
+
+def replica(model):
+    """A twin of ``model`` that shares its parameter arrays and owns the rest
+    (gradients, the caches of forward): a deep copy that does not copy the
+    parameters, the array module, or the replicas already made."""
+    memo = {id(p): p for p in model.parameters().values()}
+    memo[id(model.xp)] = model.xp
+    if "_replicas" in model.__dict__:
+        memo[id(model._replicas)] = []
+    for layer in model.layers():
+        for name in layer.CACHE:
+            value = getattr(layer, name)
+            if value is not None:
+                memo[id(value)] = None  # forward's caches: not worth copying
+    return copy.deepcopy(model, memo)
+
+
+def run(tasks):
+    """Call every function of ``tasks`` (the first in this thread, the others
+    in the pool) with BLAS single-threaded; return their results in order."""
+    global _pool
+    if len(tasks) == 1:
+        return [tasks[0]()]
+    if _pool is None or _pool._max_workers < len(tasks) - 1:
+        _pool = ThreadPoolExecutor(max_workers=len(tasks) - 1, thread_name_prefix="minipixel")
+    with single_threaded_blas():
+        futures = [_pool.submit(task) for task in tasks[1:]]
+        results = [tasks[0]()]
+        results += [future.result() for future in futures]  # re-raises a thread's exception here
+    return results
+
+
+def _part(values, part):
+    return None if values is None else values[part]
+
+
+def loss_and_gradients(model, inputs, labels, classes=None):
+    """Forward, loss and backward of one batch: fills ``model.gradients()`` and
+    returns the loss (mean NLL per image, nats), the parts in parallel.
+
+    inputs (B, H, W, C) floats, labels (B, H, W, C) ints, classes (B,) ints or None.
+    """
+    batch = len(inputs)
+    models = replicas(model, batch)
+
+    def task(m, part):
+        logits = m.forward(inputs[part], _part(classes, part))
+        loss, dlogits = softmax_cross_entropy(logits, labels[part], batch=batch)  # each part divides by B
+        m.backward(dlogits)
+        return loss
+
+    losses = run([lambda m=m, part=part: task(m, part) for m, part in zip(models, split(batch, len(models)))])
+    if len(models) > 1:
+        total = model.gradients()
+        for other in models[1:]:
+            for name, g in other.gradients().items():
+                total[name] += g
+    return float(sum(losses))
+
+
+def _inference(model, inputs, classes, then):
+    """``then(part, logits)`` of every part of the batch, the forward passes
+    without caches (``Layer.inference``) and in parallel; the results joined."""
+    batch = len(inputs)
+    models = replicas(model, batch)
+
+    def task(m, part):
+        with m.inference():
+            return then(part, m.forward(inputs[part], _part(classes, part)))
+
+    parts = run([lambda m=m, part=part: task(m, part) for m, part in zip(models, split(batch, len(models)))])
+    return parts[0] if len(parts) == 1 else model.xp.concatenate(parts)
+
+
+def forward(model, inputs, classes=None):
+    """The logits of a batch, (B, H, W, C, levels), keeping nothing for backward."""
+    return _inference(model, inputs, classes, lambda part, logits: logits)
+
+
+def nll(model, inputs, labels, classes=None):
+    """-log p(image) in nats for every image of a batch, (B,) on the model's
+    device, keeping nothing for backward."""
+    return _inference(model, inputs, classes, lambda part, logits: nll_per_image(logits, labels[part]))

@@ -1,0 +1,135 @@
+"""The batch split across threads (``parallel``) and the forward without caches (``Layer.inference``).
+
+A training step in parts must be the same step: the same loss and the same
+gradients as the whole batch in one thread (to float64 rounding), the same
+numbers bit for bit when repeated, and replicas must share the parameters
+(an update by the optimizer reaches every thread).
+"""
+import numpy as np
+import pytest
+
+from minipixel import parallel
+from minipixel.data import labels_to_inputs
+from minipixel.losses import nll_per_image, softmax_cross_entropy
+from minipixel.model import PixelCNNConfig, build_model
+from minipixel.optim import Adam
+from minipixel.train import evaluate, train_step
+
+CONFIGS = {
+    "pixelcnn": PixelCNNConfig(height=6, width=6, channels=3, levels=4, filters=12, blocks=2, input_kernel=3),
+    "gated": PixelCNNConfig(height=6, width=6, channels=1, levels=4, filters=8, blocks=2, input_kernel=3,
+                            arch="gated", classes=3),
+}
+
+
+@pytest.fixture
+def threads():
+    """Set the thread count for one test; the default comes back after it."""
+    yield parallel.set_threads
+    parallel.set_threads(None)
+
+
+def batch(cfg, n=7, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, cfg.levels, (n, cfg.height, cfg.width, cfg.channels)).astype(np.uint8)
+    classes = rng.integers(0, cfg.classes, n) if cfg.classes else None
+    return labels_to_inputs(labels, cfg.levels, np.float64), labels, classes
+
+
+def whole_batch_gradients(model, x, labels, classes):
+    """The plain, one-thread step: forward, loss, backward on the whole batch."""
+    loss, dlogits = softmax_cross_entropy(model.forward(x, classes), labels)
+    model.backward(dlogits)
+    return loss, {k: g.copy() for k, g in model.gradients().items()}
+
+
+@pytest.mark.parametrize("arch", sorted(CONFIGS))
+@pytest.mark.parametrize("n_threads", [2, 3, 7])
+def test_a_step_in_parts_equals_the_whole_batch(arch, n_threads, threads):
+    cfg = CONFIGS[arch]
+    model = build_model(cfg, seed=1, dtype="float64")
+    x, labels, classes = batch(cfg)
+    want_loss, want = whole_batch_gradients(model, x, labels, classes)
+    threads(n_threads)
+    assert len(parallel.replicas(model, len(x))) == n_threads
+    loss = parallel.loss_and_gradients(model, x, labels, classes)
+    assert loss == pytest.approx(want_loss, rel=1e-12)
+    for name, g in model.gradients().items():
+        np.testing.assert_allclose(g, want[name], rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+def test_more_threads_than_images_gives_one_part_per_image(threads):
+    cfg = CONFIGS["pixelcnn"]
+    model = build_model(cfg, dtype="float64")
+    threads(8)
+    assert len(parallel.replicas(model, 3)) == 3
+    assert [s.stop - s.start for s in parallel.split(7, 3)] == [2, 2, 3]
+
+
+def test_replicas_share_the_parameters_and_nothing_else(threads):
+    threads(2)
+    model = build_model(CONFIGS["pixelcnn"], dtype="float64")
+    twin = parallel.replicas(model, 4)[1]
+    for (name, p, g), (_, tp, tg) in zip(model.named_parameters(), twin.named_parameters()):
+        assert tp is p, name  # the optimizer's updates reach the twin
+        assert tg is not g, name  # each thread fills its own gradients
+    x, labels, classes = batch(CONFIGS["pixelcnn"])
+    optimizer = Adam(model.parameters())
+    train_step(model, optimizer, x, labels)
+    before = {k: p.copy() for k, p in twin.parameters().items()}
+    train_step(model, optimizer, x, labels)
+    assert all(not np.array_equal(p, before[k]) for k, p in twin.parameters().items() if k.endswith("W"))
+
+
+def test_the_same_thread_count_gives_the_same_bits(threads):
+    threads(2)
+    cfg = CONFIGS["pixelcnn"]
+    runs = []
+    for _ in range(2):
+        model = build_model(cfg, seed=3)  # float32: where rounding order would show
+        rng = np.random.default_rng(5)
+        labels = rng.integers(0, cfg.levels, (9, cfg.height, cfg.width, cfg.channels)).astype(np.uint8)
+        x = labels_to_inputs(labels, cfg.levels, np.float32)
+        optimizer = Adam(model.parameters())
+        losses = [train_step(model, optimizer, x, labels) for _ in range(3)]
+        runs.append((losses, model.parameters()))
+    assert runs[0][0] == runs[1][0]
+    for name, p in runs[0][1].items():
+        np.testing.assert_array_equal(p, runs[1][1][name], err_msg=name)
+
+
+def test_evaluation_in_parts_equals_one_thread(threads):
+    cfg = CONFIGS["gated"]
+    model = build_model(cfg, seed=2, dtype="float64")
+    x, labels, classes = batch(cfg, n=10)
+    want = nll_per_image(model.forward(x, classes), labels)
+    threads(3)
+    np.testing.assert_allclose(parallel.nll(model, x, labels, classes), want, rtol=1e-12)
+    got = evaluate(model, labels, batch_size=4, classes=classes)
+    assert got["nll_nats"] == pytest.approx(want.mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("arch", sorted(CONFIGS))
+def test_inference_keeps_no_caches_and_gives_the_same_logits(arch):
+    cfg = CONFIGS[arch]
+    model = build_model(cfg, seed=4, dtype="float64")
+    x, labels, classes = batch(cfg)
+    want = model.forward(x, classes).copy()
+    cached = [(layer, name) for layer in model.layers() for name in layer.CACHE if getattr(layer, name) is not None]
+    kinds = {type(layer).__name__ for layer, _ in cached}
+    assert kinds >= ({"MaskedConv2d", "ReLU", "Gate"} if arch == "gated" else {"MaskedConv2d", "ReLU"})
+    with model.inference():
+        np.testing.assert_array_equal(model.forward(x, classes), want)
+        assert all(getattr(layer, name) is None for layer, name in cached)
+    # Nothing to go back through: backward says so instead of using stale caches.
+    with pytest.raises(RuntimeError, match="no forward to go back through"):
+        model.backward(np.ones(want.shape))
+    # Out of inference, forward keeps its caches again and backward works.
+    model.forward(x, classes)
+    model.backward(np.ones(want.shape))
+
+
+def test_threads_are_validated():
+    for bad in (0, -1, 1.5, "2", 10**6):
+        with pytest.raises(ValueError, match="threads: expected an int from 1 to 256"):
+            parallel.set_threads(bad)
