@@ -144,7 +144,7 @@ def peak_rss_training(batch, steps=3, device="cpu", arch="pixelcnn", threads=Non
         "from minipixel.train import train_step\n"
         f"parallel.set_threads({threads!r})\n"
         f"m = build_model(REFERENCES[{arch!r}], device={device!r})\n"
-        "opt = Adam(m.parameters())\n"
+        "opt = Adam(m.parameters(), flat=m.packed)\n"
         f"x, y = batch_of(m, {batch})\n"
         f"for _ in range({steps}): train_step(m, opt, x, y)\n"
     )
@@ -163,6 +163,33 @@ def peak_rss_train_command(batch, steps=3, arch="pixelcnn", threads=None):
         return peak_rss(f"from minipixel.cli import main\nmain({argv + ['--out', tmp]!r})\n")
 
 
+def launch_counts(arch="pixelcnn", batch=64, sample_rows=4, sample_images=16):
+    """Kernel launches that the GPU path issues, counted on the CPU with the CuPy
+    stand-in (``testing.strict``, its whole-batch chunking, as on a GPU): one
+    training step of the reference model at ``batch``, and one sampled sub-pixel
+    (the mean over the first ``sample_rows`` rows of ``sample_images`` images)."""
+    from . import backend
+    from .testing import strict
+
+    backend.register_device("strict", strict)
+    strict.whole_batch, before = True, strict.whole_batch
+    try:
+        model = build_model(REFERENCES[arch], device="strict")
+        optimizer = Adam(model.parameters(), flat=model.packed)
+        x, labels = batch_of(model, batch)
+        train_step(model, optimizer, x, labels)  # the first step builds indices and buffers
+        strict.counts.clear()
+        train_step(model, optimizer, x, labels)
+        step = strict.launches()
+        W = REFERENCES[arch].width
+        strict.counts.clear()
+        sample(model, sample_images, height=sample_rows, width=W)
+        per_sub_pixel = strict.launches() / (sample_rows * W * REFERENCES[arch].channels)
+    finally:
+        strict.whole_batch = before
+    return {"train_step": step, "train_batch": batch, "per_sampled_sub_pixel": round(per_sub_pixel, 1)}
+
+
 def machine():
     info = {"cpu_count": os.cpu_count(), "numpy": np.__version__}
     try:
@@ -179,7 +206,7 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
     xp = get_xp(device)
     reference = REFERENCES[arch]
     model = build_model(reference, seed=0, device=device)
-    optimizer = Adam(model.parameters(), lr=1e-4)
+    optimizer = Adam(model.parameters(), lr=1e-4, flat=model.packed)
     name = "keras.io reference: " if arch == "pixelcnn" else "gated, at the reference's width and depth: "
     threads = parallel.threads() if xp is np else 1
     result = {"device": device, "machine": machine(), "model": name + reference.to_json(), "repeat": repeat,
@@ -221,6 +248,7 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
         result["batches"][str(batch)] = entry
         print(f"batch {batch}: {json.dumps(entry)}", file=sys.stderr)
 
+    result["gpu_launches"] = launch_counts(arch)
     n, H = sample_images, reference.height
     cached_s = median_time(lambda: sample(model, n, seed=0, method="cached"), xp, repeat=5)
     u = np.random.default_rng(0).random((n, H, reference.width, reference.channels))

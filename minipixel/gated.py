@@ -286,6 +286,7 @@ class GatedPixelCNN(Layer):
         self.relu = ReLU(inplace=True)  # the skip sum is needed by nobody else
         self.head = MaskedConv2d(h, h, 1, "B", colors=C, relu=True, rng=rng, dtype=self.dtype, xp=self.xp)
         self.conv_out = MaskedConv2d(h, C * cfg.levels, 1, "B", colors=C, rng=rng, dtype=self.dtype, xp=self.xp)
+        self.pack_parameters()
         self.canvas_v = self.skip_at = None  # forward_at: each later layer's v input map; the skip sum
 
     @property

@@ -27,7 +27,15 @@ loop is the same as im2col's with ``+=``, one strided slice-add per tap (no
 ``np.add.at``, which is slow, is needed: within one tap no two entries come
 from the same input position).
 
-Both functions work on NumPy or CuPy arrays unchanged.
+On a GPU every slice assignment is a kernel launch, and the loops above
+make five per tap (the copy and four padding fills): 120 for a 7x7 mask A.
+So on any device but NumPy, ``im2col`` and ``col2im`` are one gather each
+(``im2col_gather``, ``col2im_gather``): the input gets one row of zeros at
+its end (what every tap outside the image reads), and a precomputed index
+says which input row each entry of ``cols`` copies; col2im gathers, for each
+input row and tap, the one entry of ``dcols`` that was copied from it (or a
+zero), and sums over the taps. Three launches each, whatever the kernel. The
+tests compare the two versions on NumPy arrays.
 """
 import threading
 
@@ -48,7 +56,31 @@ def _tap_slices(offset, size):
 
 
 def im2col(x, taps, kernel, out=None):
-    """Gather the live taps of every position.
+    """Gather the live taps of every position: ``im2col_loop`` on NumPy, ``im2col_gather`` elsewhere.
+
+    x:    (B, H, W, C)
+    taps: list of T kernel positions ``(ky, kx)``, ``0 <= ky, kx < kernel``
+    out:  optional (B, H, W, T, C) buffer to fill (its old contents are ignored)
+    returns cols: (B, H, W, T, C) with
+        cols[b, i, j, t] = x[b, i + ky - kernel//2, j + kx - kernel//2]   (0 outside)
+    """
+    if array_module(x) is np:
+        return im2col_loop(x, taps, kernel, out)
+    return im2col_gather(x, taps, kernel, out)
+
+
+def col2im(dcols, taps, kernel, out=None):
+    """The adjoint of ``im2col``: ``col2im_loop`` on NumPy, ``col2im_gather`` elsewhere.
+
+    dcols: (B, H, W, T, C); out: optional (B, H, W, C) buffer (overwritten); returns dx (B, H, W, C).
+    """
+    if array_module(dcols) is np:
+        return col2im_loop(dcols, taps, kernel, out)
+    return col2im_gather(dcols, taps, kernel, out)
+
+
+def im2col_loop(x, taps, kernel, out=None):
+    """im2col as a loop over the taps: one strided copy per tap, and its padding.
 
     x:    (B, H, W, C)
     taps: list of T kernel positions ``(ky, kx)``, ``0 <= ky, kx < kernel``
@@ -74,8 +106,8 @@ def im2col(x, taps, kernel, out=None):
     return cols
 
 
-def col2im(dcols, taps, kernel, out=None):
-    """Scatter-add gradients of ``cols`` back to the input: the adjoint of ``im2col``.
+def col2im_loop(dcols, taps, kernel, out=None):
+    """Scatter-add gradients of ``cols`` back to the input: the adjoint of ``im2col_loop``.
 
     dcols: (B, H, W, T, C)
     out:   optional (B, H, W, C) buffer (overwritten)
@@ -98,6 +130,86 @@ def col2im(dcols, taps, kernel, out=None):
         rows, src_rows = _tap_slices(ky - half, H)
         cs, src_cs = _tap_slices(kx - half, W)
         dx[:, src_rows, src_cs] += dcols[:, rows, cs, t]
+    return dx
+
+
+_indices = {}
+
+
+def gather_index(taps, kernel, B, H, W, xp=np):
+    """The input row that every entry of ``cols`` copies, for ``im2col_gather``.
+
+    returns index (B*H*W, T) on ``xp``: ``cols[n, t] = x_rows[index[n, t]]``,
+    where ``x_rows`` is x as (B*H*W, C) rows with one more row of zeros at the
+    end (row B*H*W), which every tap outside the image reads. Computed on the
+    host once per shape and kept.
+    """
+    key = (tuple(taps), kernel, B, H, W, xp.__name__)
+    if key not in _indices:
+        half = kernel // 2
+        b, i, j = np.meshgrid(np.arange(B), np.arange(H), np.arange(W), indexing="ij")
+        index = np.empty((B, H, W, len(taps)), dtype=np.intp)
+        for t, (ky, kx) in enumerate(taps):
+            r, c = i + ky - half, j + kx - half
+            inside = (r >= 0) & (r < H) & (c >= 0) & (c < W)
+            index[..., t] = np.where(inside, (b * H + r) * W + c, B * H * W)
+        _indices[key] = xp.asarray(index.reshape(B * H * W, len(taps)))
+    return _indices[key]
+
+
+def scatter_index(taps, kernel, B, H, W, xp=np):
+    """The inverse of ``gather_index``, for ``col2im_gather``.
+
+    returns index (B*H*W, T): the entry of ``dcols`` as (B*H*W*T + 1, C) rows
+    that input row r sent through tap t, ``n * T + t`` where
+    ``gather_index[n, t] == r``, or the zero row B*H*W*T if no position read r
+    through tap t (within a tap, no two positions read the same row).
+    """
+    key = ("scatter", tuple(taps), kernel, B, H, W, xp.__name__)
+    if key not in _indices:
+        forward = gather_index(taps, kernel, B, H, W, np)
+        N, T = forward.shape
+        index = np.full((N + 1, T), N * T, dtype=np.intp)
+        n, t = np.meshgrid(np.arange(N), np.arange(T), indexing="ij")
+        index[forward, t] = n * T + t  # rows that read padding land in row N, dropped below
+        # The centre tap first, then the others in order: the order in which
+        # col2im_loop adds them, so that both round alike.
+        half = kernel // 2
+        order = sorted(range(T), key=lambda t: taps[t] != (half, half))
+        _indices[key] = xp.asarray(index[:N, order])
+    return _indices[key]
+
+
+def im2col_gather(x, taps, kernel, out=None):
+    """``im2col`` as one gather (three launches on a GPU): same arguments and result."""
+    xp = array_module(x)
+    B, H, W, C = x.shape
+    N, T = B * H * W, len(taps)
+    rows = scratch("x_rows", (N + 1, C), x.dtype, xp)
+    rows[:N] = x.reshape(N, C)
+    rows[N] = 0
+    cols = xp.empty((N, T, C), dtype=x.dtype) if out is None else out.reshape(N, T, C)
+    xp.take(rows, gather_index(taps, kernel, B, H, W, xp), axis=0, out=cols)
+    return cols.reshape(B, H, W, T, C)
+
+
+def col2im_gather(dcols, taps, kernel, out=None, padded=None):
+    """``col2im`` as one gather and a sum over the taps: same arguments and result.
+
+    padded: optional (B*H*W*T + 1, C) buffer whose first B*H*W*T rows already
+    hold dcols (the layer's matmul writes them there), so only its last row,
+    the zeros, is written here.
+    """
+    xp = array_module(dcols)
+    B, H, W, T, C = dcols.shape
+    N = B * H * W
+    if padded is None:
+        padded = scratch("dcols_rows", (N * T + 1, C), dcols.dtype, xp)
+        padded[: N * T] = dcols.reshape(N * T, C)
+    padded[N * T] = 0
+    parts = xp.take(padded, scatter_index(taps, kernel, B, H, W, xp), axis=0)  # (N, T, C)
+    dx = xp.empty((B, H, W, C), dtype=dcols.dtype) if out is None else out
+    parts.sum(axis=1, out=dx.reshape(N, C))
     return dx
 
 

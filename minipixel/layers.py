@@ -100,6 +100,7 @@ class Layer:
 
     CACHE = ()  # the attributes in which forward keeps what backward needs
     caching = True  # False inside ``inference()``
+    packed = None  # (flat parameters, flat gradients) after ``pack_parameters()``
 
     def __init__(self):
         self.params = {}
@@ -136,6 +137,30 @@ class Layer:
             if tuple(a.shape) != tuple(p.shape):
                 raise ValueError(f"{source}: parameter {name}: expected shape {tuple(p.shape)}, got {tuple(a.shape)}")
             p[...] = array_module(p).asarray(a, dtype=p.dtype)
+
+    def pack_parameters(self):
+        """Move every parameter of this layer and its children into one flat array,
+        and every gradient into another; ``params`` and ``grads`` then hold views
+        of them (same names, shapes and values). An optimizer given the two flat
+        arrays (``Adam(..., flat=model.packed)``) updates all the parameters in a
+        few array operations instead of a few per parameter: on a GPU, each
+        operation is a kernel launch. Sets and returns ``packed = (params, grads)``."""
+        own = [(layer, name) for layer in self.layers() for name in layer.params]
+        first = own[0][0].params[own[0][1]]
+        xp = array_module(first)
+        total = sum(int(layer.params[name].size) for layer, name in own)
+        flat_params = xp.empty(total, dtype=first.dtype)
+        flat_grads = xp.zeros(total, dtype=first.dtype)
+        start = 0
+        for layer, name in own:
+            p = layer.params[name]
+            stop = start + int(p.size)
+            flat_params[start:stop] = p.reshape(-1)
+            layer.params[name] = flat_params[start:stop].reshape(p.shape)
+            layer.grads[name] = flat_grads[start:stop].reshape(p.shape)
+            start = stop
+        self.packed = (flat_params, flat_grads)
+        return self.packed
 
     def layers(self):
         """This layer and every layer inside it, depth first in forward order."""
@@ -203,7 +228,7 @@ class MaskedConv2d(Layer):
     nothing.
     """
 
-    CACHE = ("x", "y")
+    CACHE = ("x", "y", "Wm")
 
     def __init__(self, in_channels, out_channels, kernel, mask_type="B", colors=1, rng=None,
                  dtype=np.float32, xp=np, relu=False, input_grad=True):
@@ -235,9 +260,9 @@ class MaskedConv2d(Layer):
         self.params = {"W": xp.asarray(W, dtype=dtype), "b": xp.zeros(out_channels, dtype=dtype)}
         self.grads = {name: xp.zeros_like(p) for name, p in self.params.items()}
         # Kept by forward for backward: the input (the im2col matrix is rebuilt
-        # from it rather than cached: it is T times larger), and with the ReLU
-        # the output (its gradient passes where y > 0).
-        self.x = self.y = None
+        # from it rather than cached: it is T times larger), with the ReLU the
+        # output (its gradient passes where y > 0), and the weight matrix.
+        self.x = self.y = self.Wm = None
         # Kept by start_at for forward_at: per colour step, the weights it needs; the output vector;
         # a k x k layer's weights of the taps above the current row, and that row's part from them.
         self.steps = self.y_at = self.W_at = self.W_above = self.taps_above = self.row_at = None
@@ -277,7 +302,7 @@ class MaskedConv2d(Layer):
             if self.relu:
                 self.xp.maximum(out, 0, out=out)
         if self.caching:
-            self.x, self.y = x, (y if self.relu else None)
+            self.x, self.y, self.Wm = x, (y if self.relu else None), Wm
         return y
 
     def backward(self, dy):
@@ -289,9 +314,8 @@ class MaskedConv2d(Layer):
         check_array(dy, "MaskedConv2d output gradient", 4, self.out_channels, self.dtype, xp)
         if dy.shape[:3] != x.shape[:3]:
             raise ValueError(f"MaskedConv2d: output gradient shape {dy.shape} does not match input shape {x.shape}")
-        Wm = self.weight_matrix()
-        dWm = xp.zeros_like(Wm)
-        db = xp.zeros(self.out_channels, dtype=self.dtype)
+        Wm = self.Wm  # forward's weight matrix: the parameters have not changed since
+        dWm, db = None, self.grads["b"]
         dx = xp.empty_like(x) if self.input_grad else None
         for chunk in self._chunks(x):
             d = dy[chunk].reshape(-1, self.out_channels)
@@ -301,8 +325,12 @@ class MaskedConv2d(Layer):
                 d = xp.multiply(d, mask, out=scratch("dy", d.shape, self.dtype, xp))
             # y = cols @ Wm + b, so dWm = cols^T d and db = column sums of d,
             # summed over the chunks.
-            dWm += self._cols(x[chunk]).T @ d
-            db += d.sum(axis=0)
+            if dWm is None:
+                dWm = self._cols(x[chunk]).T @ d
+                d.sum(axis=0, out=db)
+            else:
+                dWm += self._cols(x[chunk]).T @ d
+                db += d.sum(axis=0)
             if dx is None:
                 continue
             # dcols = d Wm^T; col2im sends each entry back to the input
@@ -316,10 +344,9 @@ class MaskedConv2d(Layer):
                 col2im(dcols, self.taps, self.kernel, out=dx[chunk])
         if self.live_mask is not None:
             dWm *= self.live_mask
-        dW = self.grads["W"]
-        dW[...] = 0  # masked taps get exactly zero gradient
-        dW[self._tap_index] = dWm.reshape(len(self.taps), self.in_channels, self.out_channels)
-        self.grads["b"][...] = db
+        # The live taps' gradients; the masked taps' entries of dW were zero from
+        # the start and nothing ever writes them, so they stay exactly zero.
+        self.grads["W"][self._tap_index] = dWm.reshape(len(self.taps), self.in_channels, self.out_channels)
         return dx
 
     def canvas(self, n, height, width):

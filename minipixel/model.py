@@ -116,6 +116,7 @@ class PixelCNN(Layer):
         self.head1 = MaskedConv2d(h, h, 1, "B", relu=True, **conv)
         self.head2 = MaskedConv2d(h, h, 1, "B", relu=True, **conv)
         self.conv_out = MaskedConv2d(h, C * cfg.levels, 1, "B", **conv)
+        self.pack_parameters()  # one flat array of parameters, one of gradients: see Adam(flat=)
 
     def children(self):
         named = {"conv_in": self.conv_in}

@@ -20,37 +20,64 @@ class Adam:
     schedule of the PixelCNN CIFAR-10 tutorial; the default 1.0 keeps lr fixed.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, decay=1.0):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, decay=1.0, flat=None):
+        """params: ``{name: array}`` (``model.parameters()``), updated in place.
+
+        flat: optional ``(parameters, gradients)``, two flat arrays of which the
+        arrays of ``params`` and of every ``step``'s gradients are views
+        (``model.packed``, see ``Layer.pack_parameters``): then ``step`` updates
+        them all at once, and ``m`` and ``v`` are views of flat arrays too.
+        """
         if lr <= 0:
             raise ValueError(f"lr must be positive, got {lr}")
         if not (0 < decay <= 1):
             raise ValueError(f"decay must be in (0, 1], got {decay}")
-        self.params = params
+        self.params, self.flat = params, flat
         self.lr, self.betas, self.eps, self.decay = lr, betas, eps, decay
         self.t = 0
-        self.m = {k: array_module(p).zeros_like(p) for k, p in params.items()}
-        self.v = {k: array_module(p).zeros_like(p) for k, p in params.items()}
+        if flat is None:
+            self.m = {k: array_module(p).zeros_like(p) for k, p in params.items()}
+            self.v = {k: array_module(p).zeros_like(p) for k, p in params.items()}
+        else:
+            flat_params = flat[0]
+            if sum(int(p.size) for p in params.values()) != flat_params.size:
+                raise ValueError(f"flat: expected arrays of {sum(int(p.size) for p in params.values())} values "
+                                 f"(all the parameters), got {flat_params.size}")
+            xp = array_module(flat_params)
+            self.flat_m, self.flat_v = xp.zeros_like(flat_params), xp.zeros_like(flat_params)
+            self.m, self.v, start = {}, {}, 0
+            for k, p in params.items():  # the views, in the order of the flat arrays, for state_dict
+                stop = start + int(p.size)
+                self.m[k] = self.flat_m[start:stop].reshape(p.shape)
+                self.v[k] = self.flat_v[start:stop].reshape(p.shape)
+                start = stop
 
     def current_lr(self):
         return self.lr * self.decay ** max(self.t - 1, 0)
 
     def step(self, grads):
+        """One update from ``grads`` (``{name: array}``, same keys as ``params``)."""
         self.t += 1
+        if self.flat is not None:
+            self._update(self.flat[0], self.flat[1], self.flat_m, self.flat_v)
+            return
+        for k, p in self.params.items():
+            self._update(p, grads[k], self.m[k], self.v[k])
+
+    def _update(self, p, g, m, v):
+        xp = array_module(p)
         b1, b2 = self.betas
         lr = self.current_lr()
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t
-        for k, p in self.params.items():
-            xp = array_module(p)
-            g, m, v = grads[k], self.m[k], self.v[k]
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * g * g
-            # p -= lr * (m / c1) / (sqrt(v / c2) + eps), without temporaries of m/c1, v/c2
-            denom = xp.sqrt(v)
-            denom *= 1.0 / math.sqrt(c2)  # a Python float: float32 arrays stay float32
-            denom += self.eps
-            p -= (lr / c1) * m / denom
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        # p -= lr * (m / c1) / (sqrt(v / c2) + eps), without temporaries of m/c1, v/c2
+        denom = xp.sqrt(v)
+        denom *= 1.0 / math.sqrt(c2)  # a Python float: float32 arrays stay float32
+        denom += self.eps
+        p -= (lr / c1) * m / denom
 
     def state_dict(self):
         """Host (NumPy) copies of everything needed to continue exactly."""

@@ -100,6 +100,8 @@ def replica(model):
     parameters, the array module, or the replicas already made."""
     memo = {id(p): p for p in model.parameters().values()}
     memo[id(model.xp)] = model.xp
+    if model.packed is not None:  # the replica's gradients are its own arrays, not views of these
+        memo[id(model.packed)] = None
     if "_replicas" in model.__dict__:
         memo[id(model._replicas)] = []
     for layer in model.layers():

@@ -267,7 +267,7 @@ class Run:
             cfg = self.model.config
             raise ValueError(f"{ckpt_path}: the model was trained on {cfg.height}x{cfg.width}x{cfg.channels} "
                              f"images, the data is {H}x{W}x{C}")
-        self.optimizer = Adam(self.model.parameters(), lr=settings.lr, decay=settings.lr_decay)
+        self.optimizer = Adam(self.model.parameters(), lr=settings.lr, decay=settings.lr_decay, flat=self.model.packed)
         if resume is not None and optim_state:
             self.optimizer.load_state_dict(optim_state)
         self.steps_per_epoch = math.ceil(N / settings.batch)

@@ -5,7 +5,7 @@ import pytest
 
 from minipixel.backend import get_xp, to_numpy
 from minipixel.conv_reference import conv2d_reference, conv2d_reference_backward
-from minipixel.im2col import col2im, im2col
+from minipixel.im2col import col2im, col2im_gather, col2im_loop, im2col, im2col_gather, im2col_loop
 from minipixel.layers import MaskedConv2d, ReLU
 from minipixel.masks import conv_mask, live_taps
 
@@ -94,12 +94,28 @@ def test_col2im_is_the_adjoint_of_im2col(k):
     assert abs(lhs - rhs) < 1e-10 * max(1.0, abs(lhs))
 
 
-def test_im2col_reads_zero_padding_outside_the_image():
+@pytest.mark.parametrize("version", [im2col_loop, im2col_gather])
+def test_im2col_reads_zero_padding_outside_the_image(version):
     x = np.arange(1, 10, dtype=np.float64).reshape(1, 3, 3, 1)
     taps = [(0, 0), (1, 1)]  # up-left neighbour and the centre, for a 3x3 kernel
-    cols = im2col(x, taps, 3, out=np.full((1, 3, 3, 2, 1), np.nan))  # old contents must not leak
+    cols = version(x, taps, 3, out=np.full((1, 3, 3, 2, 1), np.nan))  # old contents must not leak
     assert cols[0, :, :, 1, 0].tolist() == x[0, :, :, 0].tolist()
     assert cols[0, :, :, 0, 0].tolist() == [[0, 0, 0], [0, 1, 2], [0, 4, 5]]
+
+
+@pytest.mark.parametrize("k,mask,colors", [(1, "B", 1), (3, "B", 3), (5, "A", 1), (7, "A", 3), (3, "V", 1),
+                                           (3, "HB", 1), (7, "HA", 3)])
+def test_the_gather_versions_equal_the_loops(k, mask, colors):
+    # The GPU's one-gather im2col and col2im (run here on NumPy arrays, as
+    # their twins) give exactly the loops' results, padding and edges included,
+    # also on images smaller than the kernel.
+    rng = np.random.default_rng(k)
+    taps = live_taps(conv_mask(k, 3, 3, mask, colors))
+    for shape in [(2, 5, 6, 3), (1, 2, 3, 3)]:
+        x = rng.standard_normal(shape)
+        np.testing.assert_array_equal(im2col_gather(x, taps, k), im2col_loop(x, taps, k))
+        g = rng.standard_normal(shape[:3] + (len(taps), 3))
+        np.testing.assert_allclose(col2im_gather(g, taps, k), col2im_loop(g, taps, k), rtol=1e-13, atol=1e-13)
 
 
 def test_image_smaller_than_kernel():

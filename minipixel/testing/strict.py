@@ -22,8 +22,9 @@ whose ``ndarray`` wraps a NumPy array and behaves like CuPy's:
   ``a.get()`` / ``asnumpy(a)`` (device to host, a copy).
 
 Every op goes through ``_op``, which counts it by name in ``counts``; on CuPy
-most ops are a kernel launch (views such as ``reshape`` are counted too but
-launch nothing). ``counts["sync"]`` counts the numbers brought to the host
+most ops are a kernel launch. Views (a ``reshape``, a slice) are counted too,
+and again under ``counts["views"]``: they launch nothing; ``launches()`` is
+the count of the others. ``counts["sync"]`` counts the numbers brought to the host
 (``float(a)`` and the like: each one waits for the GPU), ``counts["get"]``
 the explicit copies to the host. To use it as a device::
 
@@ -32,6 +33,7 @@ the explicit copies to the host. To use it as a device::
     backend.register_device("strict", strict)
     model = PixelCNN(config, device="strict")
 """
+import builtins
 import collections
 
 import numpy as np
@@ -88,11 +90,26 @@ def _float_dtypes(values):
             yield v.dtype.name
 
 
+def _count(name, result, source):
+    """Count one op: as ``views`` when it made a view of ``source`` (no kernel on a GPU)."""
+    counts[name] += 1
+    if isinstance(result, np.ndarray) and isinstance(source, np.ndarray) and np.may_share_memory(result, source):
+        counts["views"] += 1
+
+
+def launches():
+    """The kernel launches counted since ``counts.clear()``: every op but the views,
+    the uninitialised allocations, the copies to and from the host and the waits
+    (CuPy launches nothing for a view or for ``empty``)."""
+    others = ("views", "sync", "get", "asarray", "empty", "empty_like")  # an allocation launches nothing
+    return builtins.sum(n for name, n in counts.items() if name not in others) - counts["views"]
+
+
 def _op(fn, *args, **kwargs):
     """Run the NumPy function ``fn`` on strict arrays: the one door every op goes through."""
-    counts[fn.__name__] += 1
     dtypes.update(_float_dtypes(args + tuple(kwargs.values())))
     result = fn(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
+    _count(fn.__name__, result, args[0]._a if args and isinstance(args[0], ndarray) else None)
     dtypes.update(_float_dtypes(result if isinstance(result, tuple) else (result,)))
     out = kwargs.get("out")
     if isinstance(out, tuple) and len(out) == 1:  # how the ufunc protocol passes out=
@@ -131,7 +148,7 @@ add, subtract, multiply, divide = map(_function, ("add", "subtract", "multiply",
 matmul, maximum, minimum, where, clip = map(_function, ("matmul", "maximum", "minimum", "where", "clip"))
 exp, log, sqrt, abs, tanh, pad = map(_function, ("exp", "log", "sqrt", "abs", "tanh", "pad"))
 sum, prod, cumsum, argmax, count_nonzero = map(_function, ("sum", "prod", "cumsum", "argmax", "count_nonzero"))
-take_along_axis, concatenate, stack = map(_function, ("take_along_axis", "concatenate", "stack"))
+take, take_along_axis, concatenate, stack = map(_function, ("take", "take_along_axis", "concatenate", "stack"))
 ascontiguousarray, transpose, reshape, broadcast_to = map(
     _function, ("ascontiguousarray", "transpose", "reshape", "broadcast_to"))
 
@@ -222,8 +239,9 @@ class ndarray:
 
     # -- indexing
     def __getitem__(self, key):
-        counts["__getitem__"] += 1
-        return _wrap(self._a[_index(key)])
+        result = self._a[_index(key)]
+        _count("__getitem__", result, self._a)
+        return _wrap(result)
 
     def __setitem__(self, key, value):
         if isinstance(value, np.ndarray) and value.ndim > 0:
