@@ -11,7 +11,10 @@ setup(
     install_requires=["numpy>=1.22", "pillow>=9", "tqdm>=4.60", "threadpoolctl>=3"],
     extras_require={
         "test": ["pytest>=7"],
-        "gpu": ["cupy-cuda12x"],
+        # CuPy with the CUDA libraries it loads (NVRTC, cuBLAS) from the package
+        # index; with a CuPy already installed, install minipixel without an extra.
+        "gpu": ["cupy-cuda12x[ctk]"],
+        "gpu-cuda13": ["cupy-cuda13x[ctk]"],
     },
     # The small MNIST subset that `minipixel train` uses with no arguments is
     # installed beside the package too, so a non-editable install finds it.

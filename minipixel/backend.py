@@ -40,9 +40,9 @@ def get_xp(device="cpu"):
         import cupy
     except ImportError as err:
         raise DeviceError(
-            "--device gpu needs CuPy, which is not installed: install the GPU extra "
-            "with `pip install -e .[gpu]` (it pulls cupy-cuda12x; pick the cupy "
-            "wheel that matches your CUDA version), or use --device cpu"
+            "--device gpu needs CuPy, which is not installed: install the GPU extra with "
+            "`pip install -e .[gpu]` (CUDA 12: cupy-cuda12x and its CUDA libraries) or "
+            "`pip install -e .[gpu-cuda13]`, or use --device cpu"
         ) from err
     try:
         count = cupy.cuda.runtime.getDeviceCount()
@@ -50,6 +50,17 @@ def get_xp(device="cpu"):
         raise DeviceError(f"--device gpu: CuPy is installed but no CUDA GPU can be used ({err})") from err
     if count == 0:
         raise DeviceError("--device gpu: CuPy is installed but it sees no CUDA GPU")
+    try:  # a driver without the CUDA libraries passes the count, and fails at the first kernel
+        a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
+        float(((a @ a) * 2).sum())  # NVRTC compiles the element-wise kernel, cuBLAS does the product
+    except Exception as err:
+        raise DeviceError(
+            f"--device gpu: CuPy {cupy.__version__} sees {count} GPU(s) but cannot compile or run a kernel "
+            f"({type(err).__name__}: {err}). CuPy needs the CUDA libraries NVRTC and cuBLAS of its CUDA "
+            "version: `pip install \"cupy-cuda12x[ctk]\"` (or cupy-cuda13x[ctk]) brings them from the "
+            "package index, or install the CUDA Toolkit; `python -c \"import cupy; cupy.show_config()\"` "
+            "shows what CuPy found"
+        ) from err
     _devices["gpu"] = cupy
     return cupy
 

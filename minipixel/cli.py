@@ -162,13 +162,14 @@ def cmd_eval(args):
 
 def _gradcheck_parser(sub):
     p = sub.add_parser("gradcheck", help="check every backward pass against central differences (float64)")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="where the layers run (default cpu)")
     p.set_defaults(handler=cmd_gradcheck)
 
 
 def cmd_gradcheck(args):
     from .gradcheck import format_table, run_all
 
-    rows = run_all()
+    rows = run_all(device=args.device)
     print(format_table(rows))
     return 0 if all(ok for _, _, ok in rows) else 1
 

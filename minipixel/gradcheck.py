@@ -29,7 +29,7 @@ which on an entry of 1e-5 would otherwise read as a relative error of 1e-4.
 """
 import numpy as np
 
-from .backend import array_module, to_numpy
+from .backend import array_module, get_xp, to_numpy
 from .conv_reference import conv2d_reference, conv2d_reference_backward
 from .layers import MaskedConv2d, ReLU, ResidualBlock
 from .losses import softmax_cross_entropy
@@ -109,14 +109,16 @@ def check_reference_conv(x, W, b, mask, seed=0, h=None):
 
 
 def compare_with_reference(layer, x, seed=0):
-    """Errors of the fast ``layer`` (a MaskedConv2d without fused ReLU) against
-    ``conv2d_reference``: its output, and its dx, dW, db for the same dy."""
-    Wm = layer.params["W"] * layer.mask
+    """Errors of the fast ``layer`` (a MaskedConv2d without fused ReLU, on any
+    device) against ``conv2d_reference`` (NumPy): its output, and its dx, dW,
+    db for the same dy."""
+    mask = to_numpy(layer.mask)
+    Wm, b, host_x = to_numpy(layer.params["W"]) * mask, to_numpy(layer.params["b"]), to_numpy(x)
     y = layer.forward(x)
     dy = np.random.default_rng(seed).standard_normal(y.shape)
-    dx, dW, db = conv2d_reference_backward(dy, x, Wm, layer.mask)
-    errors = {"y": relative_error(y, conv2d_reference(x, Wm, layer.params["b"]))}
-    errors["x"] = relative_error(layer.backward(dy), dx)
+    dx, dW, db = conv2d_reference_backward(dy, host_x, Wm, mask)
+    errors = {"y": relative_error(y, conv2d_reference(host_x, Wm, b))}
+    errors["x"] = relative_error(layer.backward(layer.xp.asarray(dy)), dx)
     errors["W"] = relative_error(layer.grads["W"], dW)
     errors["b"] = relative_error(layer.grads["b"], db)
     return errors
@@ -134,7 +136,7 @@ def check_gated_layer(layer, v, h, seed=0, step=None):
     rng = np.random.default_rng(seed)
     layer.conv_v.input_grad = layer.conv_h.input_grad = True  # a first layer's too
     outputs = layer.forward((v.copy(), h.copy()))
-    douts = [rng.standard_normal(o.shape) for o in outputs]
+    douts = [array_module(v).asarray(rng.standard_normal(o.shape)) for o in outputs]
     dv, dh = layer.backward(tuple(d.copy() for d in douts))
     analytic = {name: g.copy() for name, _, g in layer.named_parameters()}
 
@@ -165,28 +167,33 @@ def check_model(model, x, labels, h=None, classes=None):
     return errors
 
 
-def _input(rng, shape, away_from_zero=False):
+def _input(rng, shape, away_from_zero=False, xp=np):
     x = rng.standard_normal(shape)
     if away_from_zero:
         # ReLU has a kink at 0: keep every entry further than h from it.
         x = np.where(np.abs(x) < 0.05, 0.05 * np.sign(x) + 0.05 * (x == 0), x)
-    return x
+    return xp.asarray(x)
 
 
-def cases():
+def cases(device="cpu"):
     """The checks ``minipixel gradcheck`` runs and the tests assert: ``[(name, fn)]``,
-    each ``fn()`` returning ``{array name: error}``. Small sizes, float64."""
+    each ``fn()`` returning ``{array name: error}``. Small sizes, float64, every
+    layer and model on ``device`` (the plain ``conv_reference`` is NumPy's only)."""
     f64 = np.float64
+    xp = get_xp(device)
+
+    def random(rng, *shape):
+        return xp.asarray(rng.standard_normal(shape))
 
     def conv(cin, cout, k, mask, colors=1, size=5, relu=False):
         def run():
             rng = np.random.default_rng(k * 100 + cin)
-            layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=f64, relu=relu)
-            layer.params["b"][...] = rng.standard_normal(cout)
-            x = _input(rng, (2, size, size, cin))
+            layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=f64, relu=relu, xp=xp)
+            layer.params["b"][...] = random(rng, cout)
+            x = _input(rng, (2, size, size, cin), xp=xp)
             if relu:  # keep every output away from the ReLU's kink
                 y = layer.forward(x.copy())
-                layer.params["b"][...] += np.where(np.abs(y) < 0.05, 0.1, 0).max(axis=(0, 1, 2))
+                layer.params["b"][...] += xp.where(xp.abs(y) < 0.05, 0.1, 0).max(axis=(0, 1, 2))
             return check_layer(layer, x)
         return run
 
@@ -201,29 +208,29 @@ def cases():
     def fast_vs_reference(cin, cout, k, mask, colors=1):
         def run():
             rng = np.random.default_rng(k * 10 + cin + 1)
-            layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=f64)
-            layer.params["b"][...] = rng.standard_normal(cout)
-            return compare_with_reference(layer, _input(rng, (3, 6, 5, cin)))
+            layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=f64, xp=xp)
+            layer.params["b"][...] = random(rng, cout)
+            return compare_with_reference(layer, _input(rng, (3, 6, 5, cin), xp=xp))
         return run
 
     def block(widths, colors):
         def run():
             rng = np.random.default_rng(7)
-            layer = ResidualBlock(6, widths, colors=colors, rng=rng, dtype=f64)
+            layer = ResidualBlock(6, widths, colors=colors, rng=rng, dtype=f64, xp=xp)
             for _, p, _ in layer.named_parameters():
-                p += 0.1 * rng.standard_normal(p.shape)  # non-zero biases: no output sits on a ReLU kink
-            return check_layer(layer, _input(rng, (2, 4, 4, 6), away_from_zero=True))
+                p += 0.1 * random(rng, *p.shape)  # non-zero biases: no output sits on a ReLU kink
+            return check_layer(layer, _input(rng, (2, 4, 4, 6), away_from_zero=True, xp=xp))
         return run
 
     def relu():
         rng = np.random.default_rng(3)
-        return check_layer(ReLU(), _input(rng, (2, 3, 3, 4), away_from_zero=True))
+        return check_layer(ReLU(), _input(rng, (2, 3, 3, 4), away_from_zero=True, xp=xp))
 
     def loss(levels):
         def run():
             rng = np.random.default_rng(levels)
-            logits = rng.standard_normal((3, 4, 4, 1, levels)) * 3
-            labels = rng.integers(0, levels, (3, 4, 4, 1))
+            logits = random(rng, 3, 4, 4, 1, levels) * 3
+            labels = xp.asarray(rng.integers(0, levels, (3, 4, 4, 1)))
             return check_loss(logits, labels)
         return run
 
@@ -231,41 +238,41 @@ def cases():
         def run():
             cfg = PixelCNNConfig(height=5, width=5, channels=channels, levels=levels, filters=3 * channels + 3, blocks=2,
                                  block=block_widths, input_kernel=5, arch=arch, classes=classes)
-            m = build_model(cfg, seed=1, dtype=f64)
+            m = build_model(cfg, seed=1, dtype=f64, device=device)
             rng = np.random.default_rng(11)
             for p in m.parameters().values():
-                p += 0.05 * rng.standard_normal(p.shape)  # non-zero biases: no output sits on a ReLU kink
-            x = rng.random((2, 5, 5, channels))  # PixelCNN inputs lie in [0, 1]
-            labels = rng.integers(0, levels, (2, 5, 5, channels))
+                p += 0.05 * random(rng, *p.shape)  # non-zero biases: no output sits on a ReLU kink
+            x = xp.asarray(rng.random((2, 5, 5, channels)))  # PixelCNN inputs lie in [0, 1]
+            labels = xp.asarray(rng.integers(0, levels, (2, 5, 5, channels)))
             return check_model(m, x, labels, classes=np.arange(2) % classes if classes else None)
         return run
 
     def gate():
         rng = np.random.default_rng(4)
-        return check_layer(Gate(), 2 * rng.standard_normal((2, 3, 3, 6)))
+        return check_layer(Gate(), 2 * random(rng, 2, 3, 3, 6))
 
     def shift():
         rng = np.random.default_rng(5)
-        return check_layer(ShiftDown(), rng.standard_normal((2, 4, 3, 2)))
+        return check_layer(ShiftDown(), random(rng, 2, 4, 3, 2))
 
     def class_bias():
         rng = np.random.default_rng(6)
-        layer = ClassBias(3, 4, dtype=f64)
-        layer.params["V"][...] = rng.standard_normal((3, 4))
-        layer.condition(np.eye(3)[[2, 0]])
-        return check_layer(layer, rng.standard_normal((2, 3, 3, 4)))
+        layer = ClassBias(3, 4, dtype=f64, xp=xp)
+        layer.params["V"][...] = random(rng, 3, 4)
+        layer.condition(xp.asarray(np.eye(3)[[2, 0]]))
+        return check_layer(layer, random(rng, 2, 3, 3, 4))
 
     def gated_layer(first, colors, classes=0):
         def run():
             rng = np.random.default_rng(8)
             cin = colors if first else 6
-            layer = GatedLayer(cin, 6, 3, first, colors=colors, classes=classes, rng=rng, dtype=f64)
+            layer = GatedLayer(cin, 6, 3, first, colors=colors, classes=classes, rng=rng, dtype=f64, xp=xp)
             for _, p, _ in layer.named_parameters():
-                p += 0.2 * rng.standard_normal(p.shape)
+                p += 0.2 * random(rng, *p.shape)
             if classes:
                 for bias in (layer.bias_v, layer.bias_h):
-                    bias.condition(np.eye(classes)[[1, 0]])
-            v, h = rng.standard_normal((2, 2, 4, 4, cin))
+                    bias.condition(xp.asarray(np.eye(classes)[[1, 0]]))
+            v, h = random(rng, 2, 2, 4, 4, cin)
             return check_gated_layer(layer, v, h)
         return run
 
@@ -310,10 +317,10 @@ def cases():
     ]
 
 
-def run_all(tolerance=TOLERANCE):
-    """Run every case: a list of ``(name, worst error, passed)``."""
+def run_all(tolerance=TOLERANCE, device="cpu"):
+    """Run every case on ``device``: a list of ``(name, worst error, passed)``."""
     rows = []
-    for name, fn in cases():
+    for name, fn in cases(device):
         worst = max(fn().values())
         rows.append((name, worst, worst < tolerance))
     return rows

@@ -61,12 +61,20 @@ def test_gpu_without_cupy_says_so(trained, capsys):
 
 def test_gradcheck_command(monkeypatch, capsys):
     cases = dict(gradcheck.cases())
-    monkeypatch.setattr(gradcheck, "cases", lambda: [("relu", cases["relu"])])
+    asked = []
+    monkeypatch.setattr(gradcheck, "cases", lambda device: asked.append(device) or [("relu", cases["relu"])])
     assert main(["gradcheck"]) == 0
     assert "relu" in capsys.readouterr().out
-    monkeypatch.setattr(gradcheck, "cases", lambda: [("broken", lambda: {"x": 0.5})])
+    monkeypatch.setattr(gradcheck, "cases", lambda device: [("broken", lambda: {"x": 0.5})])
     assert main(["gradcheck"]) == 1
     assert "FAIL" in capsys.readouterr().out
+    assert asked == ["cpu"]
+    monkeypatch.undo()
+    try:
+        import cupy  # noqa: F401
+    except ImportError:  # without CuPy, --device gpu says how to get it, in one line
+        assert main(["gradcheck", "--device", "gpu"]) == 1
+        assert "needs CuPy" in capsys.readouterr().err
 
 
 def test_complete_from_images_and_from_data(trained, tiny_npz, tmp_path, capsys):

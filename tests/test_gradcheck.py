@@ -115,3 +115,21 @@ def test_a_wrong_fused_relu_backward_is_caught(monkeypatch):
 
     monkeypatch.setattr(MaskedConv2d, "backward", leaky)
     assert max(_run("conv 3x3 mask B + fused ReLU").values()) > 1e-3
+
+
+STRICT_CASES = ["conv 3x3 mask B, RGB groups", "conv 7x7 mask A = reference, C=1", "softmax cross-entropy, 7 levels",
+                "gated layer, later, class bias"]
+
+
+@pytest.mark.parametrize("name", STRICT_CASES)
+def test_gradient_checks_on_the_gpu_stand_in(name):
+    # `minipixel gradcheck --device gpu` runs the same cases with every layer on
+    # the GPU; here a few of them (the stand-in is slow) on the CuPy stand-in,
+    # which also proves the cases move every array to the device explicitly.
+    from minipixel import backend
+    from minipixel.testing import strict
+
+    backend.register_device("strict", strict)
+    errors = dict(gradcheck.cases("strict"))[name]()
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < gradcheck.TOLERANCE, f"{name}: {worst} has relative error {errors[worst]:.2e}"

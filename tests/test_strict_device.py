@@ -6,8 +6,10 @@ host in the hot path, which passes on NumPy and breaks (or crawls) on a GPU,
 fails here without a GPU. The ``device`` fixture (conftest.py) runs each test
 on "cpu", "gpu" (when CuPy sees one) and "strict".
 """
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -240,3 +242,17 @@ def test_gpu_launch_counts_of_the_reference_model():
     counts = launch_counts("pixelcnn", sample_images=4, sample_rows=2)
     assert counts["train_step"] <= 250, counts
     assert counts["per_sampled_sub_pixel"] <= 55, counts
+
+
+def test_the_gpu_check_script_runs_on_the_stand_in(tmp_path):
+    # scripts/gpu_check.py is run for the first time on a lent GPU, with no
+    # second chance: run it here end to end on the stand-in (its --quick set).
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
+    out = tmp_path / "check.json"
+    done = subprocess.run([sys.executable, str(script), "--device", "strict", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    assert report["passed"] and len(report["checks"]) == 10
+    assert all(check["passed"] for check in report["checks"].values())
+    assert report["timings"]["batches"]["4"]["train_images_per_s"] > 0

@@ -1,0 +1,251 @@
+"""Check minipixel on a GPU in one command, and measure it: prints a summary, writes one JSON.
+
+    python scripts/gpu_check.py                # on a machine where CuPy is installed
+    python scripts/gpu_check.py --out gpu.json --quick
+
+Runs from a checkout without installing minipixel (it puts the checkout on the
+path). If the pure-Python helpers minipixel uses (tqdm, threadpoolctl, Pillow)
+are missing, as on a bare GPU machine with no network, it stands in for them
+(no progress bars, no PNGs) and says so in the JSON.
+
+What it does, each step recorded in the JSON with its figures and pass/fail:
+1. the GPU, driver, CUDA and CuPy versions, and CUPY_TF32 (TF32 matmuls are
+   off unless it is 1; the tolerances below assume off);
+2. a smoke test: a kernel compiled by NVRTC and a cuBLAS product (as
+   ``backend.get_xp("gpu")`` does before anything else);
+3. every float64 gradient check of ``minipixel gradcheck`` with the layers on the GPU;
+4. one training step on the GPU against the CPU, same model and batch: loss,
+   gradients and updated parameters, in float64 (to 1e-9 relative) and in
+   float32 (to 1e-3: float32 sums in another order, and Adam's first step
+   moves every weight by lr whatever the size of its gradient);
+5. two identical GPU runs of 3 steps give bit-identical weights;
+6. the cached sampler gives the naive sampler's images on the GPU;
+7. timings (medians): training and forward at several batch sizes, sampling.
+
+``--device strict`` runs it all on the CPU stand-in for CuPy (the tests do, to
+keep this script working without a GPU).
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import types
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, installed or not
+STAND_INS = []
+
+
+def stand_in_for_missing_helpers():
+    """No-op modules for tqdm, threadpoolctl and PIL when they are not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("tqdm") is None:
+        class tqdm:  # noqa: N801 - the name minipixel imports
+            def __init__(self, iterable=None, *args, **kwargs):
+                self.iterable = iterable
+
+            def __iter__(self):
+                return iter(self.iterable)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def update(self, *args):
+                pass
+
+            def close(self):
+                pass
+
+            set_postfix = set_description = write = update
+
+        sys.modules["tqdm"] = types.SimpleNamespace(tqdm=tqdm)
+        STAND_INS.append("tqdm")
+    if importlib.util.find_spec("threadpoolctl") is None:
+        class ThreadpoolController:
+            def info(self):
+                return []
+
+            def limit(self, **kwargs):
+                import contextlib
+
+                return contextlib.nullcontext()
+
+        sys.modules["threadpoolctl"] = types.SimpleNamespace(ThreadpoolController=ThreadpoolController)
+        STAND_INS.append("threadpoolctl")
+    if importlib.util.find_spec("PIL") is None:
+        pil = types.ModuleType("PIL")
+        pil.Image = types.SimpleNamespace()
+        sys.modules["PIL"] = pil
+        sys.modules["PIL.Image"] = pil.Image
+        STAND_INS.append("PIL")
+
+
+def versions(xp, device):
+    info = {"python": platform.python_version(), "numpy": __import__("numpy").__version__,
+            "CUPY_TF32": os.environ.get("CUPY_TF32", "(unset: TF32 off)"), "stand_ins": STAND_INS}
+    if device == "gpu":
+        runtime = xp.cuda.runtime
+        props = runtime.getDeviceProperties(0)
+        name = props["name"]
+        info.update(gpu=name.decode() if isinstance(name, bytes) else name, gpus=runtime.getDeviceCount(),
+                    cupy=xp.__version__, cuda_runtime=runtime.runtimeGetVersion(),
+                    cuda_driver=runtime.driverGetVersion(), memory_gib=round(props["totalGlobalMem"] / 2**30, 1))
+    else:
+        info.update(gpu=f"none: the {device!r} stand-in")
+    return info
+
+
+def relative(a, b):
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def one_step(cfg, device, dtype, batch=8, steps=1, seed=0):
+    """Loss, gradients and parameters after ``steps`` Adam steps on a fixed batch, as NumPy arrays."""
+    import numpy as np
+
+    from minipixel.backend import to_numpy
+    from minipixel.data import labels_to_inputs
+    from minipixel.model import build_model
+    from minipixel.optim import Adam
+    from minipixel.train import train_step
+
+    model = build_model(cfg, seed=seed, dtype=dtype, device=device)
+    optimizer = Adam(model.parameters(), lr=1e-3, flat=model.packed)
+    rng = np.random.default_rng(seed)
+    labels = model.xp.asarray(rng.integers(0, cfg.levels, (batch, cfg.height, cfg.width, cfg.channels), dtype=np.uint8))
+    x = labels_to_inputs(labels, cfg.levels, model.dtype, model.xp)
+    losses = [train_step(model, optimizer, x, labels) for _ in range(steps)]
+    return {"losses": losses, "grads": {k: to_numpy(g) for k, g in model.gradients().items()},
+            "params": {k: to_numpy(p) for k, p in model.parameters().items()}}
+
+
+def compare_step(cfg, device, dtype, tolerance):
+    got, want = one_step(cfg, device, dtype), one_step(cfg, "cpu", dtype)
+    errors = {"loss": relative(got["losses"], want["losses"])}
+    errors["grads"] = max(relative(got["grads"][k], want["grads"][k]) for k in want["grads"])
+    errors["params"] = max(relative(got["params"][k], want["params"][k]) for k in want["params"])
+    return {"dtype": dtype, "tolerance": tolerance, "max_relative_error": errors,
+            "passed": all(e <= tolerance for e in errors.values())}
+
+
+def timings(device, batches, repeat, sample_images):
+    import numpy as np
+
+    from minipixel import parallel
+    from minipixel.backend import get_xp, synchronize
+    from minipixel.bench import REFERENCE, batch_of
+    from minipixel.model import build_model
+    from minipixel.optim import Adam
+    from minipixel.sampling import sample
+    from minipixel.train import train_step
+
+    xp = get_xp(device)
+    model = build_model(REFERENCE, device=device)
+    optimizer = Adam(model.parameters(), lr=1e-4, flat=model.packed)
+
+    def median(fn):
+        fn()
+        times = []
+        for _ in range(repeat):
+            synchronize(xp)
+            start = time.perf_counter()
+            fn()
+            synchronize(xp)
+            times.append(time.perf_counter() - start)
+        return float(np.median(times))
+
+    out = {"model": "the benchmark's reference (keras.io PixelCNN, 128 filters, 5 blocks)", "batches": {}}
+    for batch in batches:
+        x, labels = batch_of(model, batch)
+        step = median(lambda: train_step(model, optimizer, x, labels))
+        forward = median(lambda: parallel.forward(model, x))
+        out["batches"][str(batch)] = {"train_images_per_s": round(batch / step, 1), "train_step_ms": round(step * 1e3, 2),
+                                      "forward_images_per_s": round(batch / forward, 1)}
+    for n in sample_images:
+        out[f"sample_{n}_images_s"] = round(median(lambda: sample(model, n, seed=0)), 3)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="gpu", help="gpu (default), or strict: the CPU stand-in for CuPy")
+    parser.add_argument("--out", default="gpu_check.json", help="the JSON to write (default gpu_check.json)")
+    parser.add_argument("--quick", action="store_true", help="fewer gradient checks and smaller timings")
+    args = parser.parse_args(argv)
+    stand_in_for_missing_helpers()
+
+    import numpy as np
+
+    from minipixel import backend, gradcheck
+    from minipixel.model import PixelCNNConfig
+    from minipixel.sampling import sample
+
+    if args.device == "strict":
+        from minipixel.testing import strict
+
+        backend.register_device("strict", strict)
+    report = {"checks": {}}
+    start = time.perf_counter()
+    try:
+        xp = backend.get_xp(args.device)  # for "gpu": the smoke test, a compiled kernel and a cuBLAS product
+    except backend.DeviceError as err:
+        print(f"gpu_check: {err}", file=sys.stderr)
+        report["error"] = str(err)
+        Path(args.out).write_text(json.dumps(report, indent=2))
+        return 2
+    report["versions"] = versions(xp, args.device)
+    report["checks"]["smoke"] = {"passed": True, "seconds": round(time.perf_counter() - start, 2)}
+    print(json.dumps(report["versions"]))
+
+    cases = gradcheck.cases(args.device)
+    if args.quick:
+        cases = [case for case in cases if case[0] in ("conv 3x3 mask B, RGB groups", "softmax cross-entropy, 7 levels",
+                                                       "gated layer, later, class bias")]
+    start = time.perf_counter()
+    rows = [(name, max(fn().values())) for name, fn in cases]
+    report["checks"]["gradcheck_float64"] = {
+        "cases": {name: float(f"{err:.3g}") for name, err in rows}, "tolerance": gradcheck.TOLERANCE,
+        "passed": all(err < gradcheck.TOLERANCE for _, err in rows), "seconds": round(time.perf_counter() - start, 1)}
+
+    small = {"pixelcnn": PixelCNNConfig(height=8, width=8, channels=3, levels=4, filters=12, blocks=2, input_kernel=5),
+             "gated": PixelCNNConfig(height=8, width=8, channels=3, levels=4, filters=12, blocks=2, input_kernel=5,
+                                     arch="gated", classes=0)}
+    for arch, cfg in small.items():
+        report["checks"][f"step_vs_cpu_{arch}_float64"] = compare_step(cfg, args.device, "float64", 1e-9)
+        report["checks"][f"step_vs_cpu_{arch}_float32"] = compare_step(cfg, args.device, "float32", 1e-3)
+        runs = [one_step(cfg, args.device, "float32", steps=3) for _ in range(2)]
+        report["checks"][f"repeatable_{arch}"] = {"passed": all(
+            np.array_equal(runs[0]["params"][k], runs[1]["params"][k]) for k in runs[0]["params"])}
+        from minipixel.model import build_model
+
+        model = build_model(cfg, seed=1, device=args.device)
+        cached = sample(model, 4, seed=2, method="cached")
+        naive = sample(model, 4, seed=2, method="naive")
+        report["checks"][f"cached_equals_naive_{arch}"] = {
+            "passed": bool(np.array_equal(cached, naive)), "sub_pixels_differing": int((cached != naive).sum())}
+
+    batches, repeat, images = ((16, 64), 3, (16,)) if args.quick or args.device != "gpu" else ((16, 64, 256), 7, (16, 64))
+    if args.device == "strict":
+        batches, images = (4,), (2,)
+    report["timings"] = timings(args.device, batches, repeat, images)
+    passed = all(check["passed"] for check in report["checks"].values())
+    report["passed"] = passed
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    for name, check in report["checks"].items():
+        print(f"{name:40s} {'pass' if check['passed'] else 'FAIL'}")
+    print(json.dumps(report["timings"]))
+    print(f"gpu_check: {'all checks passed' if passed else 'SOME CHECKS FAILED'}; wrote {args.out}")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
