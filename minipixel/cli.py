@@ -23,7 +23,7 @@ def _train_parser(sub):
     from .train import TrainSettings
 
     d = TrainSettings()
-    p = sub.add_parser("train", help="train a PixelCNN (no arguments: binarized MNIST-5k, about 9 minutes on a 2-core CPU)")
+    p = sub.add_parser("train", help="train a PixelCNN (no arguments: binarized MNIST-5k, about 6-7 minutes on a 2-core CPU)")
     p.add_argument("--data", help=f"training data: a file or NAME:SPLIT (default {d.data})")
     p.add_argument("--valid", help="validation data (default: the dataset's valid split, else a 10%% hold-out)")
     p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
