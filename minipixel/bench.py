@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import parallel
+from .checks import Parser, option
 from .backend import chunk_rows, get_xp, synchronize
 from .data import labels_to_inputs
 from .layers import MaskedConv2d
@@ -265,14 +266,21 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
     return result
 
 
+def batch_list(text):
+    """``--batches``: comma-separated batch sizes, each checked like ``--batch``."""
+    return tuple(option("batch")(part) for part in text.split(","))
+
+
 def add_arguments(parser):
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--arch", choices=list(REFERENCES), default="pixelcnn",
                         help="the keras.io reference PixelCNN, or a gated model of its width and depth")
-    parser.add_argument("--batches", default="16,64", help="comma-separated batch sizes (default 16,64)")
-    parser.add_argument("--repeat", type=int, default=7, help="timed runs per measurement; medians are reported")
-    parser.add_argument("--sample-images", type=int, default=16)
-    parser.add_argument("--naive-rows", type=int, default=2, help="rows the naive sampler runs before extrapolating")
+    parser.add_argument("--batches", type=batch_list, default=(16, 64), help="comma-separated batch sizes (default 16,64)")
+    parser.add_argument("--repeat", type=option("repeat"), default=7,
+                        help="timed runs per measurement; medians are reported (default 7)")
+    parser.add_argument("--sample-images", type=option("images"), default=16, help="images sampled (default 16)")
+    parser.add_argument("--naive-rows", type=option("rows"), default=2,
+                        help="rows the naive sampler runs before extrapolating (default 2)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS measurements (subprocesses)")
     from .cli import add_threads_argument
 
@@ -281,16 +289,14 @@ def add_arguments(parser):
 
 def run_from_args(args):
     parallel.set_threads(args.threads)
-    batches = tuple(int(b) for b in args.batches.split(","))
-    result = run(args.device, batches, args.repeat, args.sample_images, args.naive_rows, memory=not args.no_memory,
+    result = run(args.device, args.batches, args.repeat, args.sample_images, args.naive_rows, memory=not args.no_memory,
                  arch=args.arch)
     print(json.dumps(result, indent=2))
     return 0
 
 
 def main(argv=None):
-    import argparse
 
-    parser = argparse.ArgumentParser(description="minipixel benchmark: prints one JSON object")
+    parser = Parser(description="minipixel benchmark: prints one JSON object")
     add_arguments(parser)
     return run_from_args(parser.parse_args(argv))

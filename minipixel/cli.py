@@ -1,13 +1,13 @@
 """The ``minipixel`` command: train, sample, eval, complete, show, download, gradcheck, bench."""
-import argparse
 import json
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from .backend import DeviceError
+from .checks import Parser, document, option
 from .checkpoint import CheckpointError
 from .model import ARCHS
 
@@ -15,7 +15,7 @@ DEFAULT_SAMPLES_PNG = "samples.png"
 
 
 def add_threads_argument(p):
-    p.add_argument("--threads", type=int,
+    p.add_argument("--threads", type=option("threads"),
                    help="CPU threads, each running a part of every batch (default: one per core this process may use)")
 
 
@@ -27,29 +27,29 @@ def _train_parser(sub):
     p.add_argument("--data", help=f"training data: a file or NAME:SPLIT (default {d.data})")
     p.add_argument("--valid", help="validation data (default: the dataset's valid split, else a 10%% hold-out)")
     p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
-    p.add_argument("--size", type=int, help="image folders: centre-crop and resize every image to SIZE x SIZE")
-    p.add_argument("--levels", type=int, help=f"values per sub-pixel, 2..256 (default {d.levels})")
+    p.add_argument("--size", type=option("size"), help="image folders: centre-crop and resize every image to SIZE x SIZE")
+    p.add_argument("--levels", type=option("levels"), help=f"values per sub-pixel, 2..256 (default {d.levels})")
     p.add_argument("--binarize", choices=["threshold", "sample"], help=f"how grey data becomes 2 levels (default {d.binarize})")
     p.add_argument("--arch", choices=ARCHS,
                    help=f"pixelcnn: masked convolutions (the first paper); gated: two stacks and gated units, "
                         f"no blind spot (default {d.arch})")
     p.add_argument("--conditional", action="store_true", default=None,
                    help="gated only: condition on the data's class labels (sample --class K then draws class K)")
-    p.add_argument("--filters", type=int, help=f"width h of the residual stream, or of both gated stacks "
+    p.add_argument("--filters", type=option("filters"), help=f"width h of the residual stream, or of both gated stacks "
                                                f"(default {d.filters})")
-    p.add_argument("--blocks", type=int, help=f"residual blocks, or gated layers after the first (default {d.blocks})")
+    p.add_argument("--blocks", type=option("blocks"), help=f"residual blocks, or gated layers after the first (default {d.blocks})")
     p.add_argument("--block", choices=["half", "keras"], help=f"residual block widths (default {d.block})")
-    p.add_argument("--batch", type=int, help=f"batch size (default {d.batch})")
-    p.add_argument("--epochs", type=int, help=f"epochs (default {d.epochs})")
-    p.add_argument("--steps", type=int, help="total optimizer steps (overrides --epochs)")
-    p.add_argument("--minutes", type=float, help="also stop after this many minutes of training (across resumes), "
+    p.add_argument("--batch", type=option("batch"), help=f"batch size (default {d.batch})")
+    p.add_argument("--epochs", type=option("epochs"), help=f"epochs (default {d.epochs})")
+    p.add_argument("--steps", type=option("steps"), help="total optimizer steps (overrides --epochs)")
+    p.add_argument("--minutes", type=option("minutes"), help="also stop after this many minutes of training (across resumes), "
                                                  "with an evaluation and a checkpoint")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
-    p.add_argument("--lr-decay", type=float, help=f"lr multiplier per step (default {d.lr_decay})")
-    p.add_argument("--seed", type=int, help=f"seed of weights, data order, hold-out (default {d.seed})")
+    p.add_argument("--lr", type=option("lr"), help=f"Adam learning rate (default {d.lr})")
+    p.add_argument("--lr-decay", type=option("lr_decay"), help=f"lr multiplier per step (default {d.lr_decay})")
+    p.add_argument("--seed", type=option("seed"), help=f"seed of weights, data order, hold-out (default {d.seed})")
     p.add_argument("--device", choices=["cpu", "gpu"], help="cpu (NumPy) or gpu (CuPy) (default cpu)")
-    p.add_argument("--samples", type=int, help=f"images in samples.png at the end (default {d.samples})")
-    p.add_argument("--temperature", type=float, help=f"sampling temperature for samples.png (default {d.temperature})")
+    p.add_argument("--samples", type=option("samples"), help=f"images in samples.png at the end (default {d.samples})")
+    p.add_argument("--temperature", type=option("temperature"), help=f"sampling temperature for samples.png (default {d.temperature})")
     p.add_argument("--out", help="run folder (default runs/<dataset>-<time>)")
     p.add_argument("--resume", help="continue the run in this folder (or checkpoint file) where it stopped")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -70,7 +70,16 @@ def cmd_train(args):
                 "--resume continues a run with the settings saved in its checkpoint; only --epochs, --steps, "
                 f"--minutes, --device and --out may be given with it (got {', '.join('--' + e.replace('_', '-') for e in extra)})"
             )
-    settings = TrainSettings(**given)
+        # The run's own settings, changed only where an option says so: --resume
+        # alone finishes the run as it was started.
+        from .checkpoint import read_checkpoint
+
+        saved = TrainSettings.from_dict(read_checkpoint(args.resume)[3].get("settings", {}))
+        if "epochs" in given and "steps" not in given:
+            given["steps"] = None  # --epochs replaces a saved --steps
+        settings = replace(saved, **given)
+    else:
+        settings = TrainSettings(**given)
     train(settings, out=args.out, resume=args.resume, progress=not args.quiet)
     return 0
 
@@ -78,17 +87,17 @@ def cmd_train(args):
 def _sample_parser(sub):
     p = sub.add_parser("sample", help="generate images from a checkpoint")
     p.add_argument("--checkpoint", required=True, help="checkpoint.npz (or its run folder)")
-    p.add_argument("-n", type=int, default=16, help="number of images (default 16); for a class-conditional "
+    p.add_argument("-n", type=option("images"), default=16, help="number of images (default 16); for a class-conditional "
                                                      "model without --class, images per class, one row each")
-    p.add_argument("--class", dest="class_", type=int, help="class-conditional model: draw this class")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = argmax (default 1.0)")
+    p.add_argument("--class", dest="class_", type=option("class"), help="class-conditional model: draw this class")
+    p.add_argument("--seed", type=option("seed"), default=0, help="random seed (default 0)")
+    p.add_argument("--temperature", type=option("temperature"), default=1.0, help="softmax temperature; 0 = argmax (default 1.0)")
     p.add_argument("--method", choices=["cached", "naive"], default="cached", help="sampler (default cached)")
     p.add_argument("--out", default=DEFAULT_SAMPLES_PNG, help="PNG grid to write (default samples.png)")
     p.add_argument("--npy", action="store_true", help="also save the labels as <out>.npy, (n, H, W, C) uint8")
-    p.add_argument("--batch", type=int, default=64, help="images sampled at once (default 64)")
+    p.add_argument("--batch", type=option("batch"), default=64, help="images sampled at once (default 64)")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    p.add_argument("--scale", type=int, default=None, help="pixel size in the PNG (default 2, or 4 below 28 px)")
+    p.add_argument("--scale", type=option("scale"), default=None, help="pixel size in the PNG (default 2, or 4 below 28 px)")
     p.set_defaults(handler=cmd_sample)
 
 
@@ -131,8 +140,8 @@ def _eval_parser(sub):
     p.add_argument("--data", required=True, help="a file or NAME:SPLIT")
     p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
     p.add_argument("--binarize", choices=["threshold", "sample"], help="default: as in training")
-    p.add_argument("--size", type=int, help="image folders: centre-crop and resize to SIZE x SIZE (default: as in training)")
-    p.add_argument("--batch", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--size", type=option("size"), help="image folders: centre-crop and resize to SIZE x SIZE (default: as in training)")
+    p.add_argument("--batch", type=option("batch"), default=64, help="images per forward pass (default 64)")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_threads_argument(p)
@@ -195,13 +204,13 @@ def _complete_parser(sub):
     src.add_argument("--image", action="append", help="an image file (PNG/JPEG) of the model's size; repeatable")
     src.add_argument("--data", help="take images from this dataset (a file or NAME:SPLIT) instead")
     p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
-    p.add_argument("-n", type=int, default=8, help="images taken from --data (default 8)")
-    p.add_argument("--keep-rows", type=int, required=True, help="rows kept from the top of each image")
-    p.add_argument("--class", dest="class_", type=int,
+    p.add_argument("-n", type=option("images"), default=8, help="images taken from --data (default 8)")
+    p.add_argument("--keep-rows", type=option("keep_rows"), required=True, help="rows kept from the top of each image")
+    p.add_argument("--class", dest="class_", type=option("class"),
                    help="class-conditional model with --image: the class of the images (with --data: their own)")
-    p.add_argument("--samples", type=int, default=4, help="completions per image (default 4)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--samples", type=option("completions"), default=4, help="completions per image (default 4)")
+    p.add_argument("--seed", type=option("seed"), default=0, help="random seed (default 0)")
+    p.add_argument("--temperature", type=option("temperature"), default=1.0, help="softmax temperature (default 1.0)")
     p.add_argument("--out", default="completions.png", help="PNG grid (default completions.png)")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.set_defaults(handler=cmd_complete)
@@ -274,7 +283,7 @@ def _show_parser(sub):
     p = sub.add_parser("show", help="pictures that teach: the masks, the receptive field, the learning curve")
     what = p.add_subparsers(dest="what", required=True)
     m = what.add_parser("masks", help="mask A and B kernels for each colour pair")
-    m.add_argument("--kernel", type=int, default=5)
+    m.add_argument("--kernel", type=option("kernel"), default=5, help="kernel size, odd (default 5)")
     m.add_argument("--channels", type=int, choices=[1, 3], default=3)
     m.add_argument("--out", default="masks.png")
     f = what.add_parser("field", help="which inputs influence one output, from the backward pass")
@@ -282,12 +291,13 @@ def _show_parser(sub):
     f.add_argument("--arch", choices=ARCHS, default="pixelcnn",
                    help="fresh model: the architecture (default pixelcnn; gated has no blind spot)")
     f.add_argument("--channels", type=int, choices=[1, 3], default=1, help="fresh model: colours")
-    f.add_argument("--size", type=int, default=28, help="fresh model: image size")
-    f.add_argument("--blocks", type=int, default=5, help="fresh model: residual blocks or gated layers after the first")
-    f.add_argument("--filters", type=int, default=32, help="fresh model: filters")
-    f.add_argument("--row", type=int, help="the output's row (default: the middle)")
-    f.add_argument("--col", type=int, help="the output's column (default: the middle)")
-    f.add_argument("--channel", type=int, default=0, help="the output's colour (0 = R or grey)")
+    f.add_argument("--size", type=option("size"), default=28, help="fresh model: image size (default 28)")
+    f.add_argument("--blocks", type=option("blocks"), default=5,
+                   help="fresh model: residual blocks or gated layers after the first (default 5)")
+    f.add_argument("--filters", type=option("filters"), default=32, help="fresh model: filters (default 32)")
+    f.add_argument("--row", type=option("position"), help="the output's row (default: the middle)")
+    f.add_argument("--col", type=option("position"), help="the output's column (default: the middle)")
+    f.add_argument("--channel", type=option("channel"), default=0, help="the output's colour (0 = R or grey)")
     f.add_argument("--out", default="field.png")
     c = what.add_parser("curve", help="the learning curve of a run (also written by train)")
     c.add_argument("--run", required=True, help="a run folder with metrics.jsonl")
@@ -326,12 +336,12 @@ def cmd_show(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="minipixel", description="A from-scratch PixelCNN on NumPy / CuPy.")
+    parser = Parser(prog="minipixel", description="A from-scratch PixelCNN on NumPy / CuPy.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_train_parser, _sample_parser, _eval_parser, _complete_parser, _show_parser, _download_parser,
                 _gradcheck_parser, _bench_parser):
         add(sub)
-    return parser
+    return document(parser)
 
 
 def main(argv=None):

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import data, datasets, parallel
-from .checkpoint import load_model, save_checkpoint
+from . import checks, data, datasets, parallel
+from .checkpoint import load_model, read_checkpoint, save_checkpoint
 from .files import atomic_write
 from .losses import bits_per_dim
 from .model import PixelCNNConfig, build_model
@@ -79,6 +79,17 @@ class TrainSettings:
     eval_batch: int = None  # images per evaluation forward pass (None: the training batch; memory stays below a step's)
     samples: int = 64  # images in samples.png at the end
     temperature: float = 1.0
+
+    def validate(self):
+        """Check every numeric setting against its range (``checks.RANGES``): a
+        ValueError naming the setting, the value and the range."""
+        optional = ("size", "steps", "minutes", "eval_batch")  # None: not given
+        for name in ("size", "levels", "filters", "blocks", "batch", "epochs", "steps", "minutes", "lr", "lr_decay",
+                     "seed", "eval_batch", "samples", "temperature"):
+            value = getattr(self, name)
+            if value is not None or name not in optional:
+                checks.check(name, value)
+        return self
 
     @classmethod
     def from_dict(cls, values):
@@ -232,8 +243,10 @@ class Run:
     """A training run: the model, the optimizer, the data, the step, and the
     run folder it writes (``checkpoint.npz``, ``metrics.jsonl``, the PNGs).
 
-    settings: TrainSettings (when resuming, only its epochs/steps/minutes/device
-              are used, to extend a run; everything else comes from the checkpoint)
+    settings: TrainSettings, checked first (``TrainSettings.validate``). When
+              resuming: None finishes the run with its own saved settings; given,
+              only its epochs/steps/minutes/device are used, to extend or change
+              the run; everything else comes from the checkpoint
     out:      the run folder (default runs/<dataset>-<time>; when resuming, the checkpoint's folder)
     resume:   a run folder or checkpoint file to continue from
     """
@@ -241,12 +254,16 @@ class Run:
     def __init__(self, settings, out=None, resume=None, log=print, progress=True):
         self.log, self.progress = log, progress
         self.step, self.earlier_seconds = 0, 0.0  # earlier: training time before this resume
+        if settings is not None:
+            settings.validate()  # before any data is read or memory allocated
         if resume is not None:
             resume = Path(resume)
             ckpt_path = resume / "checkpoint.npz" if resume.is_dir() else resume
-            self.model, optim_state, state = load_model(ckpt_path, device=settings.device)
-            settings = replace(TrainSettings.from_dict(state["settings"]), epochs=settings.epochs,
-                               steps=settings.steps, minutes=settings.minutes, device=settings.device)
+            saved = TrainSettings.from_dict(read_checkpoint(ckpt_path)[3].get("settings", {}))
+            self.model, optim_state, state = load_model(ckpt_path, device=(settings or saved).device)
+            # settings=None continues the run's own schedule; given settings extend it.
+            settings = saved if settings is None else replace(saved, epochs=settings.epochs, steps=settings.steps,
+                                                                minutes=settings.minutes, device=settings.device)
             self.folder = Path(out) if out else ckpt_path.parent
             self.step, self.earlier_seconds = int(state["step"]), float(state.get("seconds", 0.0))
             log(f"resuming {ckpt_path} at step {self.step}")
@@ -346,7 +363,7 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
 
     on_step: optional function called as on_step(step, loss) after every step
     """
-    run = Run(settings or TrainSettings(), out, resume, log, progress)
+    run = Run(settings if settings is not None or resume is not None else TrainSettings(), out, resume, log, progress)
     losses = []
     bar = tqdm(total=run.total, initial=run.step, desc="training", unit="step", disable=not progress,
                dynamic_ncols=True)

@@ -1,0 +1,106 @@
+"""What a valid value is, for every number a user can give minipixel.
+
+Every numeric option of the command line and every numeric training setting
+has a range here. A value outside it (zero where a count must be positive, a
+negative size, NaN, infinity, an absurdly large batch, a float where an int is
+needed) is refused before any data is read or any memory allocated, with one
+line that names the option, the value and the range:
+
+    minipixel train: error: argument --batch: expected an int from 1 to 65536, got '-3'
+
+The Python API checks the same ranges (``TrainSettings.validate``) and raises
+a ``ValueError`` with the same words.
+"""
+import argparse
+import math
+
+# name: (type, lowest, highest, lowest excluded). The upper bounds are far above
+# any real use and far below what would exhaust a machine's memory by accident.
+RANGES = {
+    "levels": (int, 2, 256, False),
+    "filters": (int, 1, 4096, False),
+    "blocks": (int, 0, 1000, False),
+    "batch": (int, 1, 65536, False),
+    "eval_batch": (int, 1, 65536, False),
+    "epochs": (int, 1, 100_000, False),
+    "steps": (int, 1, 10**9, False),
+    "minutes": (float, 0.0, 1e7, True),
+    "lr": (float, 0.0, 10.0, True),
+    "lr_decay": (float, 0.0, 1.0, True),
+    "seed": (int, 0, 2**32 - 1, False),
+    "samples": (int, 0, 10_000, False),
+    "temperature": (float, 0.0, 100.0, False),
+    "size": (int, 1, 4096, False),
+    "threads": (int, 1, 256, False),
+    "images": (int, 1, 100_000, False),  # sample -n, complete -n
+    "class": (int, 0, 100_000, False),  # checked against the model's classes once it is loaded
+    "keep_rows": (int, 1, 4096, False),  # checked against the model's height once it is loaded
+    "completions": (int, 1, 1000, False),  # complete --samples
+    "scale": (int, 1, 64, False),
+    "kernel": (int, 1, 15, False),
+    "position": (int, 0, 4096, False),  # show field --row/--col
+    "channel": (int, 0, 2, False),
+    "repeat": (int, 1, 1000, False),
+    "rows": (int, 1, 4096, False),  # bench --naive-rows
+}
+
+
+def describe(name):
+    kind, lo, hi, lo_open = RANGES[name]
+    if lo_open:
+        return f"a number above {lo:g} and at most {hi:g}"
+    return f"an int from {lo} to {hi}" if kind is int else f"a number from {lo:g} to {hi:g}"
+
+
+def check(name, value, label=None):
+    """``value`` if it lies in ``RANGES[name]``, else a ValueError naming ``label``
+    (default ``name``), the value and the range."""
+    kind, lo, hi, lo_open = RANGES[name]
+    label = label or name
+    ok = False
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) or hasattr(value, "dtype") and value.dtype.kind in "iu"
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) or hasattr(value, "dtype"):
+        ok = math.isfinite(float(value))
+    if ok:
+        ok = (lo < value if lo_open else lo <= value) and value <= hi
+    if not ok:
+        raise ValueError(f"{label}: expected {describe(name)}, got {value!r}")
+    return value
+
+
+def option(name):
+    """An argparse ``type=`` that parses a command-line value and checks it against ``RANGES[name]``."""
+    kind = RANGES[name][0]
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {describe(name)}, got {text!r}") from None
+        try:
+            return check(name, value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {describe(name)}, got {text!r}") from None
+
+    parse.__name__ = f"{name} value"
+    return parse
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``prog: error: message``) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def document(parser):
+    """Add each checked option's range to its ``--help`` line, in this parser and its sub-commands."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                document(sub)
+        elif getattr(action.type, "__name__", "").endswith(" value"):
+            name = action.type.__name__[: -len(" value")]
+            action.help = f"{action.help or ''} [{describe(name)}]".strip()
+    return parser

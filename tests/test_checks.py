@@ -1,0 +1,115 @@
+"""Bad values are refused at once: every numeric option of every command, the
+training settings of the Python API, and --resume that keeps the run's own schedule."""
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from minipixel import checks
+from minipixel.checkpoint import read_checkpoint
+from minipixel.cli import build_parser, main
+from minipixel.train import TrainSettings, train
+
+
+def every_option(parser=None, words=()):
+    """(command words, argparse action) for every option of every command."""
+    for action in (parser or build_parser())._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from every_option(sub, [*words, name])
+        else:
+            yield list(words), action
+
+
+def checked_options():
+    """(command words, option string, range name) for every option of every command with a checked type."""
+    return [(words, action.option_strings[0], action.type.__name__[: -len(" value")])
+            for words, action in every_option()
+            if getattr(action.type, "__name__", "").endswith(" value") and action.option_strings]
+
+
+OPTIONS = checked_options()
+
+
+def bad_values(name):
+    kind, lo, hi, lo_open = checks.RANGES[name]
+    values = ["nan", "inf", "-inf", "abc", str(hi * 10 + 1), str(lo if lo_open else lo - 1)]
+    if kind is int:
+        values.append("2.5")
+    return values
+
+
+def test_every_numeric_option_is_checked():
+    # Every option that takes a number has a range (an option added with a bare
+    # type=int or type=float would not be in this list, and is caught here).
+    unchecked = [(words, action.option_strings) for words, action in every_option()
+                 if action.type in (int, float) and not action.choices]
+    assert unchecked == []
+    commands = {words[0] for words, _, _ in OPTIONS}
+    assert commands >= {"train", "sample", "eval", "complete", "show", "bench"}
+    assert len(OPTIONS) >= 40
+
+
+@pytest.mark.parametrize("words,flag,name", OPTIONS, ids=[" ".join(w) + " " + f for w, f, _ in OPTIONS])
+def test_a_bad_value_exits_2_with_one_line(words, flag, name, capsys):
+    for value in bad_values(name):
+        given = f"{flag}={value}" if flag.startswith("--") else flag + value  # "-inf" must not read as an option
+        with pytest.raises(SystemExit) as exit_info:
+            main(words + [given])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err  # one line
+        assert flag in err and repr(value) in err and checks.describe(name) in err, err
+
+
+def test_the_first_bad_value_of_the_issue_stops_in_under_a_second():
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "minipixel.cli", "train", "--batch", "-3", "--steps", "1"],
+                          capture_output=True, text=True, timeout=60)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 2
+    assert done.stderr == "minipixel train: error: argument --batch: expected an int from 1 to 65536, got '-3'\n"
+    assert elapsed < 5  # the interpreter's start is most of it; nothing is read or allocated
+
+
+@pytest.mark.parametrize("field,value", [("batch", 0), ("batch", -3), ("lr", float("nan")), ("lr_decay", 1.5),
+                                         ("epochs", 0), ("steps", 10**12), ("minutes", float("inf")),
+                                         ("levels", 300), ("temperature", -1.0), ("seed", -1), ("batch", 2.0)])
+def test_the_api_refuses_the_same_values_with_the_same_words(field, value, tmp_path):
+    settings = TrainSettings(data=str(tmp_path / "never-read.npz"), **{field: value})
+    with pytest.raises(ValueError, match=re.escape(f"{field}: expected {checks.describe(field)}, got")):
+        settings.validate()
+    with pytest.raises(ValueError, match=f"^{field}: expected"):  # before the data file is looked for
+        train(settings, out=tmp_path / "run", progress=False, log=lambda *a: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_alone_finishes_the_run_as_it_was_started(tiny_npz, tmp_path):
+    # A 2-epoch run interrupted (Ctrl-C) at step 5, resumed with --resume alone,
+    # ends after its 2 epochs (not the default 9), exactly as an uninterrupted run.
+    run, whole = tmp_path / "run", tmp_path / "whole"
+    assert main(["train", "--data", str(tiny_npz), "--filters", "8", "--blocks", "1", "--batch", "16",
+                 "--samples", "0", "--epochs", "2", "--quiet", "--out", str(whole)]) == 0
+    settings = TrainSettings(data=str(tiny_npz), filters=8, blocks=1, batch=16, samples=0, epochs=2)
+
+    def ctrl_c(step, loss):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(settings, out=run, progress=False, log=lambda *a: None, on_step=ctrl_c)
+    stopped = read_checkpoint(run)[3]["step"]
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    _, params, _, state = read_checkpoint(run)
+    _, want, _, want_state = read_checkpoint(whole)
+    assert 0 < stopped < state["step"] == want_state["step"]
+    for name in want:
+        assert (params[name] == want[name]).all(), name
+    # An explicit --epochs still changes the schedule.
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--quiet"]) == 0
+    assert read_checkpoint(run)[3]["step"] == state["step"] * 3 // 2
