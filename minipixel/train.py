@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from . import checks, data, datasets, parallel
 from .checkpoint import load_model, read_checkpoint, save_checkpoint
-from .files import atomic_write
+from .files import FolderLock, atomic_write
 from .losses import bits_per_dim
 from .model import PixelCNNConfig, build_model
 from .optim import Adam
@@ -289,7 +289,7 @@ class Run:
             self.optimizer.load_state_dict(optim_state)
         self.steps_per_epoch = math.ceil(N / settings.batch)
         self.total = settings.steps if settings.steps is not None else settings.epochs * self.steps_per_epoch
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.lock = FolderLock(self.folder).acquire()  # before anything is written: one writer per folder
         self.checkpoint_path, self.metrics_path = self.folder / "checkpoint.npz", self.folder / "metrics.jsonl"
         _trim_metrics(self.metrics_path, self.step)
         self.started = time.time()
@@ -364,6 +364,13 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
     on_step: optional function called as on_step(step, loss) after every step
     """
     run = Run(settings if settings is not None or resume is not None else TrainSettings(), out, resume, log, progress)
+    try:
+        return _loop(run, progress, log, on_step)
+    finally:
+        run.lock.release()
+
+
+def _loop(run, progress, log, on_step):
     losses = []
     bar = tqdm(total=run.total, initial=run.step, desc="training", unit="step", disable=not progress,
                dynamic_ncols=True)

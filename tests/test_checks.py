@@ -113,3 +113,33 @@ def test_resume_alone_finishes_the_run_as_it_was_started(tiny_npz, tmp_path):
     # An explicit --epochs still changes the schedule.
     assert main(["train", "--resume", str(run), "--epochs", "3", "--quiet"]) == 0
     assert read_checkpoint(run)[3]["step"] == state["step"] * 3 // 2
+
+
+def test_a_second_training_into_a_live_run_folder_is_refused(tiny_npz, tmp_path, capsys):
+    # Another process (here: a child that sleeps) holds the folder's lock: a
+    # training into that folder stops with one line, and writes nothing there.
+    from minipixel.files import FolderLock
+
+    folder = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; from minipixel.files import FolderLock; "
+                              f"FolderLock({str(folder)!r}).acquire(); print('locked', flush=True); time.sleep(60)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "locked"
+        argv = ["train", "--data", str(tiny_npz), "--filters", "8", "--blocks", "1", "--steps", "2", "--samples", "0",
+                "--quiet", "--out", str(folder)]
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"another training (process {child.pid}) is writing this run folder" in err
+        assert sorted(p.name for p in folder.iterdir()) == [".lock"]
+    finally:
+        child.kill()
+        child.wait()
+    # Killed, it left its lock behind: the next training takes the folder over,
+    # and lets the lock go when it is done.
+    assert (folder / ".lock").exists()
+    assert main(argv) == 0
+    assert (folder / "checkpoint.npz").exists() and not (folder / ".lock").exists()
+    with FolderLock(folder):
+        assert (folder / ".lock").read_text().split()[0] == str(os.getpid())
+    assert not (folder / ".lock").exists()
