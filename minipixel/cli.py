@@ -352,7 +352,7 @@ def main(argv=None):
 
             parallel.set_threads(args.threads)
         return args.handler(args)
-    except (ValueError, FileNotFoundError, DeviceError, CheckpointError, RuntimeError) as err:
+    except (ValueError, FileNotFoundError, DeviceError, CheckpointError, RuntimeError, MemoryError) as err:
         print(f"minipixel {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -278,7 +278,11 @@ class Run:
                                                                    self.valid_classes.max())) + 1
             config = PixelCNNConfig(height=H, width=W, channels=C, levels=settings.levels, filters=settings.filters,
                                     blocks=settings.blocks, block=settings.block, arch=settings.arch,
-                                    classes=classes)
+                                    classes=classes).validate()
+            if settings.device == "cpu":  # refuse before building what would not fit
+                checks.check_memory(checks.training_bytes(config, settings.batch),
+                                    f"training this model ({settings.filters} filters, {settings.blocks} blocks, "
+                                    f"{H}x{W}x{C}) at batch {settings.batch}")
             self.model = build_model(config, seed=settings.seed, device=settings.device)
         elif (self.model.config.height, self.model.config.width, self.model.config.channels) != (H, W, C):
             cfg = self.model.config

@@ -143,3 +143,29 @@ def test_a_second_training_into_a_live_run_folder_is_refused(tiny_npz, tmp_path,
     with FolderLock(folder):
         assert (folder / ".lock").read_text().split()[0] == str(os.getpid())
     assert not (folder / ".lock").exists()
+
+
+def test_training_that_would_not_fit_in_memory_is_refused_before_anything_is_built(tiny_npz, tmp_path, monkeypatch,
+                                                                                  capsys):
+    from minipixel import checks
+
+    monkeypatch.setattr(checks, "available_memory", lambda: 20 * 2**20)  # a machine with 20 MiB free
+    argv = ["train", "--data", str(tiny_npz), "--filters", "64", "--blocks", "4", "--batch", "512", "--steps", "1",
+            "--quiet", "--out", str(tmp_path / "run")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "at batch 512 needs about" in err and "0.02 GiB of memory is available" in err
+    assert not (tmp_path / "run").exists()
+    argv[argv.index("512")] = "2"  # a batch that fits runs
+    assert main(argv) == 0
+
+
+def test_the_memory_estimate_is_near_a_measured_peak():
+    # The estimate of a training step against the peak resident size of a fresh
+    # process that takes three steps of the benchmark's reference model (which
+    # also holds the interpreter and NumPy, some 40-90 MiB).
+    from minipixel import bench, checks
+
+    measured = bench.peak_rss_training(16, threads=1)
+    estimate = checks.training_bytes(bench.REFERENCE, 16)
+    assert 0.6 < estimate / measured < 1.4, (estimate / 2**20, measured / 2**20)
