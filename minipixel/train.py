@@ -294,6 +294,8 @@ class Run:
         self.steps_per_epoch = math.ceil(N / settings.batch)
         self.total = settings.steps if settings.steps is not None else settings.epochs * self.steps_per_epoch
         self.lock = FolderLock(self.folder).acquire()  # before anything is written: one writer per folder
+        for stale in self.folder.glob(".*.tmp"):  # half-written files of a killed run (files.atomic_write)
+            stale.unlink()
         self.checkpoint_path, self.metrics_path = self.folder / "checkpoint.npz", self.folder / "metrics.jsonl"
         _trim_metrics(self.metrics_path, self.step)
         self.started = time.time()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from minipixel import checks
@@ -169,3 +170,49 @@ def test_the_memory_estimate_is_near_a_measured_peak():
     measured = bench.peak_rss_training(16, threads=1)
     estimate = checks.training_bytes(bench.REFERENCE, 16)
     assert 0.6 < estimate / measured < 1.4, (estimate / 2**20, measured / 2**20)
+
+
+def test_kill_9_at_random_moments_loses_nothing(tiny_npz, tmp_path):
+    # A real training process is killed with SIGKILL at seeded random moments
+    # (some land during a checkpoint write); after each kill the folder holds a
+    # loadable checkpoint (once one was written) and readable metrics, and the
+    # run is started again (--resume alone once there is a checkpoint). It ends
+    # with exactly the parameters of an uninterrupted run.
+    from minipixel.train import read_metrics
+
+    run, whole = tmp_path / "run", tmp_path / "whole"
+    options = ["--data", str(tiny_npz), "--filters", "8", "--blocks", "1", "--batch", "16", "--samples", "0",
+               "--epochs", "40", "--quiet", "--threads", "2"]
+    assert main(["train", *options, "--out", str(whole)]) == 0
+    rng = np.random.default_rng(0)
+    kills, resumed = 0, 0
+    for attempt in range(20):
+        if (run / "checkpoint.npz").exists():
+            argv = ["--resume", str(run), "--quiet"]
+            resumed += 1
+        else:
+            argv = [*options, "--out", str(run)]
+        child = subprocess.Popen([sys.executable, "-m", "minipixel.cli", "train", *argv],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            child.wait(timeout=float(rng.uniform(0.5, 2.5)))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            kills += 1
+        child.wait()
+        if (run / "checkpoint.npz").exists():
+            read_checkpoint(run)  # loadable
+        if (run / "metrics.jsonl").exists():
+            read_metrics(run / "metrics.jsonl")  # readable
+        if child.returncode == 0:
+            break
+    assert kills >= 3 and resumed >= 2, f"{kills} kills landed, {resumed} resumes: the run finished too fast"
+    assert child.returncode == 0, child.stderr.read()
+    _, params, _, state = read_checkpoint(run)
+    _, want, _, want_state = read_checkpoint(whole)
+    assert state["step"] == want_state["step"] == 160
+    for name in want:
+        assert (params[name] == want[name]).all(), name
+    steps = [row["step"] for row in read_metrics(run / "metrics.jsonl")]
+    assert steps == [4 * k for k in range(1, 41)]  # one row per epoch, none twice, none lost
+    assert not list(run.glob(".*.tmp")) and not (run / ".lock").exists()  # a killed write's leftovers cleared
