@@ -372,6 +372,12 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
     run = Run(settings if settings is not None or resume is not None else TrainSettings(), out, resume, log, progress)
     try:
         return _loop(run, progress, log, on_step)
+    except OSError as err:  # a full disk, a folder gone: every file is written atomically, so nothing is half-written
+        last = f"the last checkpoint {run.checkpoint_path} is intact" if run.checkpoint_path.exists() else \
+            "no checkpoint was written yet"
+        raise RuntimeError(f"could not write into the run folder ({err.strerror or err}: "
+                           f"{err.filename or run.folder}); {last}; make room, then continue with --resume "
+                           f"{run.folder}") from err
     finally:
         run.lock.release()
 

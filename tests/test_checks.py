@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,3 +217,54 @@ def test_kill_9_at_random_moments_loses_nothing(tiny_npz, tmp_path):
     steps = [row["step"] for row in read_metrics(run / "metrics.jsonl")]
     assert steps == [4 * k for k in range(1, 41)]  # one row per epoch, none twice, none lost
     assert not list(run.glob(".*.tmp")) and not (run / ".lock").exists()  # a killed write's leftovers cleared
+
+
+@pytest.mark.parametrize("which", ["checkpoint.npz", "learning_curve.png"])
+def test_a_full_disk_during_a_write_keeps_the_previous_checkpoint(which, tiny_npz, tmp_path, monkeypatch, capsys):
+    # The disk fills up half-way through writing the second checkpoint (or the
+    # learning curve before it): the command stops with one line that says so,
+    # the first checkpoint is still there and loads, and --resume continues.
+    import errno
+
+    import minipixel.files
+
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_npz), "--filters", "8", "--blocks", "1", "--batch", "16", "--samples", "0",
+            "--epochs", "3", "--quiet", "--out", str(run)]
+    real = minipixel.files.atomic_write
+    writes = []
+
+    class FullDisk:
+        """A file that takes 100 bytes, then fails as a full disk does."""
+
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, data):
+            if self.written + len(data) > 100:
+                raise OSError(errno.ENOSPC, "No space left on device", str(self.f.name))
+            self.written += len(data)
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    from contextlib import contextmanager
+
+    @contextmanager
+    def filling_up(path, mode="wb"):
+        writes.append(Path(path).name)
+        with real(path, mode) as f:
+            yield FullDisk(f) if writes.count(which) == 2 else f
+
+    monkeypatch.setattr("minipixel.checkpoint.atomic_write", filling_up)
+    monkeypatch.setattr("minipixel.viz.atomic_write", filling_up)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "is intact" in err and "--resume" in err
+    step = read_checkpoint(run)[3]["step"]
+    assert step == 4  # the end of the first epoch: the second write failed
+    assert not list(run.glob(".*.tmp"))
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert read_checkpoint(run)[3]["step"] == 12
