@@ -142,6 +142,24 @@ def training_bytes(config, batch, itemsize=4):
     return int(positions * itemsize * (1.25 * kept + 2 * widest) + 4 * params * itemsize)
 
 
+def inference_bytes(config, batch, itemsize=4):
+    """An estimate of the memory of a forward pass without caches (evaluation) at
+    ``batch``: a few of the widest maps alive at once, and the parameters."""
+    h = config.filters * (2 if config.arch == "gated" else 1)
+    positions = batch * config.height * config.width
+    return int(positions * itemsize * (6 * h + 2 * config.channels * config.levels) + 2 * training_bytes(
+        config, 0, itemsize))
+
+
+def sampling_bytes(config, n, batch, itemsize=4):
+    """An estimate of the memory of sampling ``n`` images, ``batch`` at a time: the
+    uniform numbers drawn up front (float64) and the labels of all of them, and the
+    input maps the sampler keeps per layer for one batch."""
+    pixels = config.height * config.width * config.channels
+    maps = min(n, batch) * config.height * config.width * (config.blocks + 2) * config.filters * 2 * itemsize
+    return int(n * pixels * 9 + maps + 2 * training_bytes(config, 0, itemsize))
+
+
 def check_memory(needed, what, available=None):
     """Refuse work that would need more than the memory available: a MemoryError
     with the estimate and what there is. ``available`` defaults to ``available_memory()``."""

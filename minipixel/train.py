@@ -180,6 +180,9 @@ def evaluate(model, labels, batch_size=64, progress=False, classes=None):
         )
     if int(labels.max()) >= model.config.levels:
         raise ValueError(f"evaluation data has label {int(labels.max())}, but the model has {model.config.levels} levels")
+    if model.xp is np:
+        checks.check_memory(checks.inference_bytes(model.config, min(batch_size, len(labels))),
+                            f"evaluating at batch {batch_size}")
     total = 0.0
     for start in tqdm(range(0, len(labels), batch_size), desc="evaluating", leave=False, disable=not progress):
         x, y = to_device(model, labels[start : start + batch_size])
