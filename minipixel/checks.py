@@ -151,12 +151,12 @@ def inference_bytes(config, batch, itemsize=4):
         config, 0, itemsize))
 
 
-def sampling_bytes(config, n, batch, itemsize=4):
-    """An estimate of the memory of sampling ``n`` images, ``batch`` at a time: the
-    uniform numbers drawn up front (float64) and the labels of all of them, and the
-    input maps the sampler keeps per layer for one batch."""
-    pixels = config.height * config.width * config.channels
-    maps = min(n, batch) * config.height * config.width * (config.blocks + 2) * config.filters * 2 * itemsize
+def sampling_bytes(config, n, batch, height, width, itemsize=4):
+    """An estimate of the memory of sampling ``n`` images of ``height x width``,
+    ``batch`` at a time: the uniform numbers drawn up front (float64) and the
+    labels of all of them, and the input maps the sampler keeps per layer for one batch."""
+    pixels = height * width * config.channels
+    maps = min(n, batch) * height * width * (config.blocks + 2) * config.filters * 2 * itemsize
     return int(n * pixels * 9 + maps + 2 * training_bytes(config, 0, itemsize))
 
 

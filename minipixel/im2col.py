@@ -30,11 +30,11 @@ from the same input position).
 On a GPU every slice assignment is a kernel launch, and the loops above
 make five per tap (the copy and four padding fills): 120 for a 7x7 mask A.
 So on any device but NumPy, ``im2col`` and ``col2im`` are one gather each
-(``im2col_gather``, ``col2im_gather``): the input gets one row of zeros at
-its end (what every tap outside the image reads), and a precomputed index
-says which input row each entry of ``cols`` copies; col2im gathers, for each
-input row and tap, the one entry of ``dcols`` that was copied from it (or a
-zero), and sums over the taps. Three launches each, whatever the kernel. The
+(``im2col_gather``, ``col2im_gather``): a precomputed index says which input
+row each entry of ``cols`` copies, and a precomputed mask zeroes the taps
+that fall outside the image; col2im gathers, for each input row and tap, the
+one entry of ``dcols`` that was copied from it (masked to zero if none was),
+and sums over the taps. Two and three launches, whatever the kernel. The
 tests compare the two versions on NumPy arrays.
 """
 import threading
@@ -137,77 +137,73 @@ _indices = {}
 
 
 def gather_index(taps, kernel, B, H, W, xp=np):
-    """The input row that every entry of ``cols`` copies, for ``im2col_gather``.
+    """Where every entry of ``cols`` comes from, for ``im2col_gather``.
 
-    returns index (B*H*W, T) on ``xp``: ``cols[n, t] = x_rows[index[n, t]]``,
-    where ``x_rows`` is x as (B*H*W, C) rows with one more row of zeros at the
-    end (row B*H*W), which every tap outside the image reads. Computed on the
-    host once per shape and kept.
+    returns ``(index, inside)`` on ``xp``: index (B*H*W, T) ints, the row of x as
+    (B*H*W, C) rows that tap t of position n reads (row 0 for a tap outside the
+    image), and inside (B*H*W, T, 1) bools, False for those taps: their entries
+    are zeroed after the gather. Computed on the host once per shape and kept.
     """
     key = (tuple(taps), kernel, B, H, W, xp.__name__)
     if key not in _indices:
         half = kernel // 2
         b, i, j = np.meshgrid(np.arange(B), np.arange(H), np.arange(W), indexing="ij")
-        index = np.empty((B, H, W, len(taps)), dtype=np.intp)
+        index = np.zeros((B, H, W, len(taps)), dtype=np.intp)
+        inside = np.zeros((B, H, W, len(taps)), dtype=bool)
         for t, (ky, kx) in enumerate(taps):
             r, c = i + ky - half, j + kx - half
-            inside = (r >= 0) & (r < H) & (c >= 0) & (c < W)
-            index[..., t] = np.where(inside, (b * H + r) * W + c, B * H * W)
-        _indices[key] = xp.asarray(index.reshape(B * H * W, len(taps)))
+            inside[..., t] = (r >= 0) & (r < H) & (c >= 0) & (c < W)
+            index[..., t] = np.where(inside[..., t], (b * H + r) * W + c, 0)
+        N = B * H * W
+        _indices[key] = (xp.asarray(index.reshape(N, -1)), xp.asarray(inside.reshape(N, -1, 1)))
     return _indices[key]
 
 
 def scatter_index(taps, kernel, B, H, W, xp=np):
     """The inverse of ``gather_index``, for ``col2im_gather``.
 
-    returns index (B*H*W, T): the entry of ``dcols`` as (B*H*W*T + 1, C) rows
-    that input row r sent through tap t, ``n * T + t`` where
-    ``gather_index[n, t] == r``, or the zero row B*H*W*T if no position read r
-    through tap t (within a tap, no two positions read the same row).
+    returns ``(index, read)``: index (B*H*W, T), the row of dcols as
+    (B*H*W*T, C) rows that input row r sent through tap t (``n * T + t`` where
+    position n read r through tap t; 0 if none did: within a tap, no two
+    positions read the same row), and read (B*H*W, T, 1) bools, False where
+    none did. The centre tap comes first, then the others in order: the order
+    in which col2im_loop adds them, so that both round alike.
     """
     key = ("scatter", tuple(taps), kernel, B, H, W, xp.__name__)
     if key not in _indices:
-        forward = gather_index(taps, kernel, B, H, W, np)
+        forward, inside = gather_index(taps, kernel, B, H, W, np)
         N, T = forward.shape
-        index = np.full((N + 1, T), N * T, dtype=np.intp)
-        n, t = np.meshgrid(np.arange(N), np.arange(T), indexing="ij")
-        index[forward, t] = n * T + t  # rows that read padding land in row N, dropped below
-        # The centre tap first, then the others in order: the order in which
-        # col2im_loop adds them, so that both round alike.
+        index = np.zeros((N, T), dtype=np.intp)
+        read = np.zeros((N, T), dtype=bool)
+        n, t = np.nonzero(inside[..., 0])
+        index[forward[n, t], t] = n * T + t
+        read[forward[n, t], t] = True
         half = kernel // 2
-        order = sorted(range(T), key=lambda t: taps[t] != (half, half))
-        _indices[key] = xp.asarray(index[:N, order])
+        order = sorted(range(T), key=lambda k: taps[k] != (half, half))
+        _indices[key] = (xp.asarray(index[:, order]), xp.asarray(read[:, order, None]))
     return _indices[key]
 
 
 def im2col_gather(x, taps, kernel, out=None):
-    """``im2col`` as one gather (three launches on a GPU): same arguments and result."""
+    """``im2col`` as one gather and one multiply (two launches on a GPU): same arguments and result."""
     xp = array_module(x)
     B, H, W, C = x.shape
     N, T = B * H * W, len(taps)
-    rows = scratch("x_rows", (N + 1, C), x.dtype, xp)
-    rows[:N] = x.reshape(N, C)
-    rows[N] = 0
+    index, inside = gather_index(taps, kernel, B, H, W, xp)
     cols = xp.empty((N, T, C), dtype=x.dtype) if out is None else out.reshape(N, T, C)
-    xp.take(rows, gather_index(taps, kernel, B, H, W, xp), axis=0, out=cols)
+    xp.take(x.reshape(N, C), index, axis=0, out=cols)
+    xp.multiply(cols, inside, out=cols)  # the taps outside the image read zeros
     return cols.reshape(B, H, W, T, C)
 
 
-def col2im_gather(dcols, taps, kernel, out=None, padded=None):
-    """``col2im`` as one gather and a sum over the taps: same arguments and result.
-
-    padded: optional (B*H*W*T + 1, C) buffer whose first B*H*W*T rows already
-    hold dcols (the layer's matmul writes them there), so only its last row,
-    the zeros, is written here.
-    """
+def col2im_gather(dcols, taps, kernel, out=None):
+    """``col2im`` as one gather, one multiply and a sum over the taps: same arguments and result."""
     xp = array_module(dcols)
     B, H, W, T, C = dcols.shape
     N = B * H * W
-    if padded is None:
-        padded = scratch("dcols_rows", (N * T + 1, C), dcols.dtype, xp)
-        padded[: N * T] = dcols.reshape(N * T, C)
-    padded[N * T] = 0
-    parts = xp.take(padded, scatter_index(taps, kernel, B, H, W, xp), axis=0)  # (N, T, C)
+    index, read = scatter_index(taps, kernel, B, H, W, xp)
+    parts = xp.take(dcols.reshape(N * T, C), index, axis=0)  # (N, T, C)
+    xp.multiply(parts, read, out=parts)
     dx = xp.empty((B, H, W, C), dtype=dcols.dtype) if out is None else out
     parts.sum(axis=1, out=dx.reshape(N, C))
     return dx

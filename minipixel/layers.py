@@ -268,8 +268,13 @@ class MaskedConv2d(Layer):
         self.steps = self.y_at = self.W_at = self.W_above = self.taps_above = self.row_at = None
 
     def weight_matrix(self):
-        """The live taps of ``W * mask`` as a ``(T * in_channels, out_channels)`` matrix."""
-        Wm = self.params["W"][self._tap_index].reshape(-1, self.out_channels)
+        """The live taps of ``W * mask`` as a ``(T * in_channels, out_channels)`` matrix
+        (for a 1x1 layer, a view of W itself when no colour mask applies)."""
+        W = self.params["W"]
+        if self.kernel == 1:
+            Wm = W.reshape(self.in_channels, self.out_channels)  # the one tap: no gather
+        else:
+            Wm = W[self._tap_index].reshape(-1, self.out_channels)
         if self.live_mask is not None:
             Wm = Wm * self.live_mask
         return Wm
@@ -315,7 +320,9 @@ class MaskedConv2d(Layer):
         if dy.shape[:3] != x.shape[:3]:
             raise ValueError(f"MaskedConv2d: output gradient shape {dy.shape} does not match input shape {x.shape}")
         Wm = self.Wm  # forward's weight matrix: the parameters have not changed since
-        dWm, db = None, self.grads["b"]
+        # A 1x1 layer's dWm is its dW (a view); a k x k layer's goes to the live taps of dW below.
+        dWm = self.grads["W"].reshape(self.in_channels, self.out_channels) if self.kernel == 1 else None
+        db, first = self.grads["b"], True
         dx = xp.empty_like(x) if self.input_grad else None
         for chunk in self._chunks(x):
             d = dy[chunk].reshape(-1, self.out_channels)
@@ -325,9 +332,10 @@ class MaskedConv2d(Layer):
                 d = xp.multiply(d, mask, out=scratch("dy", d.shape, self.dtype, xp))
             # y = cols @ Wm + b, so dWm = cols^T d and db = column sums of d,
             # summed over the chunks.
-            if dWm is None:
-                dWm = self._cols(x[chunk]).T @ d
+            if first:
+                dWm = xp.matmul(self._cols(x[chunk]).T, d, out=dWm)
                 d.sum(axis=0, out=db)
+                first = False
             else:
                 dWm += self._cols(x[chunk]).T @ d
                 db += d.sum(axis=0)
@@ -346,7 +354,8 @@ class MaskedConv2d(Layer):
             dWm *= self.live_mask
         # The live taps' gradients; the masked taps' entries of dW were zero from
         # the start and nothing ever writes them, so they stay exactly zero.
-        self.grads["W"][self._tap_index] = dWm.reshape(len(self.taps), self.in_channels, self.out_channels)
+        if self.kernel > 1:
+            self.grads["W"][self._tap_index] = dWm.reshape(len(self.taps), self.in_channels, self.out_channels)
         return dx
 
     def canvas(self, n, height, width):
@@ -368,8 +377,7 @@ class MaskedConv2d(Layer):
             # zero where the mask is (the live taps among them are its nonzero rows).
             above = [t for t, (ky, _) in enumerate(self.taps) if ky < half]
             self.taps_above = [self.taps[t] for t in above]
-            rows = np.concatenate([np.arange(t * C, (t + 1) * C) for t in above]) if above else np.arange(0)
-            self.W_above = xp.ascontiguousarray(Wm[xp.asarray(rows)]) if above else None
+            self.W_above = xp.concatenate([Wm[t * C : (t + 1) * C] for t in above]) if above else None
             # (Mask V also looks right in the current row: that layer runs a row
             # at a time only, ``forward_row``, and gets no current-row matrix.)
             W_row = xp.zeros(((half + 1) * C, self.out_channels), dtype=self.dtype)

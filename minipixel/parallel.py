@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import checks
 from .losses import nll_per_image, softmax_cross_entropy
 
 _threads = None  # set_threads(); None: one per CPU core this process may use
@@ -44,9 +45,7 @@ def cpu_count():
 def set_threads(n=None):
     """Use ``n`` threads for training and evaluation on the CPU (None: one per core)."""
     global _threads
-    if n is not None and not (isinstance(n, (int, np.integer)) and 1 <= n <= 256):
-        raise ValueError(f"threads: expected an int from 1 to 256, got {n!r}")
-    _threads = None if n is None else int(n)
+    _threads = None if n is None else int(checks.check("threads", n))
 
 
 def threads():

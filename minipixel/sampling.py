@@ -23,8 +23,6 @@ gives the same images on the CPU and the GPU, with either sampler and any
 batch size. A value is drawn by inverse CDF: the first level whose cumulative
 probability exceeds the uniform number.
 """
-from dataclasses import replace
-
 import numpy as np
 from tqdm import tqdm
 
@@ -97,7 +95,7 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
         if classes.shape != (n,):
             raise ValueError(f"classes: expected one class per image, ({n},) ints, got shape {classes.shape}")
     if model.xp is np:
-        checks.check_memory(checks.sampling_bytes(replace(cfg, height=H, width=W), n, batch_size),
+        checks.check_memory(checks.sampling_bytes(cfg, n, batch_size, H, W),
                             f"sampling {n} images of {H}x{W}")
     uniforms = np.random.default_rng(seed).random((n, H, W, cfg.channels))
     out = np.zeros((n, H, W, cfg.channels), dtype=np.uint8)

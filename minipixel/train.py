@@ -83,12 +83,10 @@ class TrainSettings:
     def validate(self):
         """Check every numeric setting against its range (``checks.RANGES``): a
         ValueError naming the setting, the value and the range."""
-        optional = ("size", "steps", "minutes", "eval_batch")  # None: not given
-        for name in ("size", "levels", "filters", "blocks", "batch", "epochs", "steps", "minutes", "lr", "lr_decay",
-                     "seed", "eval_batch", "samples", "temperature"):
-            value = getattr(self, name)
-            if value is not None or name not in optional:
-                checks.check(name, value)
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name in checks.RANGES and (value is not None or field.default is not None):  # None: not given
+                checks.check(field.name, value)
         return self
 
     @classmethod

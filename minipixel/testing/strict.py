@@ -90,10 +90,17 @@ def _float_dtypes(values):
             yield v.dtype.name
 
 
+# The ops that may hand back a view of their input instead of computing anything.
+# (An in-place op such as ``a += b`` also returns ``a``, but it runs a kernel.)
+VIEW_OPS = {"__getitem__", "reshape", "transpose", "ravel", "squeeze", "view", "broadcast_to", "ascontiguousarray"}
+
+
 def _count(name, result, source):
-    """Count one op: as ``views`` when it made a view of ``source`` (no kernel on a GPU)."""
+    """Count one op: also as ``views`` when it is a view op that made a view of
+    ``source`` (no kernel on a GPU)."""
     counts[name] += 1
-    if isinstance(result, np.ndarray) and isinstance(source, np.ndarray) and np.may_share_memory(result, source):
+    if (name in VIEW_OPS and isinstance(result, np.ndarray) and isinstance(source, np.ndarray)
+            and np.may_share_memory(result, source)):
         counts["views"] += 1
 
 
