@@ -118,6 +118,18 @@ def available_memory():
     return None
 
 
+def parameter_count(config):
+    """About how many numbers the model of ``config`` holds (its weights; biases
+    and masks aside), from the configuration alone, before anything is built."""
+    h, C, L, k = config.filters, config.channels, config.levels, config.input_kernel
+    if config.arch == "gated":
+        layers = config.blocks + 1
+        return k * k * C * 2 * h + layers * (9 * h * 2 * h + 3 * h * 2 * h + 4 * h * h + h * h) + h * h + h * C * L
+    m1 = h // 2 if config.block == "half" else h
+    m2 = h // 2
+    return k * k * C * h + config.blocks * (h * m1 + 9 * m1 * m2 + m2 * h) + 2 * h * h + h * C * L
+
+
 def training_bytes(config, batch, itemsize=4):
     """An estimate, from the configuration alone (before anything is built), of
     the memory a training step at ``batch`` takes: the maps forward keeps for
@@ -126,20 +138,16 @@ def training_bytes(config, batch, itemsize=4):
     two moments. Within about 20% of the measured peaks of the benchmark's
     models (pixelcnn 151/581 MiB estimated, 191/559 measured at batch 16/64;
     gated 490/1827 against 559/1812)."""
-    h, C, L, k = config.filters, config.channels, config.levels, config.input_kernel
+    h, C, L = config.filters, config.channels, config.levels
     if config.arch == "gated":
-        layers = config.blocks + 1
-        kept = layers * 9 * h + h + C * L  # per layer: v and h pre-activations, link, gates, output; head
+        kept = (config.blocks + 1) * 9 * h + h + C * L  # per layer: v and h pre-activations, link, gates, output; head
         widest = 2 * h
-        params = k * k * C * 2 * h + layers * (9 * h * 2 * h + 3 * h * 2 * h + 4 * h * h + h * h) + h * h + h * C * L
     else:
         m1 = h // 2 if config.block == "half" else h
-        m2 = h // 2
-        kept = h + config.blocks * (m1 + m2 + h) + 2 * h + C * L
+        kept = h + config.blocks * (m1 + h // 2 + h) + 2 * h + C * L
         widest = h + m1
-        params = k * k * C * h + config.blocks * (h * m1 + 9 * m1 * m2 + m2 * h) + 2 * h * h + h * C * L
     positions = batch * config.height * config.width
-    return int(positions * itemsize * (1.25 * kept + 2 * widest) + 4 * params * itemsize)
+    return int(positions * itemsize * (1.25 * kept + 2 * widest) + 4 * parameter_count(config) * itemsize)
 
 
 def inference_bytes(config, batch, itemsize=4):

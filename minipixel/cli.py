@@ -58,7 +58,7 @@ def _train_parser(sub):
 
 
 def cmd_train(args):
-    from .train import TrainSettings, train
+    from .train import TrainSettings, saved_run_settings, train
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainSettings)
              if getattr(args, f.name, None) is not None}
@@ -72,9 +72,7 @@ def cmd_train(args):
             )
         # The run's own settings, changed only where an option says so: --resume
         # alone finishes the run as it was started.
-        from .checkpoint import read_checkpoint
-
-        saved = TrainSettings.from_dict(read_checkpoint(args.resume)[3].get("settings", {}))
+        saved = saved_run_settings(args.resume)
         if "epochs" in given and "steps" not in given:
             given["steps"] = None  # --epochs replaces a saved --steps
         settings = replace(saved, **given)
@@ -152,13 +150,13 @@ def cmd_eval(args):
     from dataclasses import replace
 
     from .checkpoint import load_model
-    from .train import evaluate, load_labels, saved_settings
+    from .train import evaluate, load_labels_for, saved_settings
 
     model, _, state = load_model(args.checkpoint, device=args.device)
-    trained = saved_settings(model, state)
+    trained = saved_settings(model, state, args.checkpoint)
     settings = replace(trained, binarize=args.binarize or trained.binarize, size=args.size or trained.size,
                        data_dir=args.data_dir or trained.data_dir)
-    labels, classes = load_labels(args.data, settings, progress=not args.json)
+    labels, classes = load_labels_for(model, args.data, settings, args.checkpoint, progress=not args.json)
     result = evaluate(model, labels, args.batch, progress=not args.json, classes=classes)
     result.update(data=args.data, checkpoint=str(args.checkpoint), levels=model.config.levels)
     if args.json:
@@ -205,6 +203,7 @@ def _complete_parser(sub):
     src.add_argument("--data", help="take images from this dataset (a file or NAME:SPLIT) instead")
     p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
     p.add_argument("-n", type=option("images"), default=8, help="images taken from --data (default 8)")
+    p.add_argument("--size", type=option("size"), help="--data an image folder: centre-crop and resize to SIZE x SIZE (default: as in training)")
     p.add_argument("--keep-rows", type=option("keep_rows"), required=True, help="rows kept from the top of each image")
     p.add_argument("--class", dest="class_", type=option("class"),
                    help="class-conditional model with --image: the class of the images (with --data: their own)")
@@ -232,7 +231,7 @@ def cmd_complete(args):
 
     from .checkpoint import load_model
     from .sampling import complete
-    from .train import load_labels, saved_settings
+    from .train import load_labels_for, saved_settings
     from .viz import completion_grid, save_png
 
     model, _, state = load_model(args.checkpoint, device=args.device)
@@ -243,9 +242,9 @@ def cmd_complete(args):
             raise ValueError("--class: this model is class-conditional; say which class the --image files show")
         classes = None if args.class_ is None else np.full(len(originals), args.class_)
     else:
-        trained = saved_settings(model, state)
-        settings = replace(trained, data_dir=args.data_dir or trained.data_dir)
-        labels, classes = load_labels(args.data, settings)
+        trained = saved_settings(model, state, args.checkpoint)
+        settings = replace(trained, data_dir=args.data_dir or trained.data_dir, size=args.size or trained.size)
+        labels, classes = load_labels_for(model, args.data, settings, args.checkpoint)
         originals = labels[: args.n]
         classes = None if classes is None else classes[: args.n]  # completed as their true class
     completed = complete(model, originals, args.keep_rows, args.samples, seed=args.seed,

@@ -1,8 +1,16 @@
-"""Writing files so that a crash never leaves a half-written one behind."""
+"""Files: written so that a crash never leaves a half-written one behind
+(``atomic_write``), one writer per run folder (``FolderLock``), and ``.npz``
+files read so that a damaged or hostile one is refused with one line
+(``read_npz_arrays``)."""
 import os
 import tempfile
+import warnings
+import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 
 @contextmanager
@@ -116,3 +124,65 @@ class FolderLock:
     def __exit__(self, *exc):
         self.release()
         return False
+
+
+# Deflate cannot shrink data by more than about 1032:1, so a zip member that
+# claims to unpack to more than this many times its stored size lies about it.
+_MOST_DEFLATE_RATIO = 1100
+
+
+def _read_npy(member, size, where):
+    """One ``.npy`` member of an open zip: its header is checked before anything is
+    allocated (object arrays refused, the claimed shape must match the bytes that
+    follow), then exactly those bytes are read into the array."""
+    try:
+        version = np.lib.format.read_magic(member)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read_header:
+            raise ValueError(f".npy format version {version} (minipixel reads 1.0 and 2.0)")
+        with warnings.catch_warnings():  # a garbled header can make Python's parser warn too
+            warnings.simplefilter("ignore")
+            shape, fortran_order, dtype = read_header[version](member)
+    except Exception as err:  # noqa: BLE001 - numpy parses the header text with ast/tokenize; any failure is damage
+        raise ValueError(f"{where}: not a readable .npy array header ({type(err).__name__}: {err})") from None
+    if dtype.hasobject:
+        raise ValueError(f"{where}: holds Python objects (dtype {dtype}); only plain numeric and text arrays are "
+                         "read, because loading objects means unpickling, which can run code")
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize  # Python ints: cannot overflow
+    available = size - member.tell()
+    if claimed != available:
+        raise ValueError(f"{where}: the header says shape {shape} of {dtype} ({claimed:,} bytes), but {available:,} "
+                         "bytes follow it (damaged or cut short)")
+    buffer = bytearray(available)
+    if member.readinto(buffer) != available:
+        raise ValueError(f"{where}: cut short")
+    array = np.frombuffer(buffer, dtype=dtype)
+    return array.reshape(shape, order="F" if fortran_order else "C")
+
+
+def read_npz_arrays(path, what="an .npz file"):
+    """Every array of the ``.npz`` file ``path``, as ``{name: array}``, read safely.
+
+    ``np.load`` would believe the file: a damaged header can make it allocate
+    terabytes, and a non-zip file is tried as a pickle. Here nothing is unpickled
+    (object arrays are refused), every member's claimed size is checked against
+    the bytes it holds before anything is allocated, and every problem is a
+    ValueError of one line that names ``path`` and says it is not ``what``.
+    """
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: expected {what} (a zip archive), but it is not a zip file (corrupt or cut short?)")
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                where = f"{path} (member {info.filename})"
+                if info.compress_size > os.path.getsize(path) or info.file_size > _MOST_DEFLATE_RATIO * max(
+                        info.compress_size, 1) + 1024:
+                    raise ValueError(f"{where}: the zip directory gives impossible sizes ({info.compress_size:,} "
+                                     f"bytes stored, {info.file_size:,} unpacked); the file is damaged")
+                with archive.open(info) as member:
+                    arrays[info.filename.removesuffix(".npy")] = _read_npy(member, info.file_size, where)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as err:
+        raise ValueError(f"{path}: cannot read {what} ({type(err).__name__}: {err}); it may be damaged") from err
+    return arrays

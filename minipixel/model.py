@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from . import checks
 from .backend import get_xp
 from .layers import Layer, MaskedConv2d, ReLU, ResidualBlock, check_array
 
@@ -42,21 +43,19 @@ class PixelCNNConfig:
     arch: str = "pixelcnn"  # "pixelcnn" (this file) or "gated" (gated.GatedPixelCNN)
     classes: int = 0  # gated only: number of classes to condition on (0: unconditional)
 
+    # field: its range in checks.RANGES (the same bounds as the command line's options)
+    RANGES = {"height": "size", "width": "size", "levels": "levels", "filters": "filters", "blocks": "blocks",
+              "input_kernel": "kernel", "classes": "class"}
+
     def validate(self):
-        for name in ("height", "width", "channels", "filters", "blocks", "input_kernel"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < (0 if name == "blocks" else 1):
-                raise ValueError(f"config.{name}: expected a positive int, got {value!r}")
-        if self.channels not in (1, 3):
-            raise ValueError(f"config.channels: expected 1 (grey) or 3 (RGB), got {self.channels}")
-        if not (isinstance(self.levels, (int, np.integer)) and 2 <= self.levels <= 256):
-            raise ValueError(f"config.levels: expected an int from 2 to 256, got {self.levels!r}")
+        for name, kind in self.RANGES.items():
+            checks.check(kind, getattr(self, name), f"config.{name}")
+        if self.channels not in (1, 3) or isinstance(self.channels, bool):
+            raise ValueError(f"config.channels: expected 1 (grey) or 3 (RGB), got {self.channels!r}")
         if self.input_kernel % 2 == 0:
             raise ValueError(f"config.input_kernel: expected an odd kernel size, got {self.input_kernel}")
         if self.arch not in ARCHS:
             raise ValueError(f"config.arch: expected one of {ARCHS}, got {self.arch!r}")
-        if not (isinstance(self.classes, (int, np.integer)) and self.classes >= 0):
-            raise ValueError(f"config.classes: expected an int >= 0, got {self.classes!r}")
         if self.classes and self.arch != "gated":
             raise ValueError("config.classes: class conditioning needs the gated architecture (arch='gated')")
         if self.arch == "gated" and self.channels == 3 and self.filters % 3:

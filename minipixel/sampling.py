@@ -119,9 +119,11 @@ def complete(model, images, keep_rows, per_image=4, seed=0, temperature=1.0, met
     returns (n, per_image, H, W, C) uint8: ``per_image`` independent completions of each image
     """
     images = np.asarray(images)
-    H = model.config.height
-    if images.ndim != 4 or images.shape[1] != H:
-        raise ValueError(f"images: expected (n, {H}, W, C) labels for this model, got shape {images.shape}")
+    cfg = model.config
+    H = cfg.height
+    if images.ndim != 4 or images.shape[1:] != (H, cfg.width, cfg.channels):
+        raise ValueError(f"images: expected (n, {H}, {cfg.width}, {cfg.channels}) labels, images of the "
+                         f"{H}x{cfg.width}x{cfg.channels} the model was trained on, got shape {images.shape}")
     if not (isinstance(keep_rows, (int, np.integer)) and 0 < keep_rows < H):
         raise ValueError(f"keep_rows must be between 1 and {H - 1}, got {keep_rows!r}")
     if not (isinstance(per_image, (int, np.integer)) and per_image >= 1):

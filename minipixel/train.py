@@ -39,10 +39,11 @@ import numpy as np
 from tqdm import tqdm
 
 from . import checks, data, datasets, parallel
-from .checkpoint import load_model, read_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from .files import FolderLock, atomic_write
 from .losses import bits_per_dim
-from .model import PixelCNNConfig, build_model
+from .layers import ResidualBlock
+from .model import ARCHS, PixelCNNConfig, build_model
 from .optim import Adam
 from .sampling import sample
 from .viz import default_scale, image_grid, learning_curve, save_png
@@ -80,6 +81,8 @@ class TrainSettings:
     samples: int = 64  # images in samples.png at the end
     temperature: float = 1.0
 
+    CHOICES = {"binarize": ("threshold", "sample"), "arch": ARCHS, "block": ResidualBlock.WIDTHS}
+
     def validate(self):
         """Check every numeric setting against its range (``checks.RANGES``): a
         ValueError naming the setting, the value and the range."""
@@ -87,12 +90,39 @@ class TrainSettings:
             value = getattr(self, field.name)
             if field.name in checks.RANGES and (value is not None or field.default is not None):  # None: not given
                 checks.check(field.name, value)
+            if field.name in self.CHOICES and value not in self.CHOICES[field.name]:
+                raise ValueError(f"{field.name}: expected one of {self.CHOICES[field.name]}, got {value!r}")
         return self
 
     @classmethod
     def from_dict(cls, values):
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        """Settings from a dict (as saved in a checkpoint): unknown keys are ignored,
+        and every known one must have its field's type (None where the default is None)."""
+        given = {}
+        for field in fields(cls):
+            if field.name not in values:
+                continue
+            value = values[field.name]
+            allowed = (int, float) if field.type is float else field.type
+            if not (value is None and field.default is None) and (
+                    not isinstance(value, allowed) or isinstance(value, bool) and field.type is not bool):
+                raise ValueError(f"settings.{field.name}: expected {field.type.__name__}, got {value!r}")
+            given[field.name] = value
+        return cls(**given)
+
+
+def _checked_settings(saved, path):
+    """TrainSettings from a checkpoint's saved dict, checked; a CheckpointError naming ``path`` if they are not valid."""
+    try:
+        return TrainSettings.from_dict(saved).validate()
+    except ValueError as err:
+        raise CheckpointError(f"{path}: bad training settings in the checkpoint: {err}") from err
+
+
+def saved_run_settings(path):
+    """The TrainSettings saved in the checkpoint ``path`` (a file or run folder),
+    checked (types, ranges and choices); a CheckpointError naming the file if they are not valid."""
+    return _checked_settings(read_checkpoint(path)[3].get("settings", {}), path)
 
 
 def train_step(model, optimizer, inputs, labels, classes=None):
@@ -132,10 +162,34 @@ def load_labels(spec, settings, progress=True):
     return run_labels(images, settings)
 
 
-def saved_settings(model, state):
-    """The TrainSettings saved in a checkpoint's state (defaults for a checkpoint
-    saved without them), with the model's own levels and conditioning."""
-    return replace(TrainSettings.from_dict(state.get("settings", {})), levels=model.config.levels,
+def load_labels_for(model, spec, settings, checkpoint, progress=True):
+    """The images of ``spec`` as ``(labels, classes)`` for evaluating or completing
+    with ``model`` (read from ``checkpoint``), as its run saw its data (``settings``).
+    Data that does not fit the model is refused with one line that says how: its
+    size or channels differ, or it is binary and the model has more levels."""
+    images = datasets.load(spec, data_dir=settings.data_dir, size=settings.size, progress=progress)
+    cfg = model.config
+    H, W, C = images.images.shape[1:]
+    if (H, W, C) != (cfg.height, cfg.width, cfg.channels):
+        kind = {1: "grey", 3: "RGB"}
+        hint = ""
+        if C != cfg.channels:
+            hint = f"; the model draws {kind[cfg.channels]} images and needs {kind[cfg.channels]} data"
+        elif cfg.height == cfg.width:
+            hint = f"; for an image folder, --size {cfg.height} crops and resizes every image to fit"
+        raise ValueError(f"{spec}: the images are {H}x{W} {kind.get(C, f'{C}-channel')}, but the checkpoint {checkpoint} was "
+                         f"trained on {cfg.height}x{cfg.width} {kind[cfg.channels]} images{hint}")
+    if images.max_value == 1 and cfg.levels > 2:
+        raise ValueError(f"{spec}: the images are binary (0/1), but the checkpoint {checkpoint} has {cfg.levels} levels per "
+                         "sub-pixel (it was trained on data with more values); its likelihood of binary data "
+                         "would mean nothing")
+    return run_labels(images, settings)
+
+
+def saved_settings(model, state, path):
+    """The TrainSettings saved in the state of the checkpoint ``path`` (defaults for
+    a checkpoint saved without them), with the model's own levels and conditioning."""
+    return replace(_checked_settings(state.get("settings", {}), path), levels=model.config.levels,
                    conditional=bool(model.config.classes))
 
 
@@ -260,13 +314,13 @@ class Run:
         if resume is not None:
             resume = Path(resume)
             ckpt_path = resume / "checkpoint.npz" if resume.is_dir() else resume
-            saved = TrainSettings.from_dict(read_checkpoint(ckpt_path)[3].get("settings", {}))
+            saved = saved_run_settings(ckpt_path)
             self.model, optim_state, state = load_model(ckpt_path, device=(settings or saved).device)
             # settings=None continues the run's own schedule; given settings extend it.
             settings = saved if settings is None else replace(saved, epochs=settings.epochs, steps=settings.steps,
                                                                 minutes=settings.minutes, device=settings.device)
             self.folder = Path(out) if out else ckpt_path.parent
-            self.step, self.earlier_seconds = int(state["step"]), float(state.get("seconds", 0.0))
+            self.step, self.earlier_seconds = int(state.get("step", 0)), float(state.get("seconds", 0.0))
             log(f"resuming {ckpt_path} at step {self.step}")
         else:
             self.folder = Path(out) if out else default_run_dir(settings.data)

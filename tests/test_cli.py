@@ -101,6 +101,45 @@ def test_complete_from_images_and_from_data(trained, tiny_npz, tmp_path, capsys)
     assert "expected a 8x8 image for this model, got 8x9" in capsys.readouterr().err
 
 
+def test_data_that_does_not_fit_the_checkpoint_is_explained(trained, tmp_path, capsys):
+    from minipixel.data import ImageSet
+    from minipixel.datasets import write_npz
+
+    rng = np.random.default_rng(0)
+    files = {"rgb": ImageSet(rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8), 255, "rgb"),
+             "big": ImageSet(rng.integers(0, 2, (4, 12, 12, 1), dtype=np.uint8), 1, "big")}
+    for name, images in files.items():
+        write_npz(tmp_path / f"{name}.npz", images)
+    run = str(trained)
+    wanted = {"rgb": rf"rgb.npz: the images are 8x8 RGB, but the checkpoint {run} was trained on 8x8 grey images; "
+                     "the model draws grey images and needs grey data",
+              "big": rf"big.npz: the images are 12x12 grey, but the checkpoint {run} was trained on 8x8 grey images; "
+                     "for an image folder, --size 8 crops and resizes every image to fit"}
+    for name, words in wanted.items():
+        data = str(tmp_path / f"{name}.npz")
+        for args in (["eval", "--checkpoint", run, "--data", data],
+                     ["complete", "--checkpoint", run, "--data", data, "--keep-rows", "3", "--out",
+                      str(tmp_path / "c.png")]):
+            assert main(args) == 1
+            err = capsys.readouterr().err.strip()
+            assert err == f"minipixel {args[0]}: error: {data.rsplit('/', 1)[0]}/{words}", err
+    # binary data under a model of more levels
+    colour = tmp_path / "colour"
+    assert main(["train", "--data", str(tmp_path / "rgb.npz"), "--levels", "4", "--filters", "6", "--blocks", "1",
+                 "--steps", "1", "--samples", "0", "--out", str(colour), "--quiet"]) == 0
+    write_npz(tmp_path / "binary.npz", ImageSet(rng.integers(0, 2, (4, 8, 8, 3), dtype=np.uint8), 1, "binary"))
+    assert main(["eval", "--checkpoint", str(colour), "--data", str(tmp_path / "binary.npz")]) == 1
+    assert "binary.npz: the images are binary (0/1), but the checkpoint" in capsys.readouterr().err
+    # a checkpoint written by another version
+    with np.load(trained / "checkpoint.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["format"] = np.array("minipixel-checkpoint-2")
+    np.savez(tmp_path / "v2.npz", **arrays)
+    assert main(["sample", "--checkpoint", str(tmp_path / "v2.npz")]) == 1
+    assert capsys.readouterr().err.strip().endswith("v2.npz: expected a minipixel-checkpoint-1 file, found "
+                                                    "minipixel-checkpoint-2 (written by another version of minipixel)")
+
+
 def test_show_pictures(trained, tmp_path):
     from PIL import Image
 

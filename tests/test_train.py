@@ -1,5 +1,7 @@
 """Training: the loss falls, checkpoints round-trip, resume is exact, failures lose nothing."""
+import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -142,7 +144,7 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path):
     good = save_checkpoint(tmp_path / "good.npz", model, state={})
     data = good.read_bytes()
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="cut.npz: not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=r"cut.npz: expected a minipixel-checkpoint-1 file \(a zip archive\)"):
         load_model(tmp_path / "cut.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(CheckpointError, match="junk.npz"):
@@ -160,6 +162,73 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path):
     np.savez(tmp_path / "shapes.npz", **arrays)
     with pytest.raises(CheckpointError, match=r"conv_in.W: expected shape \(7, 7, 1, 4\), got \(3, 3, 1, 4\)"):
         load_model(tmp_path / "shapes.npz")
+
+
+def _rewrite(path, out, fields=None, state=None, **arrays):
+    """A copy of the checkpoint ``path`` with config fields, state fields or arrays replaced."""
+    with np.load(path) as f:
+        data = {k: f[k] for k in f.files}
+    if fields:
+        data["config"] = np.array(json.dumps({**json.loads(str(data["config"])), **fields}))
+    if state:
+        data["state"] = np.array(json.dumps({**json.loads(str(data["state"])), **state}))
+    data.update(arrays)
+    np.savez(out, **data)
+    return out
+
+
+def test_damaged_checkpoints_are_refused_before_anything_is_built(tmp_path):
+    from minipixel.train import saved_run_settings
+
+    model = PixelCNN(PixelCNNConfig(height=4, width=4, filters=4, blocks=1))
+    optimizer = Adam(model.parameters())
+    good = save_checkpoint(tmp_path / "good.npz", model, optimizer,
+                           {"step": 2, "settings": {"data": "x.npz", "batch": 4, "filters": 4}})
+    assert saved_run_settings(good).batch == 4 and load_model(good)[2]["step"] == 2
+    cases = [  # (what is changed, the words of the refusal)
+        (dict(fields={"filters": 10**9}), r"config.filters: expected an int from 1 to 4096, got 1000000000"),
+        (dict(fields={"filters": 4000, "blocks": 900}), r"config describes a model of about [\d,]+ numbers, but "
+                                                        r"the file holds 310"),
+        (dict(fields={"height": -1}), r"config.height: expected an int from 1 to 4096, got -1"),
+        (dict(state={"step": "abc"}), r"expected the state's step to be an int >= 0, got 'abc'"),
+        (dict(state={"settings": [1]}), r"expected the state's settings to be a JSON object, got list"),
+        (dict(**{"param/conv_in.W": np.full((7, 7, 1, 4), np.nan, np.float32)}),
+         r"parameter conv_in.W holds NaN or infinite values"),
+        (dict(**{"param/conv_in.b": np.zeros(4, np.int8)}), r"parameter conv_in.b: expected floats, got dtype int8"),
+        (dict(**{"optim/t": np.array(-3)}), r"expected the optimizer's step count t to be one int >= 0"),
+        (dict(**{"optim/m/conv_in.W": np.zeros(3, np.float32)}),
+         r"optimizer state m/conv_in.W: expected shape \(7, 7, 1, 4\), got \(3,\)"),
+        (dict(**{"optim/m/extra": np.zeros(3, np.float32)}), r"unexpected \['m/extra'\]"),
+        (dict(**{"format": np.array("minipixel-checkpoint-2")}),
+         r"expected a minipixel-checkpoint-1 file, found minipixel-checkpoint-2"),
+        (dict(**{"config": np.array([1, 2])}), r"expected 'config' to be one text value"),
+        (dict(**{"param/conv_in.W": np.array([None], dtype=object)}), r"holds Python objects"),
+    ]
+    for index, (change, words) in enumerate(cases):
+        bad = _rewrite(good, tmp_path / f"bad{index}.npz", **change)
+        with pytest.raises(CheckpointError, match=rf"bad{index}.npz.*{words}"):
+            load_model(bad)
+    for index, (settings, words) in enumerate([({"batch": "4"}, r"settings.batch: expected int, got '4'"),
+                                               ({"batch": 0}, r"batch: expected an int from 1 to 65536, got 0"),
+                                               ({"binarize": "x"}, r"binarize: expected one of"),
+                                               ({"lr": True}, r"settings.lr: expected float, got True")]):
+        bad = _rewrite(good, tmp_path / f"settings{index}.npz", state={"settings": settings})
+        with pytest.raises(CheckpointError, match=rf"settings{index}.npz: bad training settings.*{words}"):
+            saved_run_settings(bad)
+
+
+def test_a_npy_header_that_claims_more_than_the_file_holds_allocates_nothing(tmp_path):
+    from minipixel.files import read_npz_arrays
+
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(3))
+    header["shape"] = (2**40,)
+    raw = io.BytesIO()
+    np.lib.format.write_array_header_1_0(raw, header)
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        archive.writestr("param/x.npy", raw.getvalue() + np.zeros(3).tobytes())
+    with pytest.raises(ValueError, match=r"huge.npz \(member param/x.npy\): the header says shape \(1099511627776,\) "
+                                         r"of float64 \(8,796,093,022,208 bytes\), but 24 bytes follow it"):
+        read_npz_arrays(tmp_path / "huge.npz")
 
 
 def test_evaluate_checks_channels_and_levels():

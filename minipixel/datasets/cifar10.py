@@ -43,11 +43,21 @@ CIFAR10_VALUES = 3 * 32 * 32
 # published files) spells the module numpy.core.multiarray, numpy 2.x
 # numpy._core.multiarray. Both map to the function the running numpy itself
 # uses, so no module is imported under a name read from the file.
+# numpy pickles every array as _reconstruct(ndarray, (0,), b"b"), an empty
+# array, then fills it from the data that follows; the pickle gets stand-ins
+# for both names, so it cannot ask numpy for an array of any other shape (a
+# hostile file could otherwise ask for a terabyte) or call ndarray itself.
 _NUMPY_RECONSTRUCT = np.ndarray((0,), np.uint8).__reduce__()[0]
+
+
+class _ArrayClass:
+    """What a batch's pickle gets for ``numpy.ndarray``: only ``_reconstruct`` accepts it."""
+
+
 _CIFAR10_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): _NUMPY_RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _NUMPY_RECONSTRUCT,
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy.core.multiarray", "_reconstruct"): "_reconstruct",
+    ("numpy._core.multiarray", "_reconstruct"): "_reconstruct",
+    ("numpy", "ndarray"): _ArrayClass,
     ("numpy", "dtype"): np.dtype,
 }
 
@@ -73,12 +83,23 @@ class _Cifar10Unpickler(pickle.Unpickler):
         if (module, name) == ("_codecs", "encode"):
             return self._latin1_encode
         found = _CIFAR10_GLOBALS.get((module, name))
+        if found == "_reconstruct":
+            return self._reconstruct
         if found is None:
             raise _RefusedPickle(
                 f"{self.where}: expected a CIFAR-10 batch, which holds only numpy arrays, lists and bytes; "
                 f"the CIFAR-10 reader refuses to load {module}.{name} (the file may not be what it claims to be)"
             )
         return found
+
+    def _reconstruct(self, cls, shape, dtype):
+        if cls is not _ArrayClass or shape != (0,):
+            shown = "ndarray" if cls is _ArrayClass else repr(cls)
+            raise _RefusedPickle(
+                f"{self.where}: expected numpy arrays pickled as numpy pickles them (an empty array, then its "
+                f"data); the CIFAR-10 reader refuses _reconstruct({shown}, {shape!r})"
+            )
+        return _NUMPY_RECONSTRUCT(np.ndarray, (0,), dtype)
 
     def _latin1_encode(self, text, encoding):
         if encoding not in ("latin1", "latin-1"):
@@ -109,10 +130,10 @@ def _read_cifar10_batch(raw, where):
         batch = _Cifar10Unpickler(io.BytesIO(raw), where).load()
     except _RefusedPickle:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
+    except Exception as err:  # noqa: BLE001 - untrusted bytes: any failure (even OverflowError) means damage
         raise ValueError(
             f"{where}: expected a CIFAR-10 batch (a Python pickle), but it cannot be unpickled "
-            f"({type(err).__name__}: {err}); it may be damaged, so download it again"
+            f"({type(err).__name__}: {' '.join(str(err).split())}); it may be damaged, so download it again"
         ) from err
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         got = f"a dict with keys {sorted(batch, key=repr)}" if isinstance(batch, dict) else f"a {type(batch).__name__}"
@@ -158,6 +179,25 @@ def _cifar10_from_folder(path, wanted):
     return {name: _read_cifar10_batch((folder / name).read_bytes(), folder / name) for name in wanted}
 
 
+# A published batch is 31 MB; a member claiming far more is not a batch.
+_MEMBER_MOST_BYTES = 256 * 2**20
+
+
+def _check_member(path, member):
+    """Refuse an archive member that would land outside the archive's own folder if
+    it were unpacked (an absolute path, a '..', or a link pointing out), or that
+    claims to be far larger than a batch. Nothing is unpacked here, but an archive
+    holding such a member is not the published one."""
+    for what, name in (("member", member.name), ("link target", member.linkname if member.issym() or member.islnk()
+                                                  else "")):
+        if name.startswith("/") or ".." in PurePosixPath(name).parts:
+            raise ValueError(f"{path}: the archive holds a {what} {name!r} outside its own folder (an absolute path "
+                             "or '..'); refusing it, as the published CIFAR-10 archive has none")
+    if member.isfile() and member.size > _MEMBER_MOST_BYTES:
+        raise ValueError(f"{path}: the archive member {member.name} claims {member.size:,} bytes, far more than a "
+                         "CIFAR-10 batch (31 MB); the archive is damaged or not CIFAR-10")
+
+
 def _cifar10_from_archive(path, wanted):
     """Decode the batches ``wanted`` (names) straight from the tar.gz: {name: (images, classes)}.
 
@@ -169,6 +209,7 @@ def _cifar10_from_archive(path, wanted):
     try:
         with tarfile.open(path, "r:gz") as archive:
             for member in archive:
+                _check_member(path, member)
                 name = PurePosixPath(member.name).name
                 if not member.isfile():
                     continue

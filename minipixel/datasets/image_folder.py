@@ -18,6 +18,7 @@ Pillow decodes the files; only its PNG and JPEG decoders ever see them.
     images: (N, H, W, C) uint8, max_value 255; classes (N,) int64 or None
 """
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,8 @@ from ..data import ImageSet
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # Below this many files the reading is quick enough that a progress bar is noise.
 _PROGRESS_MIN_FILES = 2000
+# A bigger image (8192 x 8192) is refused before it is decoded: its header may lie.
+_MOST_PIXELS = 2**26
 # Pillow modes read as one grey channel; every other 8-bit mode becomes RGB.
 _GREY_MODES = ("1", "L", "LA", "La")
 
@@ -85,7 +88,12 @@ def _decode_image(Image, file, size, channels=None):
     image = None
     try:
         # Only the two decoders the folder format promises see the user's files.
-        image = Image.open(file, formats=("PNG", "JPEG"))
+        with warnings.catch_warnings():  # the size is checked below, with a clearer message
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(file, formats=("PNG", "JPEG"))
+        if image.width * image.height > _MOST_PIXELS:  # before the pixels are allocated
+            raise ValueError(f"{image.width}x{image.height} pixels, more than the {_MOST_PIXELS:,} an image may have "
+                             "(a damaged header, or a decompression bomb)")
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
             Image.DecompressionBombError) as err:

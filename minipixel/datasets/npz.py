@@ -3,29 +3,16 @@
 The arrays: ``images`` (N, H, W, C) uint8, ``max_value`` (an integer scalar,
 1 for binary data, 255 for 8-bit data) and, when there are classes,
 ``classes`` (N,) integers. Any dataset, once read, can be saved this way
-(``write_npz``) and read back fast, with no pickles (``allow_pickle=False``).
+(``write_npz``) and read back fast, with no pickles (``files.read_npz_arrays``
+refuses object arrays and checks every header before it allocates).
 """
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..data import ImageSet
-from ..files import atomic_write
+from ..files import atomic_write, read_npz_arrays
 from ._files import check_is_file
-
-
-def _load_npz_arrays(path):
-    """All arrays of an .npz file as a dict, with read errors turned into ValueError."""
-    # np.load would try a non-zip file as .npy or pickle and fail confusingly.
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: expected an .npz file (a zip archive), but it is not a zip file (corrupt or cut short?)")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as err:
-        raise ValueError(f"{path}: cannot read the .npz file ({err}); it may be damaged") from err
 
 
 def read_npz(path):
@@ -38,7 +25,7 @@ def read_npz(path):
     """
     path = Path(path)
     check_is_file(path)
-    arrays = _load_npz_arrays(path)
+    arrays = read_npz_arrays(path, "an .npz file of images")
     missing = [key for key in ("images", "max_value") if key not in arrays]
     if missing:
         raise ValueError(

@@ -231,6 +231,58 @@ def test_cifar10_refuses_pickles_that_call_anything_else(tmp_path, evil, refused
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("style", ["py3", "py2"])
+def test_cifar10_refuses_numpy_asked_for_a_huge_array(tmp_path, style):
+    # numpy's own reconstructor, which every pickled array names, asked for 2**40
+    # bytes: allowed through, it would try to allocate a terabyte.
+    reconstruct = np.ndarray((0,), np.uint8).__reduce__()[0]
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    huge = CallsOnLoad(reconstruct, np.ndarray, (2**40,), b"b")
+    (folder / "test_batch").write_bytes(dumps_batch({b"data": huge, b"labels": []}, style))
+    with pytest.raises(ValueError, match=r"test_batch: .*refuses _reconstruct\(ndarray, \(1099511627776,\)\)"):
+        read_cifar10(folder, "test")
+    # ... and the array class itself cannot be called either
+    (folder / "test_batch").write_bytes(dumps_batch({b"data": CallsOnLoad(np.ndarray, (2**40,)), b"labels": []}, style))
+    with pytest.raises(ValueError, match=r"test_batch: expected a CIFAR-10 batch \(a Python pickle\), but it cannot"):
+        read_cifar10(folder, "test")
+
+
+@pytest.mark.parametrize("name, link, refused", [
+    ("../cifar-10-batches-py/test_batch", None, r"member '\.\./cifar-10-batches-py/test_batch' outside"),
+    ("/tmp/cifar-10-batches-py/test_batch", None, r"member '/tmp/cifar-10-batches-py/test_batch' outside"),
+    ("cifar-10-batches-py/test_batch", "../../etc/passwd", r"link target '\.\./\.\./etc/passwd' outside"),
+    ("cifar-10-batches-py/readme.html", "/etc/passwd", r"link target '/etc/passwd' outside"),
+])
+def test_cifar10_archive_with_members_outside_its_folder_is_refused(cifar, tmp_path, name, link, refused):
+    batches, folder, _ = cifar
+    path = tmp_path / "hostile" / "cifar-10-python.tar.gz"
+    path.parent.mkdir()
+    with tarfile.open(path, "w:gz") as archive:  # the hostile member first: reading stops at the last batch wanted
+        info = tarfile.TarInfo(name)
+        if link is None:
+            raw = (folder / "test_batch").read_bytes()
+            info.size = len(raw)
+            archive.addfile(info, io.BytesIO(raw))
+        else:
+            info.type, info.linkname = tarfile.SYMTYPE, link
+            archive.addfile(info)
+        for batch in BATCHES:
+            archive.add(folder / batch, arcname=f"cifar-10-batches-py/{batch}")
+    with pytest.raises(ValueError, match=r"hostile/cifar-10-python\.tar\.gz: the archive holds a " + refused):
+        read_cifar10(path, "test")
+    assert not (tmp_path / "cifar-10-batches-py").exists()
+
+
+def test_cifar10_archive_member_claiming_too_much_is_refused(tmp_path):
+    path = tmp_path / "cifar-10-python.tar.gz"
+    info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+    info.size = 2**30  # a header that says a gigabyte follows; the data is not there
+    path.write_bytes(gzip.compress(info.tobuf() + bytes(1024)))
+    with pytest.raises(ValueError, match=r"member cifar-10-batches-py/test_batch claims 1,073,741,824 bytes"):
+        read_cifar10(path, "test")
+
+
 def test_cifar10_missing_batch(tmp_path):
     batches = fake_cifar_batches()
     folder = write_cifar_folder(tmp_path / "extracted", batches, skip=("data_batch_3",))

@@ -229,6 +229,23 @@ def test_unreadable_image_names_the_file(tmp_path, name, content):
         read_image_folder(tmp_path)
 
 
+@pytest.mark.parametrize("width, height", [(9000, 9000), (12_000, 12_000), (100_000, 100_000)])
+def test_image_claiming_too_many_pixels_is_refused_before_it_is_decoded(tmp_path, width, height):
+    # A small PNG whose header (checksum kept valid) claims a huge image: a
+    # decompression bomb, or a damaged header. Decoding it would allocate it all.
+    import struct
+    import zlib
+
+    raw = bytearray((save(tmp_path / "x" / "bomb.png", random_image((8, 8), 0))).read_bytes())
+    raw[16:24] = struct.pack(">II", width, height)
+    raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])))
+    (tmp_path / "x" / "bomb.png").write_bytes(bytes(raw))
+    refused = "decompression bomb" if width * height > 2 * Image.MAX_IMAGE_PIXELS else (  # Pillow's own limit
+        rf"{width}x{height} pixels, more than the 67,108,864 an image may have")
+    with pytest.raises(ValueError, match=rf"bomb\.png: cannot read it as an image \(.*{refused}"):
+        read_image_folder(tmp_path / "x")
+
+
 def test_16_bit_images_are_refused(tmp_path):
     Image.fromarray(np.full((4, 4), 1000, np.uint16)).save(tmp_path / "deep.png")
     with pytest.raises(ValueError, match=r"deep\.png: image mode I;16.* is not supported"):

@@ -72,7 +72,7 @@ def test_read_npz_wrong_contents(tmp_path, arrays, message):
 def test_read_npz_not_a_zip(tmp_path):
     path = tmp_path / "junk.npz"
     path.write_bytes(b"this is not a zip archive" * 10)
-    with pytest.raises(ValueError, match=r"junk\.npz: expected an \.npz file \(a zip archive\)"):
+    with pytest.raises(ValueError, match=r"junk\.npz: expected an \.npz file of images \(a zip archive\)"):
         read_npz(path)
 
 
@@ -91,5 +91,5 @@ def test_read_npz_damaged_inside(tmp_path):
     middle = len(raw) // 2
     raw[middle:middle + 64] = bytes(64)  # the zip directory survives, the compressed data does not
     path.write_bytes(bytes(raw))
-    with pytest.raises(ValueError, match=r"bent\.npz: cannot read the \.npz file"):
+    with pytest.raises(ValueError, match=r"bent\.npz: cannot read an \.npz file of images \(BadZipFile"):
         read_npz(path)
