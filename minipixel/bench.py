@@ -272,9 +272,9 @@ def batch_list(text):
 
 
 def add_arguments(parser):
-    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu or gpu (default cpu)")
     parser.add_argument("--arch", choices=list(REFERENCES), default="pixelcnn",
-                        help="the keras.io reference PixelCNN, or a gated model of its width and depth")
+                        help="the keras.io reference PixelCNN, or a gated model of its width and depth (default pixelcnn)")
     parser.add_argument("--batches", type=batch_list, default=(16, 64), help="comma-separated batch sizes (default 16,64)")
     parser.add_argument("--repeat", type=option("repeat"), default=7,
                         help="timed runs per measurement; medians are reported (default 7)")

@@ -42,6 +42,10 @@ RANGES = {
     "channel": (int, 0, 2, False),
     "repeat": (int, 1, 1000, False),
     "rows": (int, 1, 4096, False),  # bench --naive-rows
+    "index": (int, 0, 10**8, False),  # complete --index
+    "frame_every": (int, 1, 10**9, False),  # sample --frame-every
+    "eval_every": (int, 1, 10**9, False),
+    "save_every": (int, 1, 10**9, False),
 }
 
 

@@ -27,7 +27,7 @@ def _train_parser(sub):
     p.add_argument("--data", help=f"training data: a file or NAME:SPLIT (default {d.data})")
     p.add_argument("--valid", help="validation data (default: the dataset's valid split, else a 10%% hold-out)")
     p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
-    p.add_argument("--size", type=option("size"), help="image folders: centre-crop and resize every image to SIZE x SIZE")
+    p.add_argument("--size", type=option("size"), help="image folders: centre-crop and resize every image to SIZE x SIZE (default: keep their size)")
     p.add_argument("--levels", type=option("levels"), help=f"values per sub-pixel, 2..256 (default {d.levels})")
     p.add_argument("--binarize", choices=["threshold", "sample"], help=f"how grey data becomes 2 levels (default {d.binarize})")
     p.add_argument("--arch", choices=ARCHS,
@@ -41,34 +41,40 @@ def _train_parser(sub):
     p.add_argument("--block", choices=["half", "keras"], help=f"residual block widths (default {d.block})")
     p.add_argument("--batch", type=option("batch"), help=f"batch size (default {d.batch})")
     p.add_argument("--epochs", type=option("epochs"), help=f"epochs (default {d.epochs})")
-    p.add_argument("--steps", type=option("steps"), help="total optimizer steps (overrides --epochs)")
+    p.add_argument("--steps", type=option("steps"), help="total optimizer steps, overriding --epochs (default: --epochs)")
     p.add_argument("--minutes", type=option("minutes"), help="also stop after this many minutes of training (across resumes), "
-                                                 "with an evaluation and a checkpoint")
+                                                 "with an evaluation and a checkpoint (default: no limit)")
     p.add_argument("--lr", type=option("lr"), help=f"Adam learning rate (default {d.lr})")
     p.add_argument("--lr-decay", type=option("lr_decay"), help=f"lr multiplier per step (default {d.lr_decay})")
     p.add_argument("--seed", type=option("seed"), help=f"seed of weights, data order, hold-out (default {d.seed})")
     p.add_argument("--device", choices=["cpu", "gpu"], help="cpu (NumPy) or gpu (CuPy) (default cpu)")
     p.add_argument("--samples", type=option("samples"), help=f"images in samples.png at the end (default {d.samples})")
     p.add_argument("--temperature", type=option("temperature"), help=f"sampling temperature for samples.png (default {d.temperature})")
-    p.add_argument("--out", help="run folder (default runs/<dataset>-<time>)")
-    p.add_argument("--resume", help="continue the run in this folder (or checkpoint file) where it stopped")
+    p.add_argument("--eval-every", type=option("eval_every"), help="evaluate, checkpoint and keep best.npz every N "
+                                                                  "steps (default: at the end of every epoch)")
+    p.add_argument("--save-every", type=option("save_every"), help="also checkpoint every N steps (default: only "
+                                                                  "at evaluations)")
+    p.add_argument("--out", help="run folder (default runs/<data>-<date>-<time>, e.g. runs/mnist5k-train-20261125-143000)")
+    p.add_argument("--resume", help="continue the run in this folder (or checkpoint file) where it stopped; "
+                                    "only --epochs, --steps, --minutes, --device, --lr, --lr-decay, --eval-every "
+                                    "and --save-every may change it (default: a new run)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_argument(p)
     p.set_defaults(handler=cmd_train)
 
 
 def cmd_train(args):
-    from .train import TrainSettings, saved_run_settings, train
+    from .train import RESUME_FIELDS, TrainSettings, saved_run_settings, train
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainSettings)
              if getattr(args, f.name, None) is not None}
     if args.resume:
-        allowed = {"epochs", "steps", "minutes", "device"}
-        extra = sorted(set(given) - allowed)
+        extra = sorted(set(given) - set(RESUME_FIELDS))
         if extra:
+            allowed = ", ".join("--" + name.replace("_", "-") for name in RESUME_FIELDS)
             raise ValueError(
-                "--resume continues a run with the settings saved in its checkpoint; only --epochs, --steps, "
-                f"--minutes, --device and --out may be given with it (got {', '.join('--' + e.replace('_', '-') for e in extra)})"
+                f"--resume continues a run with the settings saved in its checkpoint; only {allowed} and --out may "
+                f"be given with it (got {', '.join('--' + e.replace('_', '-') for e in extra)})"
             )
         # The run's own settings, changed only where an option says so: --resume
         # alone finishes the run as it was started.
@@ -83,30 +89,71 @@ def cmd_train(args):
 
 
 def _sample_parser(sub):
+    import argparse
+
+    from .checks import check, describe
+    from .sampling import MAX_FRAMES
+
+    def size(text):
+        """'HxW' or 'S' -> (H, W), each in the range of ``size``."""
+        parts = text.lower().split("x")
+        if len(parts) == 1:
+            parts *= 2  # S is S x S
+        try:
+            if len(parts) != 2:
+                raise ValueError(text)
+            return tuple(check("size", int(part)) for part in parts)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected HxW or S (S x S), each {describe('size')}, got {text!r}") from None
+
     p = sub.add_parser("sample", help="generate images from a checkpoint")
     p.add_argument("--checkpoint", required=True, help="checkpoint.npz (or its run folder)")
     p.add_argument("-n", type=option("images"), default=16, help="number of images (default 16); for a class-conditional "
                                                      "model without --class, images per class, one row each")
-    p.add_argument("--class", dest="class_", type=option("class"), help="class-conditional model: draw this class")
+    p.add_argument("--class", dest="class_", type=option("class"),
+                   help="class-conditional model: draw this class (default: every class, one row each)")
     p.add_argument("--seed", type=option("seed"), default=0, help="random seed (default 0)")
     p.add_argument("--temperature", type=option("temperature"), default=1.0, help="softmax temperature; 0 = argmax (default 1.0)")
     p.add_argument("--method", choices=["cached", "naive"], default="cached", help="sampler (default cached)")
     p.add_argument("--out", default=DEFAULT_SAMPLES_PNG, help="PNG grid to write (default samples.png)")
-    p.add_argument("--npy", action="store_true", help="also save the labels as <out>.npy, (n, H, W, C) uint8")
+    p.add_argument("--npy", action="store_true",
+                   help="also save the labels, (n, H, W, C) uint8, in the --out path with its suffix replaced by .npy "
+                        "(samples.png -> samples.npy) (default: off)")
+    p.add_argument("--png-dir", metavar="DIR", help="also write each image as its own PNG, DIR/000.png, 001.png, ...: "
+                                                    "one pixel per pixel, values 0-255 (default: none)")
+    p.add_argument("--size", type=size, metavar="HxW",
+                   help="sample images of this size, HxW or S for SxS, each 1 to 4096 (default: the size the model "
+                        "was trained on); every layer is a convolution, so any model can")
+    p.add_argument("--animate", metavar="GIF", help="also write a GIF of the sampler at work, filling the images "
+                                                    "sub-pixel by sub-pixel; red-grey: not drawn yet (default: none)")
+    p.add_argument("--frame-every", type=option("frame_every"), metavar="K",
+                   help="--animate: sub-pixels drawn per frame (default: one image row, W x C, raised to keep "
+                        f"at most {MAX_FRAMES} frames)")
     p.add_argument("--batch", type=option("batch"), default=64, help="images sampled at once (default 64)")
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy) (default cpu)")
     p.add_argument("--scale", type=option("scale"), default=None, help="pixel size in the PNG (default 2, or 4 below 28 px)")
     p.set_defaults(handler=cmd_sample)
 
 
 def cmd_sample(args):
     from .checkpoint import load_model
+    from .checks import check_memory
     from .files import atomic_write
-    from .sampling import sample
-    from .viz import default_scale, image_grid, save_png
+    from .sampling import Recording, sample
+    from .viz import default_scale, image_grid, sampling_frame, save_gif, save_image_files, save_png
 
+    def count(k, word, words=None):
+        """'1 image', '2 images'."""
+        return f"{k} {word}" if k == 1 else f"{k} {words or word + 's'}"
+
+    if args.animate and Path(args.animate).suffix.lower() != ".gif":
+        raise ValueError(f"--animate: expected a file name ending in .gif, got {args.animate!r}")
+    if args.frame_every and not args.animate:
+        raise ValueError("--frame-every: sets the frames of --animate, which is not given")
     model, _, _ = load_model(args.checkpoint, device=args.device)
-    K, classes, ncols = model.config.classes, None, None
+    cfg = model.config
+    H, W = args.size or (cfg.height, cfg.width)
+    K, classes, ncols = cfg.classes, None, None
     if args.class_ is not None:
         if not K:
             raise ValueError("--class: this model is not class-conditional (train it with --arch gated --conditional)")
@@ -115,20 +162,35 @@ def cmd_sample(args):
         classes = np.full(args.n, args.class_)
     elif K:
         classes, ncols = np.repeat(np.arange(K), args.n), args.n  # one row per class
-    images = sample(model, args.n if classes is None else len(classes), seed=args.seed,
-                    temperature=args.temperature, method=args.method, batch_size=args.batch, progress=True,
-                    classes=classes)
-    scale = args.scale or default_scale(model.config.height)
+    n = args.n if classes is None else len(classes)
+    scale = args.scale or default_scale(H)
+    recording = None
+    if args.animate:
+        recording = Recording(n, H, W, cfg.channels, args.frame_every)
+        grid = image_grid(np.zeros((n, H, W, 1), np.uint8), cfg.levels, ncols=ncols, scale=scale)
+        check_memory(len(recording.drawn) * grid.size * 4, f"{len(recording.drawn)} frames of --animate")
+    images = sample(model, n, seed=args.seed, temperature=args.temperature, method=args.method, height=H, width=W,
+                    batch_size=args.batch, progress=True, classes=classes, snapshot=recording,
+                    snapshot_every=recording.every if recording else None)
     out = Path(args.out)
-    save_png(out, image_grid(images, model.config.levels, ncols=ncols, scale=scale))
-    rows = f", one row per class ({K} classes)" if ncols else ""
-    print(f"wrote {out} ({len(images)} images, {model.config.height}x{model.config.width}x{model.config.channels}, "
-          f"{model.config.levels} levels{rows})")
+    save_png(out, image_grid(images, cfg.levels, ncols=ncols, scale=scale))
+    rows = f", one row per class ({count(K, 'class', 'classes')})" if ncols else ""
+    print(f"wrote {out} ({count(n, 'image')}, {H}x{W}x{cfg.channels}, {cfg.levels} levels{rows})")
     if args.npy:
         npy = out.with_suffix(".npy")
         with atomic_write(npy) as f:
             np.save(f, images)
         print(f"wrote {npy}")
+    if args.png_dir:
+        paths = save_image_files(args.png_dir, images, cfg.levels)
+        names = paths[0].name if len(paths) == 1 else f"{paths[0].name} to {paths[-1].name}"
+        print(f"wrote {count(len(paths), 'PNG file')} in {args.png_dir} ({names})")
+    if recording:
+        pictures = [sampling_frame(labels, drawn, cfg.levels, ncols=ncols, scale=scale)
+                    for labels, drawn in zip(recording.labels, recording.drawn)]
+        save_gif(args.animate, pictures)
+        print(f"wrote {args.animate} ({count(len(pictures), 'frame')}, one every "
+              f"{count(recording.every, 'sub-pixel')} of each image; red-grey: not drawn yet)")
     return 0
 
 
@@ -140,7 +202,7 @@ def _eval_parser(sub):
     p.add_argument("--binarize", choices=["threshold", "sample"], help="default: as in training")
     p.add_argument("--size", type=option("size"), help="image folders: centre-crop and resize to SIZE x SIZE (default: as in training)")
     p.add_argument("--batch", type=option("batch"), default=64, help="images per forward pass (default 64)")
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu or gpu (default cpu)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_threads_argument(p)
     p.set_defaults(handler=cmd_eval)
@@ -202,16 +264,20 @@ def _complete_parser(sub):
     src.add_argument("--image", action="append", help="an image file (PNG/JPEG) of the model's size; repeatable")
     src.add_argument("--data", help="take images from this dataset (a file or NAME:SPLIT) instead")
     p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
-    p.add_argument("-n", type=option("images"), default=8, help="images taken from --data (default 8)")
+    p.add_argument("-n", type=option("images"), default=8, help="images taken from --data, drawn at random by "
+                                                                  "--seed (default 8)")
+    p.add_argument("--index", type=option("index"), action="append",
+                   help="with --data: take the image at this index instead (repeatable; default: -n at random)")
     p.add_argument("--size", type=option("size"), help="--data an image folder: centre-crop and resize to SIZE x SIZE (default: as in training)")
     p.add_argument("--keep-rows", type=option("keep_rows"), required=True, help="rows kept from the top of each image")
     p.add_argument("--class", dest="class_", type=option("class"),
-                   help="class-conditional model with --image: the class of the images (with --data: their own)")
+                   help="class-conditional model with --image: the class of the images (with --data: their own; default: none)")
     p.add_argument("--samples", type=option("completions"), default=4, help="completions per image (default 4)")
-    p.add_argument("--seed", type=option("seed"), default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=option("seed"), default=0, help="seed of the completions, and of the images "
+                                                                 "drawn from --data (default 0)")
     p.add_argument("--temperature", type=option("temperature"), default=1.0, help="softmax temperature (default 1.0)")
     p.add_argument("--out", default="completions.png", help="PNG grid (default completions.png)")
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu or gpu (default cpu)")
     p.set_defaults(handler=cmd_complete)
 
 
@@ -219,11 +285,26 @@ def _read_image_file(path, config):
     """An image file as (H, W, C) labels at the model's levels."""
     from . import data, datasets
 
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such image file" if not Path(path).exists() else
+                                f"{path}: is a folder, expected an image file")
     pixels = datasets.read_image(path, channels=config.channels)
     if pixels.shape[:2] != (config.height, config.width):
         raise ValueError(f"{path}: expected a {config.height}x{config.width} image for this model, "
                          f"got {pixels.shape[0]}x{pixels.shape[1]}")
     return data.quantize(pixels / 255.0, config.levels)
+
+
+def _chosen_images(count, args):
+    """The indices of the images ``complete`` takes from --data: those --index names, in
+    that order, or -n drawn at random by --seed (the files are often in class order, so
+    the first n would all be one class)."""
+    if args.index:
+        wrong = [i for i in args.index if i >= count]
+        if wrong:
+            raise ValueError(f"--index: {args.data} holds {count} images (indices 0 to {count - 1}), got {wrong}")
+        return np.array(args.index)
+    return np.random.default_rng(args.seed).choice(count, size=min(args.n, count), replace=False)
 
 
 def cmd_complete(args):
@@ -245,8 +326,9 @@ def cmd_complete(args):
         trained = saved_settings(model, state, args.checkpoint)
         settings = replace(trained, data_dir=args.data_dir or trained.data_dir, size=args.size or trained.size)
         labels, classes = load_labels_for(model, args.data, settings, args.checkpoint)
-        originals = labels[: args.n]
-        classes = None if classes is None else classes[: args.n]  # completed as their true class
+        chosen = _chosen_images(len(labels), args)
+        originals = labels[chosen]
+        classes = None if classes is None else classes[chosen]  # completed as their true class
     completed = complete(model, originals, args.keep_rows, args.samples, seed=args.seed,
                          temperature=args.temperature, progress=True, classes=classes)
     out = save_png(args.out, completion_grid(originals, completed, args.keep_rows, cfg.levels))
@@ -261,7 +343,7 @@ def _download_parser(sub):
     p = sub.add_parser("download", help="download a dataset into the data folder, checking its checksums")
     p.add_argument("name", choices=list(DOWNLOADABLE))
     p.add_argument("--data-dir", help="where to put it (default: $MINIPIXEL_DATA or data/)")
-    p.add_argument("--mirror", help="fetch the files from this base URL instead (or set $MINIPIXEL_MIRROR)")
+    p.add_argument("--mirror", help="fetch the files from this base URL instead (or set $MINIPIXEL_MIRROR; default: the published URLs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_download)
 
@@ -283,24 +365,25 @@ def _show_parser(sub):
     what = p.add_subparsers(dest="what", required=True)
     m = what.add_parser("masks", help="mask A and B kernels for each colour pair")
     m.add_argument("--kernel", type=option("kernel"), default=5, help="kernel size, odd (default 5)")
-    m.add_argument("--channels", type=int, choices=[1, 3], default=3)
-    m.add_argument("--out", default="masks.png")
+    m.add_argument("--channels", type=int, choices=[1, 3], default=3, help="colours: 1 or 3 (default 3)")
+    m.add_argument("--out", default="masks.png", help="PNG file (default masks.png)")
     f = what.add_parser("field", help="which inputs influence one output, from the backward pass")
     f.add_argument("--checkpoint", help="a trained model (default: a fresh random model with the options below)")
     f.add_argument("--arch", choices=ARCHS, default="pixelcnn",
                    help="fresh model: the architecture (default pixelcnn; gated has no blind spot)")
-    f.add_argument("--channels", type=int, choices=[1, 3], default=1, help="fresh model: colours")
+    f.add_argument("--channels", type=int, choices=[1, 3], default=1, help="fresh model: colours (default 1)")
     f.add_argument("--size", type=option("size"), default=28, help="fresh model: image size (default 28)")
-    f.add_argument("--blocks", type=option("blocks"), default=5,
-                   help="fresh model: residual blocks or gated layers after the first (default 5)")
+    f.add_argument("--blocks", type=option("blocks"), default=8,
+                   help="fresh model: residual blocks or gated layers after the first (default 8, as train's)")
     f.add_argument("--filters", type=option("filters"), default=32, help="fresh model: filters (default 32)")
     f.add_argument("--row", type=option("position"), help="the output's row (default: the middle)")
     f.add_argument("--col", type=option("position"), help="the output's column (default: the middle)")
-    f.add_argument("--channel", type=option("channel"), default=0, help="the output's colour (0 = R or grey)")
-    f.add_argument("--out", default="field.png")
+    f.add_argument("--channel", type=option("channel"), default=0, help="the output's colour, 0 = R or grey "
+                                                                       "(default 0)")
+    f.add_argument("--out", default="field.png", help="PNG file (default field.png)")
     c = what.add_parser("curve", help="the learning curve of a run (also written by train)")
-    c.add_argument("--run", required=True, help="a run folder with metrics.jsonl")
-    c.add_argument("--out", help="default: <run>/learning_curve.png")
+    c.add_argument("--run", required=True, help="a run folder (or its checkpoint.npz) with metrics.jsonl")
+    c.add_argument("--out", help="PNG file (default: <run>/learning_curve.png)")
     p.set_defaults(handler=cmd_show)
 
 
@@ -328,6 +411,10 @@ def cmd_show(args):
         from .train import read_metrics
 
         run = Path(args.run)
+        run = run.parent if run.is_file() else run  # a checkpoint.npz names its run folder
+        if not (run / "metrics.jsonl").is_file():
+            what = "no such run folder" if not run.exists() else "no metrics.jsonl in it (no evaluation yet?)"
+            raise FileNotFoundError(f"{args.run}: {what}; expected a run folder written by minipixel train")
         rows = read_metrics(run / "metrics.jsonl")
         out = viz.save_png(args.out or run / "learning_curve.png", viz.learning_curve(rows))
         print(f"wrote {out}")
@@ -335,7 +422,10 @@ def cmd_show(args):
 
 
 def build_parser():
+    from . import __version__
+
     parser = Parser(prog="minipixel", description="A from-scratch PixelCNN on NumPy / CuPy.")
+    parser.add_argument("--version", action="version", version=f"minipixel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_train_parser, _sample_parser, _eval_parser, _complete_parser, _show_parser, _download_parser,
                 _gradcheck_parser, _bench_parser):

@@ -56,17 +56,29 @@ def draw(logits, u, temperature=1.0):
 
 
 def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, width=None,
-           batch_size=64, progress=False, known=None, known_rows=0, classes=None):
+           batch_size=64, progress=False, known=None, known_rows=0, classes=None,
+           snapshot=None, snapshot_every=None):
     """Generate ``n`` images from ``model``.
 
     returns labels: (n, H, W, C) uint8 NumPy array, values 0 .. levels-1
-    (``H, W`` default to the size in the model's config).
+    (``H, W`` default to the size in the model's config; every layer is a
+    convolution and the class bias is the same at every position, so any
+    size works, whatever size the model was trained on).
 
     classes: (n,) ints, the class of each image, for a class-conditional model.
 
     Image completion: with ``known`` ((n, H, W, C) labels) the first
     ``known_rows`` rows of every image are copied from it, and only the rows
     below are sampled, each conditioned on everything above it.
+
+    Watching the sampler (``--animate``): ``snapshot(start, labels, drawn)`` is
+    called for each batch before its first draw, after every ``snapshot_every``
+    sub-pixels (default W * C: one image row) and after its last draw.
+    ``start``: the batch's first image; ``labels``: the batch's (b, H, W, C)
+    labels, on the model's device, to read only; ``drawn``: how many
+    sub-pixels of each image, in the sampler's order (row, column, colour),
+    are final; the others are not drawn yet. It reads, draws no random
+    numbers: the images are the same with or without it. See ``Recording``.
     """
     cfg = model.config
     if known is not None:
@@ -94,6 +106,9 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
         classes = np.asarray(classes)
         if classes.shape != (n,):
             raise ValueError(f"classes: expected one class per image, ({n},) ints, got shape {classes.shape}")
+    every = snapshot_every or W * cfg.channels
+    if not (isinstance(every, (int, np.integer)) and every >= 1):
+        raise ValueError(f"snapshot_every must be a positive int, got {snapshot_every!r}")
     if model.xp is np:
         checks.check_memory(checks.sampling_bytes(cfg, n, batch_size, H, W),
                             f"sampling {n} images of {H}x{W}")
@@ -105,7 +120,9 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
         u = uniforms[start : start + batch_size]
         given = None if known is None else known[start : start + batch_size, :known_rows]
         given_classes = None if classes is None else classes[start : start + batch_size]
-        out[start : start + len(u)] = sampler(model, u, temperature, bar, known=given, classes=given_classes)
+        watch = None if snapshot is None else Watch(lambda labels, drawn, s=start: snapshot(s, labels, drawn), every)
+        out[start : start + len(u)] = sampler(model, u, temperature, bar, known=given, classes=given_classes,
+                                              watch=watch)
     bar.close()
     return out
 
@@ -136,6 +153,64 @@ def complete(model, images, keep_rows, per_image=4, seed=0, temperature=1.0, met
     return completed.reshape((n, per_image) + images.shape[1:])
 
 
+class Watch:
+    """What a sampler calls as it draws (``sample(snapshot=...)``): ``look(labels, drawn)``
+    once before its first draw, then after every ``every`` sub-pixels, and after its last.
+
+    labels: (b, H, W, C) on the device; drawn: sub-pixels of each image final so far.
+    """
+
+    def __init__(self, look, every):
+        self.look, self.every = look, every
+
+    def before(self, labels, drawn):
+        self.look(labels, drawn)
+
+    def after(self, labels, drawn):
+        _, H, W, C = labels.shape
+        if drawn % self.every == 0 or drawn == H * W * C:
+            self.look(labels, drawn)
+
+
+MAX_FRAMES = 500  # looks a Recording takes at most: an animation of more is slow to watch and big to keep
+
+
+class Recording:
+    """A ``snapshot`` for ``sample`` that keeps a copy of the labels at every look.
+
+    ``labels[k]``: (n, H, W, C) uint8, all n images as they stood at look k;
+    ``drawn[k]``: how many sub-pixels of each image (row, column, colour order)
+    were final then: 0, every, 2 * every, ..., H * W * C. Every batch is looked
+    at after the same counts, so look k of each batch fills its images in
+    frame k. Without ``known`` rows only (the looks then start at 0).
+
+    every: sub-pixels between two looks; default one image row (W * C), or
+    more where that would make over ``MAX_FRAMES`` looks. Pass ``self.every``
+    to ``sample(snapshot_every=)``.
+    """
+
+    def __init__(self, n, height, width, channels, every=None):
+        total = height * width * channels
+        fewest = -(-total // (MAX_FRAMES - 1))  # the smallest step giving at most MAX_FRAMES looks
+        every = every or max(width * channels, fewest)
+        if not (isinstance(every, (int, np.integer)) and every >= 1):
+            raise ValueError(f"every: expected a positive int, got {every!r}")
+        if every < fewest:
+            raise ValueError(f"every={every} sub-pixel(s) makes {-(-total // every) + 1} frames of "
+                             f"{height}x{width}x{channels} images, more than {MAX_FRAMES}: take every={fewest} or "
+                             "more (sample --frame-every)")
+        self.every = every
+        self.drawn = [min(k * every, total) for k in range(-(-total // every) + 1)]
+        checks.check_memory(len(self.drawn) * n * total, f"recording {len(self.drawn)} frames of {n} images")
+        self.labels = np.zeros((len(self.drawn), n, height, width, channels), dtype=np.uint8)
+
+    def __call__(self, start, labels, drawn):
+        k = -(-drawn // self.every)  # the looks come at 0, every, 2 * every, ..., then at the total
+        if k >= len(self.drawn) or self.drawn[k] != drawn:
+            raise ValueError(f"Recording: expected a look after one of {self.drawn} sub-pixels, got {drawn}")
+        self.labels[k, start : start + len(labels)] = to_numpy(labels)  # a copy: the sampler goes on writing
+
+
 def _start(model, u, known):
     """Labels on the device, with the known rows copied in; the uniforms moved there too."""
     xp = model.xp
@@ -146,12 +221,13 @@ def _start(model, u, known):
     return labels, xp.asarray(u), first
 
 
-def sample_naive(model, u, temperature, bar, known=None, rows=None, classes=None):
+def sample_naive(model, u, temperature, bar, known=None, rows=None, classes=None, watch=None):
     """One full forward pass per sub-pixel: simple, slow, the reference.
 
     u: (n, H, W, C) uniform numbers; known: optional (n, first, W, C) labels of
     the top rows to keep; rows: stop after that many rows (for timing);
-    classes: (n,) ints for a class-conditional model.
+    classes: (n,) ints for a class-conditional model; watch: an optional
+    ``Watch``, shown the labels as they are drawn.
     Returns (n, H, W, C) uint8 labels (NumPy).
     """
     xp, L = model.xp, model.config.levels
@@ -159,33 +235,39 @@ def sample_naive(model, u, temperature, bar, known=None, rows=None, classes=None
     labels, u, first = _start(model, u, known)
     x = labels_to_inputs(labels, L, model.dtype, xp)
     bar.update(n * first)
+    if watch:
+        watch.before(labels, first * W * C)
     for i in range(first, H if rows is None else rows):
         for j in range(W):
             for c in range(C):
                 logits = model.forward(x, classes)[:, i, j, c]
                 labels[:, i, j, c] = draw(logits, u[:, i, j, c], temperature)
                 x[:, i, j, c] = labels_to_inputs(labels[:, i, j, c], L, model.dtype, xp)
+                if watch:
+                    watch.after(labels, (i * W + j) * C + c + 1)
         bar.update(n)
     return to_numpy(labels)
 
 
-def sample_cached(model, u, temperature, bar, known=None, classes=None):
+def sample_cached(model, u, temperature, bar, known=None, classes=None, watch=None):
     """One position at a time, each layer computed there only (``forward_at``).
 
     Same arguments and result as ``sample_naive``. The known rows are still
     run through the model, to fill the maps that later positions read.
     """
     with parallel.single_threaded_blas():  # a position's products are small: one thread does them sooner
-        return _sample_cached(model, u, temperature, bar, known, classes)
+        return _sample_cached(model, u, temperature, bar, known, classes, watch)
 
 
-def _sample_cached(model, u, temperature, bar, known, classes):
+def _sample_cached(model, u, temperature, bar, known, classes, watch):
     xp, L = model.xp, model.config.levels
     n, H, W, C = u.shape
     labels, u, first = _start(model, u, known)
     model.condition(classes)
     model.start_at(n, H, W)
     canvas = model.canvas(n, H, W)  # the model's input, filled as the labels are drawn
+    if watch:
+        watch.before(labels, first * W * C)
     for i in range(H):
         for j in range(W):
             for c in range(C):
@@ -193,6 +275,8 @@ def _sample_cached(model, u, temperature, bar, known, classes):
                 label = labels[:, i, j, c] if i < first else draw(logits, u[:, i, j, c], temperature)
                 labels[:, i, j, c] = label
                 canvas.write(i, j, labels_to_inputs(label, L, model.dtype, xp), channels=c)
+                if watch and i >= first:  # the known rows were there from the start
+                    watch.after(labels, (i * W + j) * C + c + 1)
         bar.update(n)
     return to_numpy(labels)
 

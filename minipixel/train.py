@@ -78,6 +78,8 @@ class TrainSettings:
     seed: int = 0  # weights, data order, hold-out split, stochastic binarization
     device: str = "cpu"
     eval_batch: int = None  # images per evaluation forward pass (None: the training batch; memory stays below a step's)
+    eval_every: int = None  # evaluate (and checkpoint) every this many steps (None: at the end of every epoch)
+    save_every: int = None  # also checkpoint every this many steps (None: only at evaluations)
     samples: int = 64  # images in samples.png at the end
     temperature: float = 1.0
 
@@ -294,13 +296,32 @@ def _trim_metrics(path, step):
         f.write("".join(json.dumps(row) + "\n" for row in rows))
 
 
+STEPS_HEADER = "step,loss_nats,lr,seconds\n"
+
+
+def _trim_steps(path, step):
+    """Keep the steps.csv rows up to ``step`` (and drop a line a kill cut short)."""
+    if not path.exists():
+        return
+    kept = [line + "\n" for line in path.read_text().splitlines()[1:]
+            if line.count(",") == 3 and line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) <= step]
+    with atomic_write(path, "w") as f:
+        f.write(STEPS_HEADER + "".join(kept))
+
+
+# What a resume may change (the CLI's --epochs, --steps, --minutes, --device, --lr,
+# --lr-decay, --eval-every, --save-every); everything else is the run's own.
+RESUME_FIELDS = ("epochs", "steps", "minutes", "device", "lr", "lr_decay", "eval_every", "save_every")
+
+
 class Run:
     """A training run: the model, the optimizer, the data, the step, and the
     run folder it writes (``checkpoint.npz``, ``metrics.jsonl``, the PNGs).
 
     settings: TrainSettings, checked first (``TrainSettings.validate``). When
               resuming: None finishes the run with its own saved settings; given,
-              only its epochs/steps/minutes/device are used, to extend or change
+              only its RESUME_FIELDS (schedule, device, learning rate, evaluation and
+              checkpoint intervals) are used, to extend or change
               the run; everything else comes from the checkpoint
     out:      the run folder (default runs/<dataset>-<time>; when resuming, the checkpoint's folder)
     resume:   a run folder or checkpoint file to continue from
@@ -309,6 +330,7 @@ class Run:
     def __init__(self, settings, out=None, resume=None, log=print, progress=True):
         self.log, self.progress = log, progress
         self.step, self.earlier_seconds = 0, 0.0  # earlier: training time before this resume
+        self.losses, self.best = [], math.inf  # training losses since the last evaluation; best validation NLL
         if settings is not None:
             settings.validate()  # before any data is read or memory allocated
         if resume is not None:
@@ -316,11 +338,14 @@ class Run:
             ckpt_path = resume / "checkpoint.npz" if resume.is_dir() else resume
             saved = saved_run_settings(ckpt_path)
             self.model, optim_state, state = load_model(ckpt_path, device=(settings or saved).device)
-            # settings=None continues the run's own schedule; given settings extend it.
-            settings = saved if settings is None else replace(saved, epochs=settings.epochs, steps=settings.steps,
-                                                                minutes=settings.minutes, device=settings.device)
+            # settings=None continues the run's own schedule; given settings change what RESUME_FIELDS name.
+            new_lr = settings.lr if settings is not None and settings.lr != saved.lr else None
+            settings = saved if settings is None else replace(
+                saved, **{name: getattr(settings, name) for name in RESUME_FIELDS})
             self.folder = Path(out) if out else ckpt_path.parent
             self.step, self.earlier_seconds = int(state.get("step", 0)), float(state.get("seconds", 0.0))
+            self.losses = [float(v) for v in state.get("pending_losses", [])]
+            self.best = float(state.get("best_valid_nll", math.inf))
             log(f"resuming {ckpt_path} at step {self.step}")
         else:
             self.folder = Path(out) if out else default_run_dir(settings.data)
@@ -346,19 +371,28 @@ class Run:
         self.optimizer = Adam(self.model.parameters(), lr=settings.lr, decay=settings.lr_decay, flat=self.model.packed)
         if resume is not None and optim_state:
             self.optimizer.load_state_dict(optim_state)
+        if resume is not None and new_lr is not None:
+            # A new --lr on resume is the rate of the next step (then decaying per step as before):
+            # step t + 1 uses lr * lr_decay**t, so the base rate is set to match.
+            self.optimizer.lr = new_lr / settings.lr_decay ** self.optimizer.t
+            self.settings = settings = replace(settings, lr=self.optimizer.lr)
+            log(f"learning rate {new_lr:g} from step {self.step + 1} on (decaying by {settings.lr_decay} a step)")
         self.steps_per_epoch = math.ceil(N / settings.batch)
         self.total = settings.steps if settings.steps is not None else settings.epochs * self.steps_per_epoch
         self.lock = FolderLock(self.folder).acquire()  # before anything is written: one writer per folder
         for stale in self.folder.glob(".*.tmp"):  # half-written files of a killed run (files.atomic_write)
             stale.unlink()
         self.checkpoint_path, self.metrics_path = self.folder / "checkpoint.npz", self.folder / "metrics.jsonl"
+        self.best_path, self.steps_path = self.folder / "best.npz", self.folder / "steps.csv"
         _trim_metrics(self.metrics_path, self.step)
+        _trim_steps(self.steps_path, self.step)
         self.started = time.time()
         self._order, self._order_epoch = None, None
         # Masked taps of the weights are kept at zero; biases all count, even while zero.
         live = sum(int(p.size) if name.endswith(".b") else int(np.count_nonzero(p))
                    for name, p in self.model.parameters().items())
-        log(f"model: {settings.arch}, {live} live parameters, {settings.filters} filters, {settings.blocks} blocks; "
+        log(f"model: {settings.arch}, {live} live parameters, {settings.filters} filters, "
+            f"{settings.blocks} block{'s' if settings.blocks != 1 else ''}; "
             f"{self.total} steps of batch {settings.batch} ({self.steps_per_epoch} per epoch); run folder {self.folder}")
 
     def seconds(self):
@@ -387,25 +421,53 @@ class Run:
         return self.settings.minutes is not None and self.seconds() >= 60 * self.settings.minutes
 
     def at_evaluation_point(self):
-        return self.step % self.steps_per_epoch == 0 or self.step == self.total or self.out_of_time()
+        every = self.settings.eval_every or self.steps_per_epoch
+        return self.step % every == 0 or self.step == self.total or self.out_of_time()
 
-    def evaluate(self, losses):
-        """Evaluate on the validation data; append a row to metrics.jsonl, redraw the learning curve."""
+    def at_save_point(self):
+        return bool(self.settings.save_every) and self.step % self.settings.save_every == 0
+
+    def log_step(self, loss):
+        """Keep ``loss`` for the next evaluation's training average and append it to steps.csv."""
+        self.losses.append(loss)
+        new = not self.steps_path.exists()
+        with open(self.steps_path, "a") as f:
+            f.write((STEPS_HEADER if new else "") +
+                    f"{self.step},{loss:.6f},{self.optimizer.current_lr():.6g},{self.seconds():.2f}\n")
+
+    def evaluate(self):
+        """Evaluate on the validation data; append a row to metrics.jsonl, redraw the learning
+        curve; returns the row. The row's train_nll_nats is the mean loss of the steps since
+        the previous evaluation, each measured on its batch as it was learned."""
         result = evaluate(self.model, self.valid_labels, self.settings.eval_batch or self.settings.batch,
                           classes=self.valid_classes)
-        row = {"step": self.step, "epoch": round(self.epoch(), 4), "train_nll_nats": float(np.mean(losses)),
+        row = {"step": self.step, "epoch": round(self.epoch(), 4), "train_nll_nats": float(np.mean(self.losses)),
                "valid_nll_nats": result["nll_nats"], "valid_bits_per_dim": result["bits_per_dim"],
                "lr": self.optimizer.current_lr(), "seconds": round(self.seconds(), 2)}
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         save_png(self.folder / "learning_curve.png", learning_curve(read_metrics(self.metrics_path)))
+        self.losses = []
         return row
 
-    def save(self):
-        """Write the checkpoint (atomically): model, Adam state, step, settings."""
+    def save(self, path=None):
+        """Write the checkpoint (atomically): model, Adam state, step, settings, the training
+        losses since the last evaluation and the best validation NLL so far."""
         state = {"step": self.step, "epoch": self.epoch(), "seed": self.settings.seed,
-                 "settings": asdict(self.settings), "seconds": self.seconds()}
-        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, state)
+                 "settings": asdict(self.settings), "seconds": self.seconds(), "pending_losses": self.losses,
+                 "best_valid_nll": None if math.isinf(self.best) else self.best}
+        save_checkpoint(path or self.checkpoint_path, self.model, self.optimizer, state)
+
+    def evaluate_and_save(self):
+        """An evaluation point: evaluate, checkpoint, and keep best.npz if validation improved."""
+        row = self.evaluate()
+        improved = row["valid_nll_nats"] < self.best
+        if improved:
+            self.best = row["valid_nll_nats"]
+        self.save()
+        if improved:
+            self.save(self.best_path)
+        return row
 
     def draw(self):
         """samples.png: a grid of ``settings.samples`` images from the model (a
@@ -438,7 +500,6 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
 
 
 def _loop(run, progress, log, on_step):
-    losses = []
     bar = tqdm(total=run.total, initial=run.step, desc="training", unit="step", disable=not progress,
                dynamic_ncols=True)
     with stop_requests() as stop:
@@ -452,25 +513,29 @@ def _loop(run, progress, log, on_step):
                 raise TrainingError(f"{err} at step {run.step + 1}; stopping. The last good checkpoint is "
                                     f"{last}; try a lower --lr") from None
             run.step += 1
-            losses.append(loss)
+            run.log_step(loss)
             if on_step is not None:
                 on_step(run.step, loss)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.2f} nats/img", epoch=f"{run.epoch():.2f}")
             if run.at_evaluation_point():
-                row = run.evaluate(losses)
+                row = run.evaluate_and_save()
                 bar.write(f"step {run.step} epoch {row['epoch']:.2f}: train {row['train_nll_nats']:.2f}, valid "
                           f"{row['valid_nll_nats']:.2f} nats/image ({row['valid_bits_per_dim']:.4f} bits/dim)")
-                losses = []
-                run.save()
                 if run.out_of_time():
                     log(f"stopped after {run.settings.minutes:g} minutes of training, at step {run.step}")
                     break
+            elif run.at_save_point():
+                run.save()
             if stop:
                 run.save()
                 bar.close()
                 log(f"interrupted at step {run.step}: checkpoint {run.checkpoint_path}; "
                     f"continue with --resume {run.folder}")
+                if run.settings.samples > 0:
+                    log(f"drawing {run.folder / 'samples.png'} from it (Ctrl-C again to skip; later: "
+                        f"minipixel sample --checkpoint {run.folder})")
+                    run.draw()
                 raise KeyboardInterrupt
     bar.close()
     if run.settings.samples > 0:

@@ -1,5 +1,6 @@
-"""Pictures: sample grids as PNG files (Pillow, no plotting library)."""
+"""Pictures: sample grids as PNG files, sampling as a GIF (Pillow, no plotting library)."""
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -39,18 +40,32 @@ def image_grid(labels, levels, ncols=None, scale=1, pad=1, pad_value=128):
     return grid[:, :, 0] if C == 1 else grid
 
 
+# The rows a completion has to fill are hatched in two blues: no grey or colour
+# level looks like that, whatever the number of levels.
+HIDDEN_HATCH = ((70, 110, 200), (150, 180, 230))
+
+
 def completion_grid(originals, completed, keep_rows, levels):
     """The picture of ``minipixel complete``: one row per image, showing what the
-    model was given (the lost rows mid-grey), its k completions, and the original.
+    model was given (the lost rows hatched in blue), its k completions, and the original.
 
     originals: (n, H, W, C) labels; completed: (n, k, H, W, C) labels.
+    returns (rows, cols, 3) uint8 (RGB, for the hatch, also for grey images)
     """
-    given = originals.copy()
-    given[:, keep_rows:] = (levels - 1) // 2
-    rows = np.concatenate([given[:, None], completed, originals[:, None]], axis=1)
+    n, H, W, C = originals.shape
     k = completed.shape[1]
-    return image_grid(rows.reshape((-1,) + originals.shape[1:]), levels, ncols=k + 2,
-                      scale=default_scale(originals.shape[1]))
+    tiles = np.concatenate([originals[:, None], completed, originals[:, None]], axis=1)
+    hidden = np.zeros((n, k + 2, H, W, 1), np.uint8)
+    hidden[:, 0, keep_rows:] = 1
+    scale = default_scale(H)
+    grid = image_grid(tiles.reshape(-1, H, W, C), levels, ncols=k + 2, scale=scale)
+    if grid.ndim == 2:
+        grid = np.repeat(grid[:, :, None], 3, axis=2)
+    hidden = image_grid(hidden.reshape(-1, H, W, 1), 2, ncols=k + 2, scale=scale, pad_value=0) == 255
+    y, x = np.indices(hidden.shape)
+    stripe = (y + x) // 3 % 2 == 0
+    grid[hidden & stripe], grid[hidden & ~stripe] = HIDDEN_HATCH
+    return grid
 
 
 def default_scale(height):
@@ -64,6 +79,63 @@ def save_png(path, picture):
         picture = Image.fromarray(np.asarray(picture, dtype=np.uint8))
     with atomic_write(path) as f:
         picture.save(f, format="PNG")
+    return path
+
+
+def save_image_files(folder, labels, levels):
+    """Each image as its own PNG, ``folder/000.png``, ``001.png``, ...: one pixel per
+    pixel, values 0..255 (``to_uint8``), grey or RGB. labels: (n, H, W, 1 or 3).
+    Returns the paths."""
+    labels = np.asarray(labels)
+    if labels.ndim != 4 or labels.shape[3] not in (1, 3):
+        raise ValueError(f"expected images of shape (n, H, W, 1 or 3), got {labels.shape}")
+    pixels = to_uint8(labels, levels)
+    digits = max(3, len(str(len(pixels) - 1)))
+    return [save_png(Path(folder) / f"{k:0{digits}d}.png", p[:, :, 0] if p.shape[2] == 1 else p)
+            for k, p in enumerate(pixels)]
+
+
+# ---------------------------------------------------------------------------
+# Sampling as it happens: one frame per look at the sampler (``sample --animate``)
+# ---------------------------------------------------------------------------
+
+# Sub-pixels not drawn yet. Not a grey, so never a pixel of a grey model; in a
+# colour model, no colour of fewer than 48 levels has these three values.
+UNDRAWN = (200, 70, 70)
+
+
+def sampling_frame(labels, drawn, levels, ncols=None, scale=1):
+    """The images as the sampler saw them after ``drawn`` sub-pixels of each.
+
+    labels: (n, H, W, C) ints, final at the first ``drawn`` sub-pixels of every
+    image in the sampler's order (row, column, colour); the rest are painted
+    ``UNDRAWN``, whatever they hold. A grey pixel is grey in all three colours.
+    returns (rows, cols, 3) uint8, laid out as ``image_grid``: once every
+    sub-pixel is drawn, the same picture as ``image_grid(labels, levels, ...)``.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 4 or labels.shape[3] not in (1, 3):
+        raise ValueError(f"expected images of shape (n, H, W, 1 or 3), got {labels.shape}")
+    n, H, W, C = labels.shape
+    pixels = to_uint8(labels, levels)
+    undrawn = np.arange(H * W * C).reshape(H, W, C) >= drawn  # (H, W, C), the same for every image
+    if C == 1:
+        pixels, undrawn = pixels.repeat(3, axis=3), undrawn.repeat(3, axis=2)
+    pixels = np.where(undrawn, np.array(UNDRAWN, dtype=np.uint8), pixels)  # (n, H, W, 3)
+    return image_grid(pixels, 256, ncols=ncols, scale=scale)  # at 256 levels, to_uint8 keeps 0..255 as they are
+
+
+def save_gif(path, pictures, frame_ms=80, last_ms=2000):
+    """Write uint8 pictures, (rows, cols) or (rows, cols, 3) arrays of one shape, as a
+    looping GIF, atomically; the last stays ``last_ms`` on screen. A GIF holds 256
+    colours at most (more are approximated), and a frame equal to the one before
+    it is merged into it, its time added."""
+    frames = [Image.fromarray(np.asarray(p, dtype=np.uint8)) for p in pictures]
+    if not frames:
+        raise ValueError("save_gif: no pictures")
+    durations = [frame_ms] * (len(frames) - 1) + [last_ms]
+    with atomic_write(path) as f:
+        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return path
 
 
@@ -106,7 +178,7 @@ def learning_curve(rows, width=720, height=420):
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     font, small = _font(15), _font(12)
-    left, right, top, bottom = 70, width - 20, 40, height - 50
+    left, right, top, bottom = 70, width - 20, 56, height - 50
     if not rows:
         draw.text((left, top), "no evaluations yet", fill="black", font=font)
         return img
@@ -137,6 +209,8 @@ def learning_curve(rows, width=720, height=420):
     last = rows[-1]
     draw.text((left, 12), f"NLL in nats per image; last validation: {last['valid_nll_nats']:.2f} nats, "
               f"{last['valid_bits_per_dim']:.4f} bits/dim", fill="black", font=font)
+    draw.text((left, 33), "train: the mean loss of the steps since the last point, each taken while learning "
+              "(so it lags); validation: at the point", fill=(90, 90, 90), font=small)
     draw.text(((left + right) / 2, height - 22), "epoch", fill="black", font=font, anchor="mt")
     for k, (name, _, colour) in enumerate(series):
         y = top + 12 + 20 * k

@@ -37,7 +37,8 @@ def test_train_sample_eval(trained, tiny_npz, tmp_path, capsys):
 def test_resume_refuses_changed_settings(trained, capsys):
     code = main(["train", "--resume", str(trained), "--filters", "16", "--steps", "8", "--quiet"])
     assert code == 1
-    assert "only --epochs, --steps, --minutes, --device and --out" in capsys.readouterr().err
+    assert ("only --epochs, --steps, --minutes, --device, --lr, --lr-decay, --eval-every, --save-every and --out may "
+            "be given with it (got --filters)") in capsys.readouterr().err
     assert main(["train", "--resume", str(trained), "--steps", "8", "--quiet"]) == 0
 
 
@@ -90,15 +91,112 @@ def test_complete_from_images_and_from_data(trained, tiny_npz, tmp_path, capsys)
     args = ["complete", "--checkpoint", str(trained), "--keep-rows", "3", "--samples", "3", "--out", str(out)]
     assert main(args + ["--image", str(paths[0]), "--image", str(paths[1])]) == 0
     grid = np.asarray(Image.open(out))
-    # 2 rows of (given, 3 completions, original), 8x8 images scaled 4x with 1-pixel gaps
-    assert grid.shape == (2 * 33 + 1, 5 * 33 + 1)
+    # 2 rows of (given, 3 completions, original), 8x8 images scaled 4x with 1-pixel gaps, RGB for the hatch
+    assert grid.shape == (2 * 33 + 1, 5 * 33 + 1, 3)
     original = np.asarray(Image.open(paths[0]))
-    kept = grid[1 : 1 + 12 : 4, 1 + 33 : 1 + 33 + 32 : 4]  # top 3 rows of the first completion
+    kept = grid[1 : 1 + 12 : 4, 1 + 33 : 1 + 33 + 32 : 4, 0]  # top 3 rows of the first completion
     assert np.array_equal(kept, original[:3])
     assert main(args + ["--data", str(tiny_npz), "-n", "2"]) == 0
     Image.new("L", (9, 8)).save(tmp_path / "wrong.png")
     assert main(args + ["--image", str(tmp_path / "wrong.png")]) == 1
     assert "expected a 8x8 image for this model, got 8x9" in capsys.readouterr().err
+    assert main(args + ["--image", str(tmp_path / "nothere.png")]) == 1
+    assert capsys.readouterr().err.strip().endswith("nothere.png: no such image file")
+
+
+@pytest.mark.parametrize("levels", [2, 8])
+def test_completion_picture_hatches_the_lost_rows_at_any_levels(levels):
+    from minipixel.viz import HIDDEN_HATCH, completion_grid
+
+    rng = np.random.default_rng(0)
+    originals = rng.integers(0, levels, (2, 8, 8, 1)).astype(np.uint8)
+    completed = rng.integers(0, levels, (2, 3, 8, 8, 1)).astype(np.uint8)
+    grid = completion_grid(originals, completed, 5, levels)
+    given = grid[1:33, 1:33]  # the first tile: 8x8 scaled 4x
+    hatch = {tuple(c) for c in given[20:].reshape(-1, 3)}  # rows 5.. of the image
+    assert hatch == set(HIDDEN_HATCH)  # both blues, and nothing else
+    assert all(len(set(c)) == 1 for c in given[:20].reshape(-1, 3))  # the kept rows: grey levels
+    assert all(len(set(c)) == 1 for c in grid[1:33, 34:66].reshape(-1, 3))  # completions have no hatch
+
+
+def test_complete_takes_images_at_random_by_seed_or_by_index(trained, tmp_path, monkeypatch):
+    from minipixel.data import ImageSet
+    from minipixel.datasets import write_npz
+
+    images = np.zeros((40, 8, 8, 1), np.uint8)
+    images[:, 0, 0, 0] = np.arange(40) % 2  # tell the images apart by their class-ordered content
+    write_npz(tmp_path / "ordered.npz", ImageSet(images, 1, "ordered", classes=np.repeat(np.arange(4), 10)))
+    taken = []
+    import minipixel.sampling as sampling
+
+    original_complete = sampling.complete
+    monkeypatch.setattr(sampling, "complete", lambda model, originals, *a, **k: (
+        taken.append(originals.copy()), original_complete(model, originals, *a, **k))[1])
+    args = ["complete", "--checkpoint", str(trained), "--data", str(tmp_path / "ordered.npz"), "--keep-rows", "3",
+            "--samples", "1", "--out", str(tmp_path / "c.png")]
+    assert main(args + ["-n", "8"]) == 0 and main(args + ["-n", "8", "--seed", "1"]) == 0
+    first, other = np.random.default_rng(0).choice(40, 8, replace=False), np.random.default_rng(1).choice(40, 8, replace=False)
+    assert np.array_equal(taken[0][:, 0, 0, 0], first % 2) and np.array_equal(taken[1][:, 0, 0, 0], other % 2)
+    assert len(set(first // 10)) > 1  # not all from one class, as the first 8 would be
+    assert main(args + ["--index", "3", "--index", "0"]) == 0
+    assert taken[2][:, 0, 0, 0].tolist() == [1, 0]
+    assert main(args + ["--index", "40"]) == 1
+
+
+def test_show_curve_takes_the_run_folder_or_its_checkpoint(trained, tmp_path, capsys):
+    assert main(["show", "curve", "--run", str(trained / "checkpoint.npz"), "--out", str(tmp_path / "a.png")]) == 0
+    assert (tmp_path / "a.png").exists()
+    assert main(["show", "curve", "--run", str(tmp_path / "nothere")]) == 1
+    assert capsys.readouterr().err.strip().endswith("nothere: no such run folder; expected a run folder written by "
+                                                    "minipixel train")
+
+
+def test_learning_curve_says_what_train_is():
+    # The caption under the title (grey text) explains the train curve: an average taken while learning.
+    from minipixel.viz import learning_curve
+
+    rows = [{"epoch": e, "train_nll_nats": 100 - e, "valid_nll_nats": 90 - e, "valid_bits_per_dim": 0.2}
+            for e in (1, 2, 3)]
+    band = np.asarray(learning_curve(rows))[30:48]
+    assert (np.abs(band.astype(int) - 90).max(axis=2) < 40).sum() > 200  # grey caption pixels
+
+
+def test_version(capsys):
+    from minipixel import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"minipixel {__version__}"
+
+
+def _all_options(parser, path=()):
+    """(command path, action) for every option of every (sub)command."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_options(sub, path + (name,))
+        elif action.option_strings:
+            yield path, action
+
+
+def test_every_option_says_its_default():
+    # What --help promises (README: "lists every option with its default"): each option
+    # that takes a value says what happens without it, "(default ...)" or "default: ...".
+    import argparse
+
+    from minipixel.cli import build_parser
+
+    silent = []
+    for path, action in _all_options(build_parser()):
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._StoreTrueAction,
+                               argparse._StoreConstAction)) or action.required or path == ("complete",) and \
+                action.dest in ("image", "data"):  # one of the two is required
+            continue
+        if "default" not in (action.help or ""):
+            silent.append(f"{' '.join(path)} {action.option_strings[-1]}")
+    assert not silent, silent
 
 
 def test_data_that_does_not_fit_the_checkpoint_is_explained(trained, tmp_path, capsys):
@@ -202,7 +300,8 @@ def test_eval_and_complete_read_data_as_the_run_did(tmp_path, monkeypatch, capsy
     monkeypatch.setattr(minipixel.sampling, "sample", lambda *a, **kw: given.append(kw["known"]) or real_sample(*a, **kw))
     assert main(["complete", "--checkpoint", str(run), "--data", str(data), "-n", "5", "--keep-rows", "4",
                  "--samples", "2", "--out", str(tmp_path / "c.png")]) == 0
-    assert np.array_equal(given[0][::2], expected[:5])  # each image twice, as the run binarized it
+    chosen = np.random.default_rng(0).choice(24, 5, replace=False)  # -n 5 drawn by the default --seed 0
+    assert np.array_equal(given[0][::2], expected[chosen])  # each image twice, as the run binarized it
 
     from minipixel.checkpoint import load_model
     from minipixel.train import evaluate

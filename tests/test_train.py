@@ -38,7 +38,7 @@ def test_loss_falls_on_a_tiny_dataset(tiny_npz, tmp_path):
 def test_run_folder_contents(tiny_npz, tmp_path):
     run(settings(tiny_npz, steps=4, samples=6), tmp_path / "run")
     assert {p.name for p in (tmp_path / "run").iterdir()} == {"checkpoint.npz", "metrics.jsonl", "samples.png",
-                                                               "learning_curve.png"}
+                                                               "learning_curve.png", "best.npz", "steps.csv"}
     from PIL import Image
 
     assert Image.open(tmp_path / "run" / "samples.png").size[0] > 8 * 4 * 2
@@ -76,6 +76,94 @@ def test_resume_continues_exactly(tiny_npz, tmp_path):
     assert all(np.array_equal(pa[k], pb[k]) for k in pa) and all(np.array_equal(oa[k], ob[k]) for k in oa)
     rows = lambda d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
     assert [r["valid_nll_nats"] for r in rows("a")][-1] == [r["valid_nll_nats"] for r in rows("b")][-1]
+
+
+def _steps_csv(folder):
+    """steps.csv rows as (step, loss, lr) tuples (the seconds column aside)."""
+    lines = (folder / "steps.csv").read_text().splitlines()
+    assert lines[0] == "step,loss_nats,lr,seconds"
+    return [tuple(float(v) for v in line.split(",")[:3]) for line in lines[1:]]
+
+
+def test_eval_every_save_every_best_and_steps_csv(tiny_npz, tmp_path, monkeypatch):
+    # 58 images, batch 16: 4 steps an epoch. Evaluate every 3 steps, checkpoint every 5.
+    saves = []
+    real_save = train_module.Run.save
+    monkeypatch.setattr(train_module.Run, "save", lambda self, path=None: (
+        saves.append((self.step, (path or self.checkpoint_path).name)), real_save(self, path))[1])
+    losses = run(settings(tiny_npz, steps=11, eval_every=3, save_every=5), tmp_path / "run")
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [3, 6, 9, 11]
+    assert rows[0]["train_nll_nats"] == pytest.approx(np.mean(losses[:3]))  # the mean of the steps since the last
+    assert rows[-1]["train_nll_nats"] == pytest.approx(np.mean(losses[9:]))
+    assert [s for s, name in saves if name == "checkpoint.npz"] == [3, 5, 6, 9, 10, 11]
+    assert [s for s, name in saves if name == "best.npz"][0] == 3  # the first evaluation is the best so far
+    # steps.csv: one row a step, the loss and the learning rate of that step
+    table = _steps_csv(tmp_path / "run")
+    assert [int(r[0]) for r in table] == list(range(1, 12))
+    assert [r[1] for r in table] == pytest.approx(losses, abs=1e-6)
+    assert [r[2] for r in table] == pytest.approx([5e-3 * 0.9998 ** t for t in range(11)], rel=1e-5)
+
+
+def test_ctrl_c_saves_and_draws_the_samples(tiny_npz, tmp_path):
+    import os
+    import signal
+
+    def ctrl_c(step, loss):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    logged = []
+    with pytest.raises(KeyboardInterrupt):
+        train(settings(tiny_npz, steps=12, samples=4), out=tmp_path, progress=False, log=logged.append,
+              on_step=ctrl_c)
+    assert read_checkpoint(tmp_path)[3]["step"] == 3 and (tmp_path / "samples.png").exists()
+    assert any("minipixel sample --checkpoint" in line for line in logged)
+
+
+def test_best_npz_keeps_the_lowest_validation_nll(tiny_npz, tmp_path, monkeypatch):
+    # Validation NLLs made up, in an order whose best is neither the first nor the last.
+    made_up = iter([50.0, 40.0, 45.0, 42.0])
+    monkeypatch.setattr(train_module, "evaluate", lambda *a, **k: {"nll_nats": next(made_up), "bits_per_dim": 1.0,
+                                                                    "images": 6})
+    run(settings(tiny_npz, steps=8, eval_every=2), tmp_path / "run")
+    _, best, _, state = read_checkpoint(tmp_path / "run" / "best.npz")
+    assert state["step"] == 4 and state["best_valid_nll"] == 40.0
+    assert read_checkpoint(tmp_path / "run")[3]["best_valid_nll"] == 40.0  # remembered for a resume
+    assert not all(np.array_equal(best[k], v) for k, v in read_checkpoint(tmp_path / "run")[1].items())
+
+
+def test_resume_from_a_save_between_evaluations_is_exact(tiny_npz, tmp_path):
+    # A crash at step 8 (after the step-7 checkpoint of --save-every 7, mid-way between
+    # evaluations every 5): the resumed run ends with the uninterrupted run's parameters,
+    # metrics (training averages included) and steps.csv.
+    kw = dict(steps=12, eval_every=5, save_every=7)
+    run(settings(tiny_npz, **kw), tmp_path / "a")
+
+    def crash(step, loss):
+        if step == 8:
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        train(settings(tiny_npz, **kw), out=tmp_path / "b", progress=False, log=lambda *a: None, on_step=crash)
+    assert read_checkpoint(tmp_path / "b")[3]["step"] == 7
+    train(None, resume=tmp_path / "b", progress=False, log=lambda *a: None)
+    _, pa, _, sa = read_checkpoint(tmp_path / "a")
+    _, pb, _, sb = read_checkpoint(tmp_path / "b")
+    assert all(np.array_equal(pa[k], pb[k]) for k in pa)
+    rows = lambda d: [{k: v for k, v in json.loads(x).items() if k != "seconds"}
+                      for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+    assert rows("a") == rows("b") and [r["step"] for r in rows("a")] == [5, 10, 12]
+    assert _steps_csv(tmp_path / "a") == _steps_csv(tmp_path / "b")
+    assert sa["best_valid_nll"] == sb["best_valid_nll"]
+
+
+def test_a_new_lr_on_resume_is_the_rate_of_the_next_step(tiny_npz, tmp_path):
+    run(settings(tiny_npz, steps=6), tmp_path / "run")
+    train(settings(tiny_npz, steps=9, lr=2e-4), resume=tmp_path / "run", progress=False, log=lambda *a: None)
+    lrs = [r[2] for r in _steps_csv(tmp_path / "run")]
+    assert lrs[5] == pytest.approx(5e-3 * 0.9998 ** 5, rel=1e-5)
+    assert lrs[6:] == pytest.approx([2e-4, 2e-4 * 0.9998, 2e-4 * 0.9998 ** 2], rel=1e-5)
 
 
 def test_metrics_seconds_count_the_time_before_a_resume(tiny_npz, tmp_path, monkeypatch):

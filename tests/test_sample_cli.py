@@ -1,0 +1,172 @@
+"""``minipixel sample``: --animate, --size, --png-dir, --npy, run in-process."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from minipixel.cli import build_parser, main
+from minipixel.sampling import Recording, sample
+from minipixel.viz import UNDRAWN, sampling_frame, to_uint8
+
+
+@pytest.fixture
+def trained(tiny_npz, tmp_path):
+    """A pixelcnn of 8x8 binary images, 4 steps trained: its samples are varied."""
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_npz), "--steps", "4", "--filters", "8", "--blocks", "1",
+                 "--batch", "16", "--samples", "4", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def run_sample(run, tmp_path, name, *options):
+    """``minipixel sample`` writing tmp_path/<name>.png and .npy; returns the labels."""
+    assert main(["sample", "--checkpoint", str(run), "--out", str(tmp_path / f"{name}.png"), "--npy", *options]) == 0
+    return np.load(tmp_path / f"{name}.npy")
+
+
+def gif_frames(path):
+    """Every frame of a GIF as (rows, cols, 3) uint8."""
+    with Image.open(path) as gif:
+        frames = []
+        for k in range(gif.n_frames):
+            gif.seek(k)
+            frames.append(np.asarray(gif.convert("RGB")))
+    return frames
+
+
+def as_rgb(png):
+    grid = np.asarray(Image.open(png))
+    return np.stack([grid] * 3, axis=-1) if grid.ndim == 2 else grid
+
+
+@pytest.mark.parametrize("method,batch", [("cached", 64), ("naive", 2)])
+def test_animation_shows_the_sampler_row_by_row(trained, tmp_path, method, batch):
+    gif = tmp_path / "a.gif"
+    images = run_sample(trained, tmp_path, "s", "-n", "5", "--method", method, "--batch", str(batch),
+                        "--animate", str(gif))
+    frames = gif_frames(gif)
+    assert len(frames) == 8 + 1  # before the first draw, then after each row of the 8x8 images
+    assert np.array_equal(frames[-1], as_rgb(tmp_path / "s.png"))  # the last frame is the PNG grid
+    undrawn = np.all(frames[0] == UNDRAWN, axis=-1)
+    assert undrawn.sum() == 5 * (8 * 4) ** 2  # every pixel of the 5 images (drawn 4x) is "not drawn yet"
+    assert np.all(frames[0][~undrawn] == 128)  # and the rest is the grey between them
+    for k, frame in enumerate(frames):  # frame k: the first k rows of every image, as in the final samples
+        assert np.array_equal(frame, sampling_frame(images, 8 * k, 2, scale=4))
+
+
+@pytest.mark.parametrize("method", ["cached", "naive"])
+def test_animating_does_not_change_the_samples(trained, tmp_path, method):
+    plain = run_sample(trained, tmp_path, "plain", "-n", "5", "--method", method, "--batch", "2", "--seed", "7")
+    watched = run_sample(trained, tmp_path, "watched", "-n", "5", "--method", method, "--batch", "2", "--seed", "7",
+                         "--animate", str(tmp_path / "a.gif"), "--frame-every", "3")
+    assert np.array_equal(plain, watched)
+    assert len(gif_frames(tmp_path / "a.gif")) == -(-64 // 3) + 1
+    assert len(np.unique(plain)) == 2  # varied samples: a hook that changed them would show
+
+
+def test_conditional_model_animates_at_another_size(tmp_path, capsys):
+    from test_train import labelled_npz
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(labelled_npz(tmp_path / "bars.npz")), "--arch", "gated", "--conditional",
+                 "--steps", "3", "--filters", "6", "--blocks", "1", "--samples", "3", "--out", str(run),
+                 "--quiet"]) == 0
+    common = ["-n", "2", "--size", "6x9", "--seed", "3"]
+    cached = run_sample(run, tmp_path, "c", *common, "--animate", str(tmp_path / "c.gif"))
+    naive = run_sample(run, tmp_path, "n", *common, "--method", "naive", "--animate", str(tmp_path / "n.gif"))
+    assert cached.shape == (6, 6, 9, 1) and np.array_equal(cached, naive)  # 2 per class, 3 classes
+    for name in "cn":
+        frames = gif_frames(tmp_path / f"{name}.gif")
+        assert len(frames) == 6 + 1
+        assert np.array_equal(frames[-1], as_rgb(tmp_path / f"{name}.png"))
+    assert "(6 images, 6x9x1, 2 levels, one row per class (3 classes))" in capsys.readouterr().out
+
+
+def test_size_samples_images_of_another_size(trained, tmp_path, capsys):
+    images = run_sample(trained, tmp_path, "a", "-n", "3", "--size", "12x10")
+    assert images.shape == (3, 12, 10, 1)
+    assert "(3 images, 12x10x1, 2 levels)" in capsys.readouterr().out
+    assert Image.open(tmp_path / "a.png").size == (2 * (10 * 4 + 1) + 1, 2 * (12 * 4 + 1) + 1)  # 2x2 grid, 4x
+    assert np.array_equal(run_sample(trained, tmp_path, "b", "-n", "3", "--size", "12x10", "--method", "naive"),
+                          images)
+    assert run_sample(trained, tmp_path, "c", "-n", "2", "--size", "5").shape == (2, 5, 5, 1)
+    assert run_sample(trained, tmp_path, "d", "-n", "2", "--size", "1X3").shape == (2, 1, 3, 1)
+
+
+@pytest.mark.parametrize("size", ["0", "4097", "0x5", "5x4097", "12x", "x", "3x4x5", "-2", "1.5", "twelve"])
+def test_bad_sizes_are_refused_by_the_parser(trained, tmp_path, capsys, size):
+    with pytest.raises(SystemExit) as exit_:
+        main(["sample", "--checkpoint", str(trained), "--size", size, "--out", str(tmp_path / "s.png")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument --size: expected HxW or S" in err and "1 to 4096" in err
+    assert not (tmp_path / "s.png").exists()
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--animate", "a.png"], "--animate: expected a file name ending in .gif, got 'a.png'"),
+    (["--frame-every", "4"], "--frame-every: sets the frames of --animate, which is not given"),
+    (["--animate", "a.gif", "--size", "40", "--frame-every", "1"], "makes 1601 frames of 40x40x1 images, more than 500"),
+])
+def test_bad_animation_options_say_so_in_one_line(trained, tmp_path, capsys, options, message):
+    assert main(["sample", "--checkpoint", str(trained), "--out", str(tmp_path / "s.png"), *options]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_default_frames_are_capped(trained, tmp_path):
+    run_sample(trained, tmp_path, "s", "-n", "1", "--size", "600x1", "--animate", str(tmp_path / "a.gif"))
+    assert len(gif_frames(tmp_path / "a.gif")) <= 500  # one per row would be 601
+
+
+def test_png_dir_writes_one_file_per_image(trained, tmp_path, capsys):
+    images = run_sample(trained, tmp_path, "s", "-n", "5", "--png-dir", str(tmp_path / "each"))
+    names = sorted(p.name for p in (tmp_path / "each").iterdir())
+    assert names == ["000.png", "001.png", "002.png", "003.png", "004.png"]
+    for k, name in enumerate(names):
+        pixels = np.asarray(Image.open(tmp_path / "each" / name))
+        assert pixels.shape == (8, 8) and pixels.dtype == np.uint8  # one pixel per pixel, no scaling
+        assert set(np.unique(pixels)) <= {0, 255}
+        assert np.array_equal(pixels, to_uint8(images[k, :, :, 0], 2))
+    assert "wrote 5 PNG files in" in capsys.readouterr().out
+
+
+def test_one_image_is_one_image(trained, tmp_path, capsys):
+    run_sample(trained, tmp_path, "s", "-n", "1", "--png-dir", str(tmp_path / "each"))
+    out = capsys.readouterr().out
+    assert "(1 image, 8x8x1, 2 levels)" in out and "wrote 1 PNG file in" in out
+    assert "1 images" not in out and "1 PNG files" not in out
+
+
+def test_new_options_show_their_default():
+    sample_parser = next(a for a in build_parser()._actions if hasattr(a, "choices") and a.choices
+                         and "sample" in a.choices).choices["sample"]
+    helps = {a.dest: a.help for a in sample_parser._actions}
+    for dest in ("npy", "png_dir", "size", "animate", "frame_every"):
+        assert "(default" in helps[dest], dest
+    assert "samples.npy" in helps["npy"]  # the name the code writes: --out with its suffix replaced
+
+
+@pytest.mark.parametrize("method", ["cached", "naive"])
+def test_recording_of_a_colour_model(method):
+    from test_sampling import small_model
+
+    model = small_model(3, 4)  # 6x5 images, 3 colours: 90 sub-pixels each
+    recording = Recording(3, 6, 5, 3, every=7)
+    images = sample(model, 3, seed=1, method=method, batch_size=2, snapshot=recording, snapshot_every=7)
+    assert np.array_equal(images, sample(model, 3, seed=1, method=method))  # the same with or without looking
+    assert recording.drawn == list(range(0, 90, 7)) + [90]
+    order = np.arange(90).reshape(6, 5, 3)  # the sampler's order: row, column, colour
+    for labels, drawn in zip(recording.labels, recording.drawn):
+        # At each look: the drawn sub-pixels final, the others still zero (as the sampler starts them).
+        assert np.array_equal(labels, np.where(order < drawn, images, 0))
+
+
+def test_sampling_frame_paints_what_is_not_drawn():
+    labels = np.array([[[[3, 0, 3], [1, 2, 3]]]])  # one 1x2 colour image, 4 levels
+    frame = sampling_frame(labels, 4, 4)  # the first pixel and the red of the second are drawn
+    assert frame.shape == (3, 4, 3)  # with the 1-pixel border
+    assert frame[1, 1].tolist() == [255, 0, 255]
+    assert frame[1, 2].tolist() == [85, UNDRAWN[1], UNDRAWN[2]]
+    grey = sampling_frame(np.ones((1, 1, 2, 1), int), 1, 2)
+    assert grey[1, 1].tolist() == [255] * 3 and grey[1, 2].tolist() == list(UNDRAWN)
