@@ -38,7 +38,9 @@ def draw(logits, u, temperature=1.0):
 
     logits: (n, levels); u: (n,) uniform numbers in [0, 1), same array module.
     temperature: divides the logits; < 1 sharpens, > 1 flattens; 0 takes the argmax.
-    returns (n,) int labels.
+    returns (n,) int labels: for each row, the first level whose cumulative
+    probability exceeds u (strictly), so level k takes u in [cdf[k-1], cdf[k]):
+    exactly its probability, and a level of probability 0 is never drawn.
     """
     from .backend import array_module
 
@@ -51,7 +53,7 @@ def draw(logits, u, temperature=1.0):
     cdf = xp.cumsum(p, axis=1)
     # Scaling u by the total avoids normalising p, and the clip guards
     # against u * total rounding up to the last cumulative value.
-    label = (cdf < u[:, None] * cdf[:, -1:]).sum(axis=1)
+    label = (cdf <= u[:, None] * cdf[:, -1:]).sum(axis=1)
     return xp.minimum(label, logits.shape[1] - 1)
 
 

@@ -40,6 +40,25 @@ def test_loss_is_stable_for_huge_logits():
     assert loss == pytest.approx(2e4, rel=1e-6) and np.isfinite(d).all()
 
 
+def test_evaluation_nll_is_stable_for_huge_logits():
+    # The evaluation path (nll_per_image, and a model's nll in parallel parts) with logits
+    # in the thousands: finite, and equal to the exact value (the gap between the logits).
+    from minipixel import parallel
+    from minipixel.losses import nll_per_image
+    from minipixel.model import PixelCNN, PixelCNNConfig
+
+    logits = np.array([[[[[3e3, -2e3, 1e3]]]], [[[[-5e3, 4e3, 0.0]]]]], np.float32)
+    got = nll_per_image(logits, np.array([[[[2]]], [[[1]]]]))
+    assert np.isfinite(got).all() and got.tolist() == pytest.approx([2e3, 0.0], abs=1e-3)
+    model = PixelCNN(PixelCNNConfig(height=3, width=3, filters=4, blocks=1, levels=3))
+    model.conv_out.params["W"][...] *= 0
+    model.conv_out.params["b"][...] = np.array([4e3, -4e3, 0.0])  # every sub-pixel: level 0 by 4000 nats
+    labels = np.zeros((5, 3, 3, 1), np.int64)
+    labels[0, 1, 1, 0] = 1  # one sub-pixel of image 0 is the improbable level: 8000 nats
+    nll = parallel.nll(model, np.zeros((5, 3, 3, 1), np.float32), labels)
+    assert np.isfinite(nll).all() and nll.tolist() == pytest.approx([8e3, 0, 0, 0, 0], abs=1e-2)
+
+
 def test_loss_bad_inputs():
     logits = np.zeros((2, 4, 4, 1, 3))
     with pytest.raises(ValueError, match=r"expected shape \(2, 4, 4, 1\).*got \(2, 4, 4\)"):

@@ -71,6 +71,32 @@ def test_draw_follows_the_probabilities():
     assert sharp[1] > 0.8
 
 
+@pytest.mark.parametrize("temperature", [0.5, 1.7])
+def test_samplers_agree_at_any_temperature_and_draw_from_the_scaled_softmax(temperature):
+    # The two samplers against each other at temperatures other than 0 and 1, and the
+    # first sub-pixel (whose logits are the model's bias alone) against the inverse CDF
+    # of softmax(logits / T) worked out here by hand.
+    model = small_model(1, 5)
+    naive = sample(model, 40, seed=4, temperature=temperature, method="naive")
+    cached = sample(model, 40, seed=4, temperature=temperature, method="cached", batch_size=16)
+    assert np.array_equal(naive, cached)
+    logits = model.forward(np.zeros((1, 6, 5, 1)))[0, 0, 0, 0]
+    p = np.exp(logits / temperature - (logits / temperature).max())
+    cdf = np.cumsum(p / p.sum())
+    u = np.random.default_rng(4).random((40, 6, 5, 1))[:, 0, 0, 0]  # the sampler's numbers (drawn up front)
+    assert np.array_equal(naive[:, 0, 0, 0], (cdf[None, :] <= u[:, None]).sum(axis=1))
+
+
+def test_draw_takes_the_first_level_whose_cumulative_probability_exceeds_u():
+    # Probabilities 1/4, 1/4, 1/2 (exact in binary): the cumulative values 0.25, 0.5, 1.
+    logits = np.log(np.array([[0.25, 0.25, 0.5]] * 6))
+    u = np.array([0.0, 0.2499, 0.25, 0.4999, 0.5, 0.9999])
+    assert draw(logits, u).tolist() == [0, 0, 1, 1, 2, 2]  # at u = 0.25 exactly: level 1, not 0
+    # A level of probability 0 is never drawn, not even at u = 0.
+    zero_first = np.array([[-1e4, 0.0, 0.0]])
+    assert draw(zero_first, np.array([0.0])).tolist() == [1]
+
+
 def test_bad_arguments():
     model = small_model(1, 2)
     with pytest.raises(ValueError, match="method must be one of"):

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Mutation testing of the core modules with mutmut (https://pypi.org/project/mutmut/),
+# not part of CI (it takes about an hour on 2 cores). Run from anywhere:
+#
+#     bash scripts/mutation.sh            # a fresh run: every mutant
+#     bash scripts/mutation.sh --resume   # go on with an interrupted run
+#
+# What is mutated, and which test files are run against it, is set in setup.cfg
+# ([mutmut]): masks, im2col, conv_reference, layers, losses, optim, sampling, data,
+# checkpoint and train. mutmut first runs those tests once to learn which tests reach
+# which function, then runs, for each mutant, only the tests that reach its function.
+# The score and the survivors are printed at the end (survivors: `mutmut show NAME`
+# prints one as a diff).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${MUTATION_VENV:-.venv-mutation}
+if [[ ! -x $venv/bin/mutmut ]]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -e ".[test]" "mutmut==3.8.1"
+fi
+if [[ ${1:-} != --resume ]]; then
+    rm -rf mutants
+fi
+start=$(date +%s)
+"$venv/bin/mutmut" run --max-children "${MUTATION_JOBS:-2}" >mutation.log 2>&1 || true
+echo "mutmut run: $(( $(date +%s) - start )) s (log: mutation.log)"
+"$venv/bin/python" scripts/mutation_score.py
