@@ -10,7 +10,11 @@ setup(
     packages=find_packages(include=["minipixel", "minipixel.*"]),
     install_requires=["numpy>=1.22", "pillow>=9", "tqdm>=4.60", "threadpoolctl>=3"],
     extras_require={
-        "test": ["pytest>=7"],
+        # The tests run the MPI ones too (tests/test_mpi.py), so they need what [mpi] installs.
+        "test": ["pytest>=7", "mpi4py>=3.1", "mpich"],
+        # Data-parallel training: mpi4py and an MPI runtime (the mpich wheel puts
+        # mpiexec in the virtual environment: no root, no system packages).
+        "mpi": ["mpi4py>=3.1", "mpich"],
         # CuPy with the CUDA libraries it loads (NVRTC, cuBLAS) from the package
         # index; with a CuPy already installed, install minipixel without an extra.
         "gpu": ["cupy-cuda12x[ctk]"],

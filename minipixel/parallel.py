@@ -68,6 +68,12 @@ def _blas():
     return _controller
 
 
+def limit_blas(n):
+    """From now on, NumPy's BLAS uses at most ``n`` threads in this process (an MPI
+    rank shares the host's cores with the other ranks: more would fight over them)."""
+    _blas().limit(limits=n, user_api="blas")
+
+
 def single_threaded_blas():
     """``with single_threaded_blas():`` NumPy's matrix products run in the calling
     thread only (a product of a few thousand multiply-adds is slower when BLAS
@@ -130,22 +136,28 @@ def _part(values, part):
     return None if values is None else values[part]
 
 
-def loss_and_gradients(model, inputs, labels, classes=None):
+def loss_and_gradients(model, inputs, labels, classes=None, batch=None):
     """Forward, loss and backward of one batch: fills ``model.gradients()`` and
     returns the loss (mean NLL per image, nats), the parts in parallel.
 
     inputs (B, H, W, C) floats, labels (B, H, W, C) ints, classes (B,) ints or None.
+    batch: the images the mean is over: B (the default), or with MPI the global
+    batch of which these B images are one rank's slice.
     """
-    batch = len(inputs)
-    models = replicas(model, batch)
+    batch = batch or len(inputs)
+    if len(inputs) == 0:  # an MPI rank whose slice of a small last batch is empty adds nothing
+        for g in model.gradients().values():
+            g[...] = 0
+        return 0.0
+    models = replicas(model, len(inputs))
 
     def task(m, part):
         logits = m.forward(inputs[part], _part(classes, part))
-        loss, dlogits = softmax_cross_entropy(logits, labels[part], batch=batch)  # each part divides by B
+        loss, dlogits = softmax_cross_entropy(logits, labels[part], batch=batch)  # each part divides by the batch
         m.backward(dlogits)
         return loss
 
-    losses = run([lambda m=m, part=part: task(m, part) for m, part in zip(models, split(batch, len(models)))])
+    losses = run([lambda m=m, part=part: task(m, part) for m, part in zip(models, split(len(inputs), len(models)))])
     if len(models) > 1:
         total = model.gradients()
         for other in models[1:]:

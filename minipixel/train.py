@@ -30,6 +30,7 @@ batches, and therefore exactly the losses, that an uninterrupted run would see.
 import json
 import math
 import signal
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
@@ -38,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import checks, data, datasets, parallel
+from . import checks, data, datasets, distributed, parallel
 from .checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from .files import FolderLock, atomic_write
 from .losses import bits_per_dim
@@ -127,15 +128,20 @@ def saved_run_settings(path):
     return _checked_settings(read_checkpoint(path)[3].get("settings", {}), path)
 
 
-def train_step(model, optimizer, inputs, labels, classes=None):
+def train_step(model, optimizer, inputs, labels, classes=None, ranks=None, batch=None):
     """One step of gradient descent on one batch; returns its loss in nats per image.
 
     inputs: (B, H, W, C) floats in [0, 1]; labels: (B, H, W, C) ints, on the model's device;
     classes: (B,) ints, each image's class, for a class-conditional model.
+    ranks, batch: with MPI (``distributed``), the ranks, and the global batch of
+    which these B images are this rank's slice.
     """
     # logits = model.forward(inputs, classes); loss, dlogits = softmax_cross_entropy(logits, labels);
     # model.backward(dlogits): on the CPU, each core does that for its part of the batch.
-    loss = parallel.loss_and_gradients(model, inputs, labels, classes)  # fills model.gradients()
+    loss = parallel.loss_and_gradients(model, inputs, labels, classes, batch)  # fills model.gradients()
+    if ranks is not None and ranks.size > 1:  # every rank did its slice: the ranks meet here
+        ranks.sum(model.packed[1])  # all the gradients, one flat array
+        loss = ranks.agree([loss])[0]
     if not math.isfinite(loss):  # before the update: the parameters stay as they were
         raise TrainingError(f"the loss became {loss}")
     optimizer.step(model.gradients())  # updates model.parameters() in place
@@ -350,6 +356,10 @@ class Run:
         else:
             self.folder = Path(out) if out else default_run_dir(settings.data)
         self.settings = settings
+        self.ranks = distributed.ranks(settings.device)
+        if self.ranks.rank:  # only rank 0 prints and writes
+            self.log = log = lambda *args: None
+            self.progress = progress = False
         (self.train_labels, self.train_classes), (self.valid_labels, self.valid_classes) = prepare_data(
             settings, log, progress)
         N, H, W, C = self.train_labels.shape
@@ -379,13 +389,18 @@ class Run:
             log(f"learning rate {new_lr:g} from step {self.step + 1} on (decaying by {settings.lr_decay} a step)")
         self.steps_per_epoch = math.ceil(N / settings.batch)
         self.total = settings.steps if settings.steps is not None else settings.epochs * self.steps_per_epoch
-        self.lock = FolderLock(self.folder).acquire()  # before anything is written: one writer per folder
-        for stale in self.folder.glob(".*.tmp"):  # half-written files of a killed run (files.atomic_write)
-            stale.unlink()
         self.checkpoint_path, self.metrics_path = self.folder / "checkpoint.npz", self.folder / "metrics.jsonl"
         self.best_path, self.steps_path = self.folder / "best.npz", self.folder / "steps.csv"
-        _trim_metrics(self.metrics_path, self.step)
-        _trim_steps(self.steps_path, self.step)
+        self.lock = FolderLock(self.folder)
+        if self.ranks.size > 1:
+            self.ranks.check_same(self.model.packed[0], "initial parameters")
+        if self.ranks.rank == 0:
+            self.lock.acquire()  # before anything is written: one writer per folder
+            for stale in self.folder.glob(".*.tmp"):  # half-written files of a killed run (files.atomic_write)
+                stale.unlink()
+            _trim_metrics(self.metrics_path, self.step)
+            _trim_steps(self.steps_path, self.step)
+        self.time_up = False  # the --minutes budget is spent (rank 0's clock decides)
         self.started = time.time()
         self._order, self._order_epoch = None, None
         # Masked taps of the weights are kept at zero; biases all count, even while zero.
@@ -413,6 +428,8 @@ class Run:
             self._order_epoch = epoch
         B = self.settings.batch
         idx = self._order[batch_in_epoch * B : (batch_in_epoch + 1) * B]
+        self.batch_size = len(idx)  # the global batch (the last of an epoch may be smaller)
+        idx = idx[parallel.split(len(idx), self.ranks.size)[self.ranks.rank]]  # this rank's slice
         inputs, labels = to_device(self.model, self.train_labels[idx])
         return inputs, labels, None if self.train_classes is None else self.train_classes[idx]
 
@@ -422,7 +439,7 @@ class Run:
 
     def at_evaluation_point(self):
         every = self.settings.eval_every or self.steps_per_epoch
-        return self.step % every == 0 or self.step == self.total or self.out_of_time()
+        return self.step % every == 0 or self.step == self.total or self.time_up
 
     def at_save_point(self):
         return bool(self.settings.save_every) and self.step % self.settings.save_every == 0
@@ -430,6 +447,8 @@ class Run:
     def log_step(self, loss):
         """Keep ``loss`` for the next evaluation's training average and append it to steps.csv."""
         self.losses.append(loss)
+        if self.ranks.rank:
+            return
         new = not self.steps_path.exists()
         with open(self.steps_path, "a") as f:
             f.write((STEPS_HEADER if new else "") +
@@ -439,20 +458,37 @@ class Run:
         """Evaluate on the validation data; append a row to metrics.jsonl, redraw the learning
         curve; returns the row. The row's train_nll_nats is the mean loss of the steps since
         the previous evaluation, each measured on its batch as it was learned."""
-        result = evaluate(self.model, self.valid_labels, self.settings.eval_batch or self.settings.batch,
-                          classes=self.valid_classes)
+        result = self.evaluate_split()
         row = {"step": self.step, "epoch": round(self.epoch(), 4), "train_nll_nats": float(np.mean(self.losses)),
                "valid_nll_nats": result["nll_nats"], "valid_bits_per_dim": result["bits_per_dim"],
                "lr": self.optimizer.current_lr(), "seconds": round(self.seconds(), 2)}
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        save_png(self.folder / "learning_curve.png", learning_curve(read_metrics(self.metrics_path)))
+        if self.ranks.rank == 0:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            save_png(self.folder / "learning_curve.png", learning_curve(read_metrics(self.metrics_path)))
         self.losses = []
         return row
+
+    def evaluate_split(self):
+        """``evaluate`` on the validation data; with MPI, each rank a slice, the NLLs summed."""
+        part = parallel.split(len(self.valid_labels), self.ranks.size)[self.ranks.rank]
+        classes = None if self.valid_classes is None else self.valid_classes[part]
+        result = {"nll_nats": 0.0, "images": 0}  # more ranks than validation images: nothing here
+        if part.stop > part.start:
+            result = evaluate(self.model, self.valid_labels[part], self.settings.eval_batch or self.settings.batch,
+                              classes=classes)
+        if self.ranks.size > 1:
+            images = len(self.valid_labels)
+            nll = self.ranks.agree([result["nll_nats"] * result["images"]])[0] / images
+            dims = int(np.prod(self.valid_labels.shape[1:]))
+            result = {"nll_nats": nll, "bits_per_dim": bits_per_dim(nll, dims), "images": images}
+        return result
 
     def save(self, path=None):
         """Write the checkpoint (atomically): model, Adam state, step, settings, the training
         losses since the last evaluation and the best validation NLL so far."""
+        if self.ranks.rank:
+            return
         state = {"step": self.step, "epoch": self.epoch(), "seed": self.settings.seed,
                  "settings": asdict(self.settings), "seconds": self.seconds(), "pending_losses": self.losses,
                  "best_valid_nll": None if math.isinf(self.best) else self.best}
@@ -472,6 +508,8 @@ class Run:
     def draw(self):
         """samples.png: a grid of ``settings.samples`` images from the model (a
         class-conditional model: one row per class)."""
+        if self.ranks.rank:
+            return
         s, K = self.settings, self.model.config.classes
         per_row = max(1, s.samples // K) if K else None
         classes = np.repeat(np.arange(K), per_row) if K else None
@@ -486,7 +524,24 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
 
     on_step: optional function called as on_step(step, loss) after every step
     """
-    run = Run(settings if settings is not None or resume is not None else TrainSettings(), out, resume, log, progress)
+    settings = settings if settings is not None or resume is not None else TrainSettings()
+    ranks = distributed.ranks((settings or saved_run_settings(resume)).device)
+    if ranks.size == 1:
+        return _train(settings, out, resume, progress, log, on_step)
+    try:  # MPI: an error on one rank must stop them all, or the others wait for it for ever
+        distributed.share_cores(settings or saved_run_settings(resume))
+        return _train(settings, out, resume, progress, log, on_step)
+    except KeyboardInterrupt:  # Ctrl-C: every rank agreed to stop after the same step
+        raise
+    except BaseException as err:
+        print(f"minipixel train (rank {ranks.rank} of {ranks.size}): error: {err}", file=sys.stderr, flush=True)
+        ranks.abort(1)
+        raise
+
+
+def _train(settings, out, resume, progress, log, on_step):
+    run = Run(settings, out, resume, log, progress)
+    log, progress = run.log, run.progress
     try:
         return _loop(run, progress, log, on_step)
     except OSError as err:  # a full disk, a folder gone: every file is written atomically, so nothing is half-written
@@ -506,7 +561,7 @@ def _loop(run, progress, log, on_step):
         while run.step < run.total:
             inputs, labels, classes = run.next_batch()
             try:
-                loss = train_step(run.model, run.optimizer, inputs, labels, classes)
+                loss = train_step(run.model, run.optimizer, inputs, labels, classes, run.ranks, run.batch_size)
             except TrainingError as err:
                 bar.close()
                 last = run.checkpoint_path if run.checkpoint_path.exists() else "(none written yet)"
@@ -518,16 +573,21 @@ def _loop(run, progress, log, on_step):
                 on_step(run.step, loss)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.2f} nats/img", epoch=f"{run.epoch():.2f}")
+            run.time_up, stopping = run.out_of_time(), bool(stop)
+            if run.ranks.size > 1:  # every rank stops after the same step: rank 0's clock, anyone's Ctrl-C
+                run.time_up, stopping = (bool(v) for v in run.ranks.agree([0, run.time_up and run.ranks.rank == 0,
+                                                                            stopping])[1:])
             if run.at_evaluation_point():
                 row = run.evaluate_and_save()
-                bar.write(f"step {run.step} epoch {row['epoch']:.2f}: train {row['train_nll_nats']:.2f}, valid "
-                          f"{row['valid_nll_nats']:.2f} nats/image ({row['valid_bits_per_dim']:.4f} bits/dim)")
-                if run.out_of_time():
+                if run.ranks.rank == 0:
+                    bar.write(f"step {run.step} epoch {row['epoch']:.2f}: train {row['train_nll_nats']:.2f}, "
+                              f"valid {row['valid_nll_nats']:.2f} nats/image ({row['valid_bits_per_dim']:.4f} bits/dim)")
+                if run.time_up:
                     log(f"stopped after {run.settings.minutes:g} minutes of training, at step {run.step}")
                     break
             elif run.at_save_point():
                 run.save()
-            if stop:
+            if stopping:
                 run.save()
                 bar.close()
                 log(f"interrupted at step {run.step}: checkpoint {run.checkpoint_path}; "

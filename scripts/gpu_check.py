@@ -175,6 +175,30 @@ def timings(device, batches, repeat, sample_images):
     return out
 
 
+def nccl_check(xp):
+    """The MPI + NCCL gradient sum (minipixel.distributed.NCCLRanks) on min(2, GPUs) ranks."""
+    import ast
+    import importlib.util
+    import shutil
+    import subprocess
+    import tempfile
+
+    if importlib.util.find_spec("mpi4py") is None:
+        return {"passed": True, "skipped": "mpi4py is not installed"}
+    gpus = xp.cuda.runtime.getDeviceCount()
+    worker = Path(__file__).resolve().parents[1] / "tests" / "mpi_worker.py"
+    mpiexec = shutil.which("mpiexec")
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "nccl.txt"
+        command = [sys.executable, str(worker), "nccl", str(out)]
+        if gpus > 1 and mpiexec:
+            command = [mpiexec, "-n", "2"] + command
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if done.returncode or not out.exists():
+            return {"passed": False, "error": done.stderr[-2000:]}
+        return ast.literal_eval(out.read_text())
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="gpu", help="gpu (default), or strict: the CPU stand-in for CuPy")
@@ -232,6 +256,9 @@ def main(argv=None):
         naive = sample(model, 4, seed=2, method="naive")
         report["checks"][f"cached_equals_naive_{arch}"] = {
             "passed": bool(np.array_equal(cached, naive)), "sub_pixels_differing": int((cached != naive).sum())}
+
+    if args.device == "gpu":
+        report["checks"]["nccl_sum"] = nccl_check(xp)
 
     batches, repeat, images = ((16, 64), 3, (16,)) if args.quick or args.device != "gpu" else ((16, 64, 256), 7, (16, 64))
     if args.device == "strict":
