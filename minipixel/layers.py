@@ -68,7 +68,7 @@ class Canvas:
 
     ``data``: (n, H + k//2, W + 2*(k//2), C), the map with k//2 rows of zeros on
     top and k//2 columns of zeros on each side (none below: no live tap looks
-    down), so the window around any position is a plain slice.
+    down), so the taps around any position are plain slices.
     """
 
     def __init__(self, n, height, width, channels, kernel, dtype, xp):
@@ -83,10 +83,6 @@ class Canvas:
         """Set the whole row i: ``value`` (n, W, C)."""
         p = self.pad
         self.data[:, i + p, p : self.data.shape[2] - p] = value
-
-    def window(self, i, j):
-        """Rows i - k//2 .. i and columns j - k//2 .. j + k//2: (n, k//2 + 1, k, C)."""
-        return self.data[:, i : i + self.pad + 1, j : j + 2 * self.pad + 1]
 
     def image(self):
         """The map without its padding: (n, H, W, C)."""

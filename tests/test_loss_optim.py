@@ -86,6 +86,27 @@ def test_adam_first_steps_by_hand():
     np.testing.assert_allclose(p, after_one - step2, rtol=1e-12)
 
 
+def test_sgd_with_momentum_by_hand_and_its_state_round_trip():
+    from minipixel.optim import SGD
+
+    p = np.array([1.0, -1.0])
+    opt = SGD({"p": p}, lr=0.1, momentum=0.5)
+    opt.step({"p": np.array([1.0, 2.0])})  # v = g; p -= lr v
+    opt.step({"p": np.array([1.0, 2.0])})  # v = 0.5 g + g
+    np.testing.assert_allclose(p, [1.0 - 0.1 - 0.15, -1.0 - 0.2 - 0.3], rtol=1e-12)
+    assert opt.t == 2 and opt.current_lr() == 0.1
+    state = opt.state_dict()
+    q = p.copy()
+    other = SGD({"p": q}, lr=0.1, momentum=0.5)
+    other.load_state_dict(state)
+    assert other.t == 2 and np.array_equal(other.v["p"], [1.5, 3.0])
+    opt.step({"p": np.zeros(2)})
+    other.step({"p": np.zeros(2)})  # the momentum alone carries both the same way
+    assert np.array_equal(p, q)
+    with pytest.raises(ValueError, match="lr must be positive"):
+        SGD({"p": p}, lr=0)
+
+
 def test_adam_decay_and_state_round_trip():
     p = np.zeros(3)
     opt = Adam({"p": p}, lr=1.0, decay=0.5)

@@ -129,3 +129,25 @@ def test_under_mpiexec_without_mpi4py_the_message_says_what_to_install(tiny_npz,
         "minipixel train: error: this process was started by mpiexec, but mpi4py cannot be imported (libmpi.so.12: "
         "cannot open shared object file); install it with pip install -e \".[mpi]\" (mpi4py and the mpich runtime, "
         "whose mpiexec lands in the virtual environment)")
+
+
+@needs_mpi
+def test_ctrl_c_under_mpiexec_stops_every_rank_after_the_same_step(tiny_npz, tmp_path):
+    import signal
+
+    run = tmp_path / "run"
+    command = [MPIEXEC, "-n", "2", sys.executable, "-m", "minipixel.cli",
+               *train_args(tiny_npz, run, 100000, eval_every=50), "--quiet"]
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not (run / "checkpoint.npz").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        launcher.send_signal(signal.SIGINT)  # mpiexec passes it to every rank
+        out, err = launcher.communicate(timeout=60)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 130, err
+    step = read_checkpoint(run)[3]["step"]
+    assert step > 0 and f"interrupted at step {step}" in out
+    assert len((run / "steps.csv").read_text().splitlines()) == 1 + step  # both stopped there; one writer

@@ -2,6 +2,7 @@
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +104,16 @@ def test_eval_every_save_every_best_and_steps_csv(tiny_npz, tmp_path, monkeypatc
     assert [int(r[0]) for r in table] == list(range(1, 12))
     assert [r[1] for r in table] == pytest.approx(losses, abs=1e-6)
     assert [r[2] for r in table] == pytest.approx([5e-3 * 0.9998 ** t for t in range(11)], rel=1e-5)
+
+
+def test_default_run_folder_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train_module.time, "strftime", lambda fmt: "20261125-143000")
+    assert train_module.default_run_dir("mnist5k:train") == Path("runs/mnist5k-train-20261125-143000")
+    assert train_module.default_run_dir("some/where/digits.npz") == Path("runs/digits-20261125-143000")
+    (tmp_path / "runs" / "digits-20261125-143000").mkdir(parents=True)  # taken: the next free name
+    assert train_module.default_run_dir("digits.npz") == Path("runs/digits-20261125-143000-2")
+    assert train_module.default_run_dir(".npz") == Path("runs/run-20261125-143000")
 
 
 def test_ctrl_c_saves_and_draws_the_samples(tiny_npz, tmp_path):
