@@ -12,6 +12,7 @@ The file is written atomically (a temporary file, then a rename), so an
 interrupted save leaves the previous checkpoint intact.
 """
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,8 @@ def _text(data, key, path):
 
 def _check_state(state, path):
     """The training state: a dict with the step (an int >= 0), the seconds of
-    training so far (a finite number >= 0) and the run's settings (a dict)."""
+    training so far (a finite number >= 0), the losses since the last evaluation,
+    the best validation NLL (null before the first evaluation) and the run's settings."""
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected the training state to be a JSON object, got {type(state).__name__}")
     step, seconds = state.get("step", 0), state.get("seconds", 0.0)
@@ -63,6 +65,12 @@ def _check_state(state, path):
         raise CheckpointError(f"{path}: expected the state's step to be an int >= 0, got {step!r}")
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds < float("inf"):
         raise CheckpointError(f"{path}: expected the state's seconds to be a number >= 0, got {seconds!r}")
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    pending, best = state.get("pending_losses", []), state.get("best_valid_nll")
+    if not isinstance(pending, list) or not all(number(v) for v in pending):
+        raise CheckpointError(f"{path}: expected the state's pending_losses to be a list of finite numbers")
+    if best is not None and not number(best):
+        raise CheckpointError(f"{path}: expected the state's best_valid_nll to be a finite number or null, got {best!r}")
     if not isinstance(state.get("settings", {}), dict):
         raise CheckpointError(f"{path}: expected the state's settings to be a JSON object, "
                               f"got {type(state['settings']).__name__}")

@@ -351,7 +351,8 @@ class Run:
             self.folder = Path(out) if out else ckpt_path.parent
             self.step, self.earlier_seconds = int(state.get("step", 0)), float(state.get("seconds", 0.0))
             self.losses = [float(v) for v in state.get("pending_losses", [])]
-            self.best = float(state.get("best_valid_nll", math.inf))
+            best = state.get("best_valid_nll")  # None: saved before the first evaluation
+            self.best = math.inf if best is None else float(best)
             log(f"resuming {ckpt_path} at step {self.step}")
         else:
             self.folder = Path(out) if out else default_run_dir(settings.data)

@@ -159,6 +159,13 @@ def test_resume_from_a_save_between_evaluations_is_exact(tiny_npz, tmp_path):
         train(settings(tiny_npz, **kw), out=tmp_path / "b", progress=False, log=lambda *a: None, on_step=crash)
     assert read_checkpoint(tmp_path / "b")[3]["step"] == 7
     train(None, resume=tmp_path / "b", progress=False, log=lambda *a: None)
+    # A checkpoint from before the first evaluation (no best NLL yet) resumes too.
+    with pytest.raises(RuntimeError, match="crash"):
+        train(settings(tiny_npz, steps=12, eval_every=10, save_every=3), out=tmp_path / "c", progress=False,
+              log=lambda *a: None, on_step=crash)
+    assert read_checkpoint(tmp_path / "c")[3]["best_valid_nll"] is None
+    train(None, resume=tmp_path / "c", progress=False, log=lambda *a: None)
+    assert read_checkpoint(tmp_path / "c")[3]["step"] == 12
     _, pa, _, sa = read_checkpoint(tmp_path / "a")
     _, pb, _, sb = read_checkpoint(tmp_path / "b")
     assert all(np.array_equal(pa[k], pb[k]) for k in pa)
@@ -291,6 +298,8 @@ def test_damaged_checkpoints_are_refused_before_anything_is_built(tmp_path):
         (dict(fields={"height": -1}), r"config.height: expected an int from 1 to 4096, got -1"),
         (dict(state={"step": "abc"}), r"expected the state's step to be an int >= 0, got 'abc'"),
         (dict(state={"settings": [1]}), r"expected the state's settings to be a JSON object, got list"),
+        (dict(state={"pending_losses": [1.0, "x"]}), r"pending_losses to be a list of finite numbers"),
+        (dict(state={"best_valid_nll": "low"}), r"best_valid_nll to be a finite number or null, got 'low'"),
         (dict(**{"param/conv_in.W": np.full((7, 7, 1, 4), np.nan, np.float32)}),
          r"parameter conv_in.W holds NaN or infinite values"),
         (dict(**{"param/conv_in.b": np.zeros(4, np.int8)}), r"parameter conv_in.b: expected floats, got dtype int8"),
