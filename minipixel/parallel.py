@@ -132,6 +132,17 @@ def run(tasks):
     return results
 
 
+def _forget_pool():
+    """After a fork: the child has none of the parent's threads, so a pool it
+    inherited would take tasks and never run them (the child would hang)."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _part(values, part):
     return None if values is None else values[part]
 

@@ -1,3 +1,9 @@
+import functools
+import json
+import os
+import signal
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -50,3 +56,90 @@ def device(request):
 
         backend.register_device("strict", strict)
     return request.param
+
+
+# --- Mutation runs (scripts/mutation.sh, mutmut) ------------------------------------
+# mutmut names the mutant under test in MUTANT_UNDER_TEST ("stats" while it learns
+# which tests reach which function). For a mutant of minipixel/<module>.py, only the
+# test files below run (mutmut has already cut them to the tests that reach the mutated
+# function), fastest first, so that -x stops at the first failure early; a test that
+# runs far longer than it did on the unmutated code is failed, and the mutant counted
+# as killed by time, as mutmut counts its own timeouts (the mutant's name goes to the
+# file MUTATION_SLOW_LOG names). The whole-gated-model gradient checks (50 s each) sit
+# out mutation runs: gated.py is not mutated, and the ops they check have their own.
+MUTATION_TESTS = {
+    "masks": ("test_masks", "test_conv", "test_autoregressive", "test_gradcheck", "test_gated"),
+    "im2col": ("test_conv", "test_forward_at", "test_gradcheck", "test_autoregressive", "test_gated",
+               "test_strict_device"),
+    "conv_reference": ("test_conv", "test_gradcheck"),
+    "layers": ("test_conv", "test_forward_at", "test_gradcheck", "test_autoregressive", "test_gated",
+               "test_sampling", "test_parallel", "test_strict_device"),
+    "losses": ("test_loss_optim", "test_gradcheck", "test_sampling", "test_train", "test_strict_device"),
+    "optim": ("test_loss_optim", "test_train", "test_parallel", "test_strict_device"),
+    "sampling": ("test_sampling", "test_sample_cli", "test_gated", "test_cli", "test_strict_device"),
+    "data": ("test_data", "test_train", "test_cli", "test_fuzz"),
+    "checkpoint": ("test_train", "test_cli", "test_fuzz", "test_sample_cli"),
+    "train": ("test_train", "test_cli", "test_parallel", "test_sample_cli", "test_strict_device"),
+}
+MUTATION_HEAVY = "test_backward_matches_central_differences[gated model, "
+
+
+class MutantTooSlow(Exception):
+    """A test ran far past its time on the unmutated code."""
+
+
+def _mutation_module():
+    """The mutated module's name during a mutant's run, "" during mutmut's other phases, None outside mutmut."""
+    mutant = os.environ.get("MUTANT_UNDER_TEST")
+    if mutant is None:
+        return None
+    parts = mutant.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "minipixel" else ""
+
+
+def pytest_collection_modifyitems(config, items):
+    module = _mutation_module()
+    if module is None:
+        return
+    keep = [item for item in items if MUTATION_HEAVY not in item.nodeid]
+    if module:
+        files = MUTATION_TESTS.get(module, ())
+        keep = [item for item in keep if item.path.stem in files]
+        durations = _mutation_durations()
+        keep.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+
+
+@functools.lru_cache(maxsize=1)
+def _mutation_durations():
+    """Each test's time on the unmutated code, from mutmut's first pass (run in mutants/)."""
+    try:
+        stats = json.loads(Path("mutmut-stats.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {name.removeprefix("mutants/"): seconds for name, seconds in stats.get("duration_by_test", {}).items()}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    if not _mutation_module():
+        yield
+        return
+    limit = 4.0 * _mutation_durations().get(item.nodeid, 5.0) + 3.0
+
+    def too_slow(signum, frame):
+        log = os.environ.get("MUTATION_SLOW_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write(os.environ["MUTANT_UNDER_TEST"] + "\n")
+        raise MutantTooSlow(f"{item.nodeid} ran past {limit:.1f} s of CPU time")
+
+    previous = signal.signal(signal.SIGPROF, too_slow)
+    signal.setitimer(signal.ITIMER_PROF, limit)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)

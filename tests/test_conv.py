@@ -48,6 +48,37 @@ def test_reference_matches_direct_convolution(k, mask, colors, cin, cout):
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reference_keeps_the_input_dtype(dtype):
+    rng = np.random.default_rng(3)
+    mask = conv_mask(3, 2, 4, "B").astype(dtype)
+    x = rng.standard_normal((2, 5, 4, 2)).astype(dtype)
+    Wm = (rng.standard_normal((3, 3, 2, 4)) * mask).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    y = conv2d_reference(x, Wm, b)
+    assert y.dtype == dtype and y.shape == (2, 5, 4, 4)
+    np.testing.assert_allclose(y, direct_conv(x, Wm, b), rtol=1e-5, atol=1e-5)
+    dx, dW, db = conv2d_reference_backward(rng.standard_normal((2, 5, 4, 4)).astype(dtype), x, Wm, mask)
+    assert (dx.dtype, dW.dtype, db.dtype) == (dtype, dtype, dtype)
+    assert (dx.shape, dW.shape, db.shape) == (x.shape, Wm.shape, b.shape)
+
+
+def test_reference_runs_on_every_device(device):
+    # The reference on device arrays (the gradient check runs it on the model's device)
+    # gives NumPy's numbers and builds every array on that device.
+    xp = get_xp(device)
+    rng = np.random.default_rng(4)
+    mask = conv_mask(5, 3, 6, "A", colors=3)
+    x, dy = rng.standard_normal((2, 4, 6, 3)), rng.standard_normal((2, 4, 6, 6))
+    Wm, b = rng.standard_normal((5, 5, 3, 6)) * mask, rng.standard_normal(6)
+    y = conv2d_reference(xp.asarray(x), xp.asarray(Wm), xp.asarray(b))
+    grads = conv2d_reference_backward(xp.asarray(dy), xp.asarray(x), xp.asarray(Wm), xp.asarray(mask))
+    np.testing.assert_allclose(to_numpy(y), conv2d_reference(x, Wm, b), rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, conv2d_reference_backward(dy, x, Wm, mask)):
+        assert isinstance(got, xp.ndarray)
+        np.testing.assert_allclose(to_numpy(got), want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("k,mask,colors,cin,cout", CONFIGS)
 def test_fast_layer_matches_the_reference_forward_and_backward(k, mask, colors, cin, cout, chunked, device,
@@ -148,3 +179,15 @@ def test_relu_in_place_overwrites_its_input_and_backward_uses_the_output():
     y = relu.forward(x)
     assert y is x and x.tolist() == [0, 2, 0, 3]
     assert relu.backward(np.ones(4)).tolist() == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("k,mask", [(5, "B"), (7, "B"), (7, "HB")])
+def test_col2im_gather_rounds_as_the_loop_in_float32(k, mask):
+    # Both start from the centre tap and add the others in the same order, so in
+    # float32 they agree to the bit, not just to rounding; and dx keeps the dtype.
+    rng = np.random.default_rng(k)
+    taps = live_taps(conv_mask(k, 2, 2, mask))
+    g = rng.standard_normal((2, 9, 9, len(taps), 2)).astype(np.float32)
+    dx = col2im_gather(g, taps, k)
+    assert dx.dtype == np.float32
+    np.testing.assert_array_equal(dx, col2im_loop(g, taps, k))

@@ -58,6 +58,39 @@ def test_quantize_rejects_values_outside_unit_range(bad):
         data.quantize(np.array(bad), 4)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, bool])
+@pytest.mark.parametrize("levels", [2, 5, 256])
+def test_quantize_takes_integer_and_bool_arrays_of_zeros_and_ones(dtype, levels):
+    x = np.array([[0, 1, 1], [0, 0, 1]]).astype(dtype)
+    labels = data.quantize(x, levels)
+    assert labels.dtype == np.uint8 and labels.shape == (2, 3)
+    np.testing.assert_array_equal(labels, [[0, levels - 1, levels - 1], [0, 0, levels - 1]])
+
+
+@pytest.mark.parametrize("dtype,most", [(np.float32, 5.5), (np.uint8, 9.5), (bool, 9.5)])
+def test_quantize_memory_peak_per_value(dtype, most):
+    # Float32 data is scaled in one float32 copy, floored in place (4 + 1 bytes per
+    # value with the labels); integer and bool data go through float32, not float64
+    # (4 + 4 + 1, where float64 would take 8 + 8 + 1, and a floor into a new array 4 more).
+    import tracemalloc
+
+    x = np.ones(1 << 20, dtype)
+    tracemalloc.start()
+    try:
+        labels = data.quantize(x, 256)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert labels.dtype == np.uint8 and labels.min() == 255
+    assert peak < most * x.size, peak / x.size
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int64])
+def test_quantize_refusal_names_quantize(dtype):
+    with pytest.raises(ValueError, match=r"^quantize: expected values in \[0, 1\], got min 0(\.0)? and max 2"):
+        data.quantize(np.array([0, 2], dtype), 4)
+
+
 @pytest.mark.parametrize("levels", [1, 0, 257, 2.5, True, "4"])
 def test_quantize_rejects_bad_levels(levels):
     with pytest.raises(ValueError, match="levels must be an integer from 2 to 256"):
@@ -142,6 +175,27 @@ def test_binarize_rejects_bad_input():
         data.binarize(np.array([1.5]))
     with pytest.raises(ValueError, match="Generator"):
         data.binarize(np.array([0.5]), rng=42)
+
+
+@pytest.mark.parametrize("rng", [None, np.random.default_rng(0)])
+def test_binarize_refusal_names_binarize(rng):
+    with pytest.raises(ValueError, match=r"^binarize: expected values in \[0, 1\], got min -0\.5 and max 0\.5"):
+        data.binarize(np.array([-0.5, 0.5]), rng=rng)
+
+
+def test_binarize_sampling_never_turns_a_zero_on_even_at_a_draw_of_exactly_zero():
+    # 1 with probability x: a value of 0 is 0 whatever the draw, also for a draw of 0.0.
+    # A Mersenne Twister whose state is all zeros draws exactly 0.0 (and its first
+    # 624 words are 0), so the comparison at the draw's lower end is seen.
+    bits = np.random.MT19937()
+    state = bits.state
+    state["state"]["key"][:] = 0
+    state["state"]["pos"] = 0
+    bits.state = state
+    assert np.random.Generator(bits).random(3).tolist() == [0.0, 0.0, 0.0]
+    bits.state = state
+    x = np.array([0.0, 1e-300, 0.5, 1.0])
+    np.testing.assert_array_equal(data.binarize(x, rng=np.random.Generator(bits)), [0, 1, 1, 1])
 
 
 # ---------------------------------------------------------------- the epoch order

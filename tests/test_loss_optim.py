@@ -122,6 +122,55 @@ def test_adam_decay_and_state_round_trip():
         Adam({"p": np.zeros(4)}).load_state_dict(opt.state_dict())
 
 
+def test_sgd_defaults_are_lr_0_01_without_momentum():
+    p = np.array([1.0, -1.0])
+    opt = SGD({"p": p})
+    assert opt.current_lr() == 0.01
+    g = np.array([1.0, 2.0])
+    opt.step({"p": g})
+    np.testing.assert_allclose(p, [0.99, -1.02], rtol=1e-15)
+    opt.step({"p": g})  # no momentum: the same step again, not 2 g
+    np.testing.assert_allclose(p, [0.98, -1.04], rtol=1e-15)
+    opt.step({"p": np.zeros(2)})  # and nothing carries over
+    np.testing.assert_allclose(p, [0.98, -1.04], rtol=1e-15)
+
+
+@pytest.mark.parametrize("make", [lambda p: SGD(p, lr=0.1, momentum=0.5), lambda p: Adam(p, lr=0.1)],
+                         ids=["sgd", "adam"])
+def test_optimizer_state_round_trip_on_every_device(make, device):
+    # Built, stepped and restored on the device: the state (NumPy on the host) goes back
+    # to the device, where a host array in a device array is refused.
+    from minipixel.backend import get_xp, to_numpy
+
+    xp = get_xp(device)
+    start = np.array([[1.0, -1.0, 0.5], [2.0, 0.0, -3.0]], np.float32)
+    grads = [np.full((2, 3), v, np.float32) for v in (1.0, -2.0, 0.5)]
+    p, q = xp.asarray(start.copy()), xp.asarray(start.copy())  # NumPy's asarray would not copy
+    opt, ref = make({"p": p}), make({"p": start.copy()})
+    for g in grads[:2]:
+        opt.step({"p": xp.asarray(g)})
+        ref.step({"p": g})
+    state = opt.state_dict()
+    assert all(isinstance(v, np.ndarray) for k, v in state.items() if k != "t")
+    other = make({"p": q})
+    q[...] = p
+    other.load_state_dict(state)
+    assert other.t == 2
+    opt.step({"p": xp.asarray(grads[2])})
+    other.step({"p": xp.asarray(grads[2])})
+    ref.step({"p": grads[2]})
+    assert to_numpy(p).dtype == np.float32 and to_numpy(q).dtype == np.float32
+    np.testing.assert_array_equal(to_numpy(q), to_numpy(p))
+    np.testing.assert_allclose(to_numpy(p), ref.params["p"], rtol=1e-6)
+
+
+def test_adam_state_with_a_missing_entry_is_refused():
+    state = Adam({"w": np.zeros(3), "b": np.zeros(2)}).state_dict()
+    del state["v/b"]
+    with pytest.raises(ValueError, match=r"^optimizer state v/b: expected shape \(2,\), got None$"):
+        Adam({"w": np.zeros(3), "b": np.zeros(2)}).load_state_dict(state)
+
+
 def test_adam_and_sgd_minimise_a_quadratic():
     for make in (lambda p: Adam(p, lr=0.05), lambda p: SGD(p, lr=0.1, momentum=0.5)):
         x = np.array([3.0, -2.0])

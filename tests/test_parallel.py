@@ -5,6 +5,10 @@ gradients as the whole batch in one thread (to float64 rounding), the same
 numbers bit for bit when repeated, and replicas must share the parameters
 (an update by the optimizer reaches every thread).
 """
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 
@@ -133,3 +137,28 @@ def test_threads_are_validated():
     for bad in (0, -1, 1.5, "2", 10**6):
         with pytest.raises(ValueError, match="threads: expected an int from 1 to 256"):
             parallel.set_threads(bad)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_still_runs_work_in_threads():
+    # A child forked after the thread pool exists has none of its threads: with the
+    # parent's pool it would hang on the first task (as mutmut's forked workers did).
+    assert parallel.run([lambda: 1, lambda: 2]) == [1, 2]  # the pool exists now
+    pid = os.fork()
+    if pid == 0:
+        try:
+            code = 0 if parallel.run([lambda: 3, lambda: 4]) == [3, 4] else 1
+        except BaseException:
+            code = 2
+        os._exit(code)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on the thread pool it inherited")
+    assert os.waitstatus_to_exitcode(status) == 0

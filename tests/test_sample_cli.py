@@ -162,6 +162,65 @@ def test_recording_of_a_colour_model(method):
         assert np.array_equal(labels, np.where(order < drawn, images, 0))
 
 
+@pytest.mark.parametrize("size,every", [
+    ((8, 8, 1), 8),  # one row per look
+    ((600, 1, 1), 2),  # 601 rows: 2 sub-pixels a look
+    ((998, 1, 1), 2),  # 499 * 2: exactly MAX_FRAMES looks
+    ((999, 1, 1), 3),  # just above a multiple of 499
+    ((1000, 1, 1), 3),
+    ((2000, 1, 3), 13),  # 6000 = 499 * 12 + 12
+])
+def test_recording_default_step_is_the_smallest_giving_at_most_max_frames(size, every):
+    from minipixel.sampling import MAX_FRAMES
+
+    H, W, C = size
+    recording = Recording(1, H, W, C)
+    assert recording.every == every
+    assert len(recording.drawn) == len(recording.labels) <= MAX_FRAMES
+    assert recording.drawn[0] == 0 and recording.drawn[-1] == H * W * C
+    assert Recording(1, H, W, C, every=every).drawn == recording.drawn  # the step asked for explicitly
+    if every > W * C:  # one sub-pixel less a look makes too many
+        with pytest.raises(ValueError, match=rf"^every={every - 1} sub-pixel\(s\) makes \d+ frames of "
+                                             rf"{H}x{W}x{C} images, more than {MAX_FRAMES}: take every={every} "):
+            Recording(1, H, W, C, every=every - 1)
+
+
+@pytest.mark.parametrize("every", [2.5, -1, -4, "3"])
+def test_recording_refuses_a_step_that_is_not_a_positive_int(every):
+    with pytest.raises(ValueError, match=rf"^every: expected a positive int, got {every!r}$"):
+        Recording(2, 8, 8, 1, every=every)
+
+
+def test_recording_labels_are_uint8_zeros_one_frame_per_look():
+    recording = Recording(2, 3, 4, 1, every=np.int64(4))
+    assert recording.drawn == [0, 4, 8, 12]
+    assert recording.labels.dtype == np.uint8 and recording.labels.shape == (4, 2, 3, 4, 1)
+    assert not recording.labels.any()
+
+
+def test_recording_refuses_what_would_not_fit_in_memory(monkeypatch):
+    import minipixel.checks
+
+    # 10 images of 10x10x1, a look per row: 11 frames of 10 * 100 bytes = 11000 bytes.
+    monkeypatch.setattr(minipixel.checks, "available_memory", lambda: 11_000)
+    assert len(Recording(10, 10, 10, 1).drawn) == 11
+    monkeypatch.setattr(minipixel.checks, "available_memory", lambda: 10_999)
+    with pytest.raises(MemoryError, match=r"^recording 11 frames of 10 images needs about"):
+        Recording(10, 10, 10, 1)
+
+
+@pytest.mark.parametrize("drawn", [1, 5, 11, 13, 16, 100])
+def test_recording_refuses_a_look_that_is_not_one_of_its_frames(drawn):
+    recording = Recording(2, 3, 4, 1, every=4)  # looks after 0, 4, 8 and 12 sub-pixels
+    labels = np.ones((2, 3, 4, 1), np.uint8)
+    with pytest.raises(ValueError, match=r"^Recording: expected a look after one of \[0, 4, 8, 12\] sub-pixels, "
+                                         rf"got {drawn}$"):
+        recording(0, labels, drawn)
+    assert not recording.labels.any()
+    recording(0, labels, 12)
+    assert recording.labels[3].all() and not recording.labels[:3].any()
+
+
 def test_sampling_frame_paints_what_is_not_drawn():
     labels = np.array([[[[3, 0, 3], [1, 2, 3]]]])  # one 1x2 colour image, 4 levels
     frame = sampling_frame(labels, 4, 4)  # the first pixel and the red of the second are drawn

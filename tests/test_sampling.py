@@ -131,3 +131,87 @@ def test_completion_bad_arguments():
         sample(model, 2, known=np.full((2, 6, 5, 1), 3, np.uint8), known_rows=1)
     with pytest.raises(ValueError, match="known_rows must be 0..6"):
         sample(model, 2, known=np.zeros((2, 6, 5, 1), np.uint8), known_rows=7)
+
+
+def test_naive_sampler_stops_after_rows():
+    # rows= (the benchmark's --naive-rows): the first rows drawn as in a full run, the rest left at 0.
+    from tqdm import tqdm
+
+    from minipixel.sampling import sample_naive
+
+    model = small_model(1, 5)
+    full = sample(model, 3, seed=5, method="naive")
+    u = np.random.default_rng(5).random((3, 6, 5, 1))  # the numbers sample draws up front for seed 5
+    part = sample_naive(model, u, 1.0, tqdm(disable=True), rows=2)
+    assert part.shape == (3, 6, 5, 1) and part.dtype == np.uint8
+    assert np.array_equal(part[:, :2], full[:, :2])
+    assert not part[:, 2:].any() and full[:, 2:].any()
+
+
+def completion_images(n=2, seed=0):
+    return np.random.default_rng(seed).integers(0, 4, (n, 6, 5, 1)).astype(np.uint8)
+
+
+def test_completion_defaults(capsys):
+    from minipixel.sampling import complete
+
+    model = small_model(1, 4)
+    images = completion_images()
+    got = complete(model, images, 2)
+    assert got.shape == (2, 4, 6, 5, 1) and got.dtype == np.uint8  # 4 completions per image
+    assert capsys.readouterr().err == ""  # no progress bar unless asked
+    assert np.array_equal(got, complete(model, images, 2, per_image=4, seed=0, temperature=1.0, method="cached",
+                                        progress=False))
+    assert not np.array_equal(got, complete(model, images, 2, seed=1))
+    assert not np.array_equal(got, complete(model, images, 2, temperature=2.0))
+
+
+def test_completion_samples_with_its_seed_and_temperature():
+    from minipixel.sampling import complete
+
+    model = small_model(1, 4)
+    images = completion_images()
+    known = np.repeat(images, 3, axis=0)
+    results = []
+    for seed, temperature in [(5, 1.0), (5, 1.7), (6, 1.0)]:
+        got = complete(model, images, 2, per_image=3, seed=seed, temperature=temperature)
+        want = sample(model, 6, seed=seed, temperature=temperature, known=known, known_rows=2)
+        assert np.array_equal(got.reshape(want.shape), want)
+        assert np.array_equal(got[:, :, :2], np.repeat(images[:, None, :2], 3, axis=1))  # the kept rows
+        results.append(got)
+    assert not np.array_equal(results[0], results[1]) and not np.array_equal(results[0], results[2])
+
+
+def test_completion_uses_the_method_and_shows_progress_when_asked(capsys):
+    from minipixel.sampling import complete
+
+    model = small_model(1, 4)
+    images = completion_images()
+    naive = complete(model, images, 3, per_image=2, seed=4, method="naive", progress=True)
+    assert "sampling (naive)" in capsys.readouterr().err
+    assert np.array_equal(naive, complete(model, images, 3, per_image=2, seed=4))  # the samplers agree
+    complete(model, images, 3, per_image=2, seed=4, progress=True)
+    assert "sampling (cached)" in capsys.readouterr().err
+
+
+def test_completion_refuses_bad_images_keep_rows_and_per_image():
+    import re
+
+    from minipixel.sampling import complete
+
+    model = small_model(1, 4)  # 6x5x1 images
+    for shape in [(6, 5, 1), (2, 7, 5, 1), (2, 6, 4, 1), (2, 6, 5, 3)]:
+        with pytest.raises(ValueError, match=r"^images: expected \(n, 6, 5, 1\) labels, .*got shape "
+                                             + re.escape(str(shape))):
+            complete(model, np.zeros(shape, np.uint8), 2)
+    images = completion_images()
+    for keep_rows in [0, 6, 7, -1, 2.0]:
+        with pytest.raises(ValueError, match=rf"^keep_rows must be between 1 and 5, got {keep_rows!r}$"):
+            complete(model, images, keep_rows)
+    for keep_rows in [1, 5, np.int64(3)]:  # the first and the last row that leave something to sample
+        got = complete(model, images, keep_rows, per_image=1)
+        assert got.shape == (2, 1, 6, 5, 1)
+        assert np.array_equal(got[:, 0, :keep_rows], images[:, :keep_rows])
+    for per_image in [0, -2, 2.0]:
+        with pytest.raises(ValueError, match=rf"^per_image must be a positive int, got {per_image!r}$"):
+            complete(model, images, 2, per_image=per_image)

@@ -1,6 +1,7 @@
 """Training: the loss falls, checkpoints round-trip, resume is exact, failures lose nothing."""
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -108,7 +109,9 @@ def test_eval_every_save_every_best_and_steps_csv(tiny_npz, tmp_path, monkeypatc
 
 def test_default_run_folder_names(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(train_module.time, "strftime", lambda fmt: "20261125-143000")
+    clock = time.strptime("2026-11-25 14:30:00", "%Y-%m-%d %H:%M:%S")
+    real = time.strftime
+    monkeypatch.setattr(train_module.time, "strftime", lambda fmt: real(fmt, clock))
     assert train_module.default_run_dir("mnist5k:train") == Path("runs/mnist5k-train-20261125-143000")
     assert train_module.default_run_dir("some/where/digits.npz") == Path("runs/digits-20261125-143000")
     (tmp_path / "runs" / "digits-20261125-143000").mkdir(parents=True)  # taken: the next free name
@@ -439,3 +442,130 @@ def test_conditional_needs_labels_and_the_gated_model(tiny_npz, tmp_path):
     data = labelled_npz(tmp_path / "bars.npz")
     with pytest.raises(ValueError, match="needs the gated architecture"):
         run(settings(data, conditional=True, steps=1), tmp_path / "b")
+
+
+def _amat_folder(root, images):
+    """A data folder holding binarized-mnist's valid split: the given (n, 28, 28) 0/1 images."""
+    folder = root / "binarized_mnist"
+    folder.mkdir(parents=True)
+    lines = (" ".join(str(v) for v in image.ravel()) for image in images)
+    (folder / "binarized_mnist_valid.amat").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_load_labels_reads_named_data_from_the_runs_data_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIPIXEL_DATA", str(tmp_path / "elsewhere"))  # not the run's folder
+    images = (np.random.default_rng(0).random((3, 28, 28)) < 0.3).astype(np.uint8)
+    root = _amat_folder(tmp_path / "data", images)
+    labels, classes = train_module.load_labels("binarized-mnist:valid", TrainSettings(data_dir=str(root)))
+    np.testing.assert_array_equal(labels, images[..., None])
+    assert classes is None
+    model = PixelCNN(PixelCNNConfig(height=28, width=28, filters=4, blocks=0))
+    labels, _ = train_module.load_labels_for(model, "binarized-mnist:valid", TrainSettings(data_dir=str(root)), "c.npz")
+    np.testing.assert_array_equal(labels, images[..., None])
+
+
+def test_load_labels_crops_image_folders_to_the_runs_size(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for k in range(3):
+        Image.fromarray(np.full((12, 12), 100 * k, np.uint8)).save(folder / f"{k}.png")
+    s = TrainSettings(levels=4, size=8)
+    labels, _ = train_module.load_labels(str(folder), s)
+    assert labels.shape == (3, 8, 8, 1)
+    assert sorted(np.unique(labels)) == [0, 1, 3]  # 0, 100 and 200 of 255 at 4 levels
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, levels=4, filters=4, blocks=0))
+    np.testing.assert_array_equal(train_module.load_labels_for(model, str(folder), s, "c.npz")[0], labels)
+
+
+def test_load_labels_shows_progress_unless_told_not_to(tiny_npz, monkeypatch):
+    seen = []
+    real = train_module.datasets.load
+    monkeypatch.setattr(train_module.datasets, "load", lambda *a, **kw: seen.append(kw["progress"]) or real(*a, **kw))
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
+    train_module.load_labels(str(tiny_npz), TrainSettings())
+    train_module.load_labels(str(tiny_npz), TrainSettings(), progress=False)
+    train_module.load_labels_for(model, str(tiny_npz), TrainSettings(), "c.npz")
+    train_module.load_labels_for(model, str(tiny_npz), TrainSettings(), "c.npz", progress=False)
+    assert seen == [True, False, True, False]
+
+
+def test_data_of_another_size_for_a_non_square_model_gets_no_hint(tiny_npz):
+    model = PixelCNN(PixelCNNConfig(height=8, width=6, filters=4, blocks=0))
+    with pytest.raises(ValueError, match=r"trained on 8x6 grey images$"):
+        train_module.load_labels_for(model, str(tiny_npz), TrainSettings(), "c.npz")
+
+
+def test_binary_data_is_refused_by_a_three_level_model(tiny_npz):
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, levels=3, filters=4, blocks=0))
+    with pytest.raises(ValueError, match="binary .* has 3 levels"):
+        train_module.load_labels_for(model, str(tiny_npz), TrainSettings(levels=3), "c.npz")
+
+
+def test_settings_of_a_checkpoint_saved_without_them_are_the_defaults(tmp_path):
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, levels=4, filters=4, blocks=0))
+    s = train_module.saved_settings(model, {}, "c.npz")
+    assert (s.levels, s.conditional, s.lr) == (4, False, TrainSettings().lr)
+    from minipixel.gated import GatedPixelCNN
+
+    gated = GatedPixelCNN(PixelCNNConfig(arch="gated", height=8, width=8, filters=4, blocks=0, classes=3))
+    assert train_module.saved_settings(gated, {"settings": {"levels": 2}}, "c.npz").conditional is True
+    with pytest.raises(CheckpointError, match=r"^c\.npz: bad training settings"):
+        train_module.saved_settings(model, {"settings": {"lr": "fast"}}, "c.npz")
+    save_checkpoint(tmp_path / "checkpoint.npz", model, Adam(model.parameters()), {"step": 0})
+    assert train_module.saved_run_settings(tmp_path) == TrainSettings()
+
+
+def test_saved_settings_must_have_their_fields_types():
+    assert TrainSettings.from_dict({"valid": None, "lr": 0.5}).lr == 0.5
+    with pytest.raises(ValueError, match="settings.valid: expected str, got 5"):
+        TrainSettings.from_dict({"valid": 5})
+    with pytest.raises(ValueError, match="settings.lr: expected float, got None"):
+        TrainSettings.from_dict({"lr": None})
+
+
+def test_metrics_rows_give_epoch_lr_and_seconds_rounded(tiny_npz, tmp_path, monkeypatch):
+    # 58 training images at batch 9: 7 steps an epoch, so epochs like 1/7 need rounding
+    monkeypatch.setattr(train_module.Run, "seconds", lambda self: 12.345678)
+    run(settings(tiny_npz, steps=9, batch=9, eval_every=2, lr=1e-2, lr_decay=0.9), tmp_path)
+    rows = train_module.read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [2, 4, 6, 8, 9]
+    for r in rows:
+        assert r["epoch"] == round(r["step"] / 7, 4)
+        assert r["lr"] == pytest.approx(1e-2 * 0.9 ** (r["step"] - 1), rel=1e-12)
+        assert r["seconds"] == 12.35
+
+
+def _pictures(n, height, width, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, height, width, 1)) < 0.3).astype(np.uint8)
+
+
+def test_samples_png_is_the_models_sample_at_the_runs_seed_and_temperature(tmp_path, capsys):
+    from PIL import Image
+
+    from minipixel.datasets import write_npz
+    from minipixel.data import ImageSet
+    from minipixel.sampling import sample
+    from minipixel.viz import image_grid
+
+    # 28 rows, 6 columns: drawn at the scale of a 28-pixel-tall image (2), not of a 6-pixel one (4)
+    path = tmp_path / "tall.npz"
+    write_npz(path, ImageSet(images=_pictures(40, 28, 6), max_value=1, source="tall"))
+    s = settings(path, steps=2, samples=5, temperature=0.7, seed=11, filters=4)
+    train(s, out=tmp_path / "run", progress=True, log=lambda *a: None)
+    assert "sampling" in capsys.readouterr().err  # the samples' progress bar, as the run's
+    model = load_model(tmp_path / "run")[0]
+    expected = image_grid(sample(model, 5, seed=11, temperature=0.7), 2, scale=2)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "run" / "samples.png")), expected)
+
+    # a class-conditional model: one row per class, max(1, samples // classes) images each
+    path = tmp_path / "classes.npz"
+    write_npz(path, ImageSet(images=_pictures(40, 8, 8), max_value=1, source="classes", classes=np.arange(40) % 3))
+    s = settings(path, steps=2, samples=2, arch="gated", conditional=True, filters=4, seed=4)
+    run(s, tmp_path / "cond")
+    model = load_model(tmp_path / "cond")[0]
+    expected = image_grid(sample(model, 3, seed=4, classes=np.arange(3)), 2, ncols=1, scale=4)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "cond" / "samples.png")), expected)
