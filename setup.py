@@ -8,6 +8,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["minipixel", "minipixel.*"]),
+    # The pretrained models (minipixel/pretrained.py) are installed inside the package.
+    package_data={"minipixel": ["models/*.npz", "models/index.json"]},
     install_requires=["numpy>=1.22", "pillow>=9", "tqdm>=4.60", "threadpoolctl>=3"],
     extras_require={
         # The tests run the MPI ones too (tests/test_mpi.py), so they need what [mpi] installs.

@@ -14,6 +14,15 @@ from .model import ARCHS
 DEFAULT_SAMPLES_PNG = "samples.png"
 
 
+def add_model_arguments(p, required=True):
+    """--checkpoint FILE or --pretrained NAME: the model a command uses."""
+    group = p.add_mutually_exclusive_group(required=required)
+    no_model = "no default: give it or --pretrained" if required else "default: a fresh random model with the options below"
+    group.add_argument("--checkpoint", help=f"checkpoint.npz (or its run folder) ({no_model})")
+    group.add_argument("--pretrained", metavar="NAME", help="a model installed with minipixel, by name "
+                                                           "(`minipixel pretrained` lists them) (default: none)")
+
+
 def add_threads_argument(p):
     p.add_argument("--threads", type=option("threads"),
                    help="CPU threads, each running a part of every batch (default: one per core this process may use)")
@@ -107,7 +116,7 @@ def _sample_parser(sub):
             raise argparse.ArgumentTypeError(f"expected HxW or S (S x S), each {describe('size')}, got {text!r}") from None
 
     p = sub.add_parser("sample", help="generate images from a checkpoint")
-    p.add_argument("--checkpoint", required=True, help="checkpoint.npz (or its run folder)")
+    add_model_arguments(p)
     p.add_argument("-n", type=option("images"), default=16, help="number of images (default 16); for a class-conditional "
                                                      "model without --class, images per class, one row each")
     p.add_argument("--class", dest="class_", type=option("class"),
@@ -196,7 +205,7 @@ def cmd_sample(args):
 
 def _eval_parser(sub):
     p = sub.add_parser("eval", help="negative log-likelihood of a dataset under a checkpoint")
-    p.add_argument("--checkpoint", required=True, help="checkpoint.npz (or its run folder)")
+    add_model_arguments(p)
     p.add_argument("--data", required=True, help="a file or NAME:SPLIT")
     p.add_argument("--data-dir", help="folder of named datasets (default: $MINIPIXEL_DATA or data/)")
     p.add_argument("--binarize", choices=["threshold", "sample"], help="default: as in training")
@@ -259,7 +268,7 @@ def cmd_bench(args):
 
 def _complete_parser(sub):
     p = sub.add_parser("complete", help="keep the top rows of real images and sample the rest")
-    p.add_argument("--checkpoint", required=True, help="checkpoint.npz (or its run folder)")
+    add_model_arguments(p)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", action="append", help="an image file (PNG/JPEG) of the model's size; repeatable")
     src.add_argument("--data", help="take images from this dataset (a file or NAME:SPLIT) instead")
@@ -368,7 +377,7 @@ def _show_parser(sub):
     m.add_argument("--channels", type=int, choices=[1, 3], default=3, help="colours: 1 or 3 (default 3)")
     m.add_argument("--out", default="masks.png", help="PNG file (default masks.png)")
     f = what.add_parser("field", help="which inputs influence one output, from the backward pass")
-    f.add_argument("--checkpoint", help="a trained model (default: a fresh random model with the options below)")
+    add_model_arguments(f, required=False)
     f.add_argument("--arch", choices=ARCHS, default="pixelcnn",
                    help="fresh model: the architecture (default pixelcnn; gated has no blind spot)")
     f.add_argument("--channels", type=int, choices=[1, 3], default=1, help="fresh model: colours (default 1)")
@@ -385,6 +394,19 @@ def _show_parser(sub):
     c.add_argument("--run", required=True, help="a run folder (or its checkpoint.npz) with metrics.jsonl")
     c.add_argument("--out", help="PNG file (default: <run>/learning_curve.png)")
     p.set_defaults(handler=cmd_show)
+
+
+def _pretrained_parser(sub):
+    p = sub.add_parser("pretrained", help="list the pretrained models installed with minipixel (use them with "
+                                          "--pretrained NAME)")
+    p.set_defaults(handler=cmd_pretrained)
+
+
+def cmd_pretrained(args):
+    from . import pretrained
+
+    print("\n".join(pretrained.describe()))
+    return 0
 
 
 def cmd_show(args):
@@ -428,7 +450,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"minipixel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_train_parser, _sample_parser, _eval_parser, _complete_parser, _show_parser, _download_parser,
-                _gradcheck_parser, _bench_parser):
+                _pretrained_parser, _gradcheck_parser, _bench_parser):
         add(sub)
     return document(parser)
 
@@ -440,6 +462,10 @@ def main(argv=None):
             from . import parallel
 
             parallel.set_threads(args.threads)
+        if getattr(args, "pretrained", None):  # from here on, the installed model's checkpoint
+            from . import pretrained
+
+            args.checkpoint = pretrained.path(args.pretrained)
         return args.handler(args)
     except (ValueError, FileNotFoundError, DeviceError, CheckpointError, RuntimeError, MemoryError) as err:
         print(f"minipixel {args.command}: error: {err}", file=sys.stderr)
