@@ -14,7 +14,8 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-KILLED = {1, 3, 24, 36, 152, 255, -24, -9, -11}  # test failure, pytest error, timeout, crash
+TIMED_OUT = {24, 36, 152, 255, -24, -9}  # mutmut's timeouts (SIGXCPU, or killed past the wall limit)
+KILLED = {1, 3, -11} | TIMED_OUT  # test failure, pytest error, crash, timeout
 SURVIVED = {0, 5, 33}  # tests pass, or no test reaches the mutant
 
 # mutant name -> why it cannot change what the code does
@@ -59,7 +60,7 @@ def main(folder="mutants"):
                 per_module[module]["equivalent"] += 1
             elif code in KILLED:
                 per_module[module]["killed"] += 1
-                per_module[module]["by time"] += code in (24, 36, 152, 255, -24, -9) or name in slow
+                per_module[module]["by time"] += code in TIMED_OUT or name in slow
             elif code in SURVIVED:
                 per_module[module]["survived"] += 1
                 survivors.append((name, "no test reaches it" if code in (5, 33) else "survived"))

@@ -108,7 +108,8 @@ def pytest_collection_modifyitems(config, items):
         durations = _mutation_durations()
         keep.sort(key=lambda item: durations.get(item.nodeid, 0.0))
     if len(keep) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        kept = set(keep)
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = keep
 
 
