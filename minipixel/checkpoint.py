@@ -106,12 +106,13 @@ def read_checkpoint(path):
     if found != FORMAT:
         other = " (written by another version of minipixel)" if found.startswith("minipixel-checkpoint-") else ""
         raise CheckpointError(f"{path}: expected a {FORMAT} file, found {found}{other}")
+    config_text, state_text = _text(data, "config", path), _text(data, "state", path)
     try:
-        config = PixelCNNConfig.from_json(_text(data, "config", path))
+        config = PixelCNNConfig.from_json(config_text)
     except (ValueError, TypeError) as err:
         raise CheckpointError(f"{path}: bad model config in the checkpoint: {err}") from err
     try:
-        state = json.loads(_text(data, "state", path))
+        state = json.loads(state_text)
     except ValueError as err:
         raise CheckpointError(f"{path}: bad training state in the checkpoint: {err}") from err
     _check_state(state, path)

@@ -216,6 +216,8 @@ def prepare_data(settings, log=print, progress=True):
         train, valid = (run_labels(part, settings) for part in data.split_holdout(images, 0.1, settings.seed))
         where = f"a 10% hold-out of {settings.data} (seed {settings.seed})"
     shape, valid_shape = train[0].shape, valid[0].shape
+    if valid_shape[0] == 0:
+        raise ValueError(f"validation data: {where} holds no images; a run needs at least one to evaluate on")
     if shape[1:] != valid_shape[1:]:
         raise ValueError(f"train images are {shape[1:]} but validation images are {valid_shape[1:]}")
     classes = "" if train[1] is None else f", {int(train[1].max()) + 1} classes"

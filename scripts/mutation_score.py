@@ -45,6 +45,37 @@ EQUIVALENT = {
     "minipixel.im2col.x_scatter_index__mutmut_3": 'cache key "SCATTER": as above',
     "minipixel.im2col.x_scatter_index__mutmut_18": "gather_index(..., xp omitted): its default is NumPy, "
                                                   "which the line passed",
+    "minipixel.masks.x_group_slices__mutmut_12": "range(colors + 2): the extra start entry is never read",
+    "minipixel.masks.x_live_taps__mutmut_9": "mask.shape[1] for shape[0]: masks are k x k",
+    "minipixel.masks.x_live_taps__mutmut_12": "reshape(..., -2): any negative size is 'the rest'",
+    "minipixel.losses.x__check__mutmut_13": 'kind not in "XXiuXX": a dtype kind is one letter, and "X" is none',
+    "minipixel.losses.x_log_softmax__mutmut_2": "array_module(None).exp/log: ufuncs dispatch on their argument "
+                                               "(__array_ufunc__), same results and operation counts on the stand-in",
+    "minipixel.losses.x_nll_per_image__mutmut_6": "array_module(None).take_along_axis: dispatches on its argument "
+                                                 "(__array_function__), and np.intp is the same dtype everywhere",
+    **{f"minipixel.losses.x_{name}__mutmut_{n}": "reshape(-2, ...): NumPy, the stand-in and CuPy read any negative "
+                                                "size as 'the rest'"
+       for name, n in (("nll_per_image", 27), ("softmax_cross_entropy", 38), ("softmax_cross_entropy", 47),
+                       ("softmax_cross_entropy", 62))},
+    "minipixel.checkpoint.x__check_state__mutmut_9": "the step's default 1 for 0: the default is only checked, "
+                                                    "never used, and 1 passes the check as 0 does",
+    "minipixel.checkpoint.x__check_state__mutmut_16": "the clock's default 1.0 for 0.0: as above",
+    "minipixel.checkpoint.x__check_state__mutmut_31": 'float("INF"): Python parses it as float("inf")',
+    "minipixel.checkpoint.x__check_optimizer_state__mutmut_7": 'split("/") with another maxsplit: [0] is the text '
+                                                              'before the first "/"',
+    "minipixel.checkpoint.x__check_optimizer_state__mutmut_10": "as above",
+    "minipixel.checkpoint.x__check_optimizer_state__mutmut_37": 'kind not in "XXiuXX": as for losses',
+    **{f"minipixel.checkpoint.x__check_optimizer_state__mutmut_{n}": 'split("/") variants after the key-set check: '
+                                                                    'every key is "<moment>/<name>" with no other "/"'
+       for n in (59, 60, 62)},
+    **{f"minipixel.train.x__trim_steps__mutmut_{n}": 'split(",") with another maxsplit: the line kept has '
+                                                      "exactly 3 commas, and [0] is the text before the first"
+       for n in (15, 18, 24, 27)},
+    "minipixel.train.xǁRunǁevaluate_split__mutmut_14": "an empty slice's nll_nats 1.0: ranks send nll_nats * images, "
+                                                      "0 either way (an empty validation set is refused before)",
+    "minipixel.train.xǁRunǁevaluate_split__mutmut_17": "an empty slice's images 1: as above, nll_nats is 0 there",
+    "minipixel.train.xǁRunǁevaluate_split__mutmut_29": "ranks.size >= 1: one process then computes (nll * N) / N, "
+                                                      "its own mean to the last bit or one rounding off",
 }
 
 

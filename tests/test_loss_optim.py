@@ -71,6 +71,34 @@ def test_loss_bad_inputs():
         softmax_cross_entropy(logits, np.zeros((2, 4, 4, 1)))
 
 
+def test_logits_of_just_a_batch_and_levels_work_and_fewer_axes_are_refused():
+    # (B, levels) logits with (B,) labels: one sub-pixel per image, the smallest
+    # "(B, ..., levels)" shape. One axis has no levels to choose from: refused.
+    rng = np.random.default_rng(1)
+    logits, labels = rng.standard_normal((4, 3)), np.array([0, 2, 1, 2])
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    nll = -np.log(p[np.arange(4), labels])
+    np.testing.assert_allclose(nll_per_image(logits, labels), nll, rtol=1e-12)
+    loss, dlogits = softmax_cross_entropy(logits, labels)
+    assert loss == pytest.approx(nll.mean(), rel=1e-12)
+    np.testing.assert_allclose(dlogits, (p - np.eye(3)[labels]) / 4, atol=1e-15)
+    for function in (nll_per_image, softmax_cross_entropy):
+        with pytest.raises(ValueError, match=r"^logits: expected \(B, ..., levels\), got shape \(3,\)$"):
+            function(np.zeros(3), np.zeros((), int))
+
+
+def test_nll_per_image_runs_on_numpy_whose_take_along_axis_needs_the_axis(monkeypatch):
+    # setup.py allows NumPy >= 1.22: before 2.3 take_along_axis has no default axis
+    # (nor has CuPy's). Evaluation must name it.
+    real = np.take_along_axis
+    monkeypatch.setattr(np, "take_along_axis", lambda arr, indices, axis: real(arr, indices, axis))
+    rng = np.random.default_rng(2)
+    logits, labels = rng.standard_normal((3, 2, 2, 1, 4)), rng.integers(0, 4, (3, 2, 2, 1))
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    want = -np.log(np.take_along_axis(p, labels[..., None], axis=-1)).reshape(3, -1).sum(1)
+    np.testing.assert_allclose(nll_per_image(logits, labels), want, rtol=1e-12)
+
+
 def test_adam_first_steps_by_hand():
     p = np.array([1.0, -2.0])
     opt = Adam({"p": p}, lr=0.1)

@@ -1,7 +1,7 @@
 """Masks against hand-written expected arrays."""
 import pytest
 
-from minipixel.masks import channel_groups, conv_mask, live_taps
+from minipixel.masks import channel_groups, conv_mask, group_slices, live_taps
 
 
 def spatial(mask):
@@ -38,6 +38,22 @@ def test_channel_groups_are_contiguous_thirds():
     assert channel_groups(4, 1).tolist() == [0, 0, 0, 0]
     with pytest.raises(ValueError, match="2 channels for 3 colours"):
         channel_groups(2, 3)
+
+
+def test_group_slices_are_the_channel_groups_as_slices():
+    # Each group's slice selects exactly the channels channel_groups puts in it: the
+    # groups tile 0..n in order, none reaching into another's channels. (The colour
+    # sampler computes only group g's channels of each layer at step g through these.)
+    for n, colors in [(1, 1), (4, 1), (3, 3), (6, 3), (7, 3), (8, 3), (128, 3)]:
+        slices = group_slices(n, colors)
+        groups = channel_groups(n, colors)
+        assert len(slices) == colors
+        for g, s in enumerate(slices):
+            assert list(range(n))[s] == [k for k in range(n) if groups[k] == g], (n, colors, g)
+        assert slices[0].start == 0 and slices[-1].stop == n
+        assert all(a.stop == b.start for a, b in zip(slices, slices[1:]))
+    with pytest.raises(ValueError, match="2 channels for 3 colours"):
+        group_slices(2, 3)
 
 
 def test_rgb_centre_tap_mask_a_image_to_features():

@@ -189,6 +189,28 @@ def test_a_hidden_host_copy_in_a_layer_fails_on_the_stand_in(strict_device, monk
         model.forward(model.xp.asarray(x))
 
 
+def test_the_loss_indexes_device_arrays_with_device_arrays_only(strict_device, monkeypatch):
+    """CuPy takes a NumPy array as an index by copying it to the GPU first, at every
+    use: the loss of a training step builds its indices on the device, so it copies
+    nothing from the host. (The stand-in lets NumPy indices through; here it refuses them.)"""
+    real = strict._index
+
+    def device_indices_only(key):
+        for k in key if isinstance(key, tuple) else (key,):
+            if isinstance(k, np.ndarray) and k.ndim > 0:
+                raise TypeError("a host (NumPy) index array: a copy to the device at every use")
+        return real(key)
+
+    monkeypatch.setattr(strict, "_index", device_indices_only)
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((2, 3, 3, 3, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, (2, 3, 3, 3)).astype(np.uint8)
+    want_loss, want_d = softmax_cross_entropy(logits, labels)
+    loss, d = softmax_cross_entropy(strict.asarray(logits), strict.asarray(labels))
+    assert loss == pytest.approx(want_loss, rel=1e-6)
+    np.testing.assert_allclose(d.get(), want_d, rtol=1e-6, atol=1e-7)
+
+
 def test_backend_knows_the_registered_device(strict_device):
     a = strict.zeros(3)
     assert backend.get_xp(strict_device) is strict

@@ -1,6 +1,8 @@
 """Training: the loss falls, checkpoints round-trip, resume is exact, failures lose nothing."""
 import io
 import json
+import re
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -44,6 +46,25 @@ def test_run_folder_contents(tiny_npz, tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "run" / "samples.png").size[0] > 8 * 4 * 2
+
+
+def test_learning_curve_png_is_the_picture_of_the_metrics(tiny_npz, tmp_path):
+    from PIL import Image
+
+    from minipixel.viz import learning_curve
+
+    run(settings(tiny_npz, steps=4, eval_every=2), tmp_path / "run")
+    rows = train_module.read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert len(rows) == 2
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "run" / "learning_curve.png")),
+                                  np.asarray(learning_curve(rows)))
+
+
+def test_checkpoints_record_the_epoch_and_the_seed(tiny_npz, tmp_path):
+    run(settings(tiny_npz, steps=6, seed=5), tmp_path / "run")
+    state = read_checkpoint(tmp_path / "run")[3]
+    assert state["step"] == 6 and state["epoch"] == 6 / 4  # 58 training images at batch 16: 4 steps an epoch
+    assert state["seed"] == state["settings"]["seed"] == 5
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -145,6 +166,15 @@ def test_best_npz_keeps_the_lowest_validation_nll(tiny_npz, tmp_path, monkeypatc
     assert state["step"] == 4 and state["best_valid_nll"] == 40.0
     assert read_checkpoint(tmp_path / "run")[3]["best_valid_nll"] == 40.0  # remembered for a resume
     assert not all(np.array_equal(best[k], v) for k, v in read_checkpoint(tmp_path / "run")[1].items())
+
+
+def test_best_npz_stays_with_the_first_of_equal_validation_nlls(tiny_npz, tmp_path, monkeypatch):
+    made_up = iter([50.0, 40.0, 40.0, 45.0])  # step 6 only equals step 4's: no improvement
+    monkeypatch.setattr(train_module, "evaluate", lambda *a, **k: {"nll_nats": next(made_up), "bits_per_dim": 1.0,
+                                                                    "images": 6})
+    run(settings(tiny_npz, steps=8, eval_every=2), tmp_path / "run")
+    state = read_checkpoint(tmp_path / "run" / "best.npz")[3]
+    assert state["step"] == 4 and state["best_valid_nll"] == 40.0
 
 
 def test_resume_from_a_save_between_evaluations_is_exact(tiny_npz, tmp_path):
@@ -328,6 +358,125 @@ def test_damaged_checkpoints_are_refused_before_anything_is_built(tmp_path):
             saved_run_settings(bad)
 
 
+def _tiny_checkpoint(tmp_path, state=None):
+    """A small model and its checkpoint (with Adam's state) at tmp_path / "good.npz"."""
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
+    return model, save_checkpoint(tmp_path / "good.npz", model, Adam(model.parameters()), state)
+
+
+def _refusal(path):
+    """The message load_model refuses the checkpoint ``path`` with."""
+    with pytest.raises(CheckpointError) as refused:
+        load_model(path)
+    return str(refused.value)
+
+
+def test_a_checkpoints_state_entry_does_not_depend_on_the_order_of_its_keys(tmp_path):
+    # The same training state, filled in another order, is written as the same text.
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
+    state = {"step": 3, "seed": 1, "best_valid_nll": None}
+    a = save_checkpoint(tmp_path / "a.npz", model, state=state)
+    b = save_checkpoint(tmp_path / "b.npz", model, state=dict(reversed(state.items())))
+    with np.load(a) as fa, np.load(b) as fb:
+        assert str(fa["state"]) == str(fb["state"])
+    assert read_checkpoint(a)[3] == read_checkpoint(b)[3] == state
+
+
+def test_a_training_state_with_a_bad_step_or_clock_is_refused_by_name(tmp_path):
+    _, good = _tiny_checkpoint(tmp_path, {"step": 2, "seconds": 1.5})
+    assert load_model(good)[2] == {"step": 2, "seconds": 1.5}
+    assert load_model(_rewrite(good, tmp_path / "zero.npz", state={"step": 0, "seconds": 0}))[2]["seconds"] == 0
+    cases = [("step", -1), ("step", True), ("step", 2.0),
+             ("seconds", -5), ("seconds", True), ("seconds", "abc"), ("seconds", float("inf"))]
+    for index, (field, value) in enumerate(cases):
+        bad = _rewrite(good, tmp_path / f"state{index}.npz", state={field: value})
+        kind = "an int" if field == "step" else "a number"
+        assert _refusal(bad) == f"{bad}: expected the state's {field} to be {kind} >= 0, got {value!r}"
+
+
+def test_checkpoint_entries_that_are_not_one_text_value_are_refused_by_name(tmp_path):
+    _, good = _tiny_checkpoint(tmp_path)
+    number = _rewrite(good, tmp_path / "format.npz", format=np.array(7))
+    assert _refusal(number) == f"{number}: expected 'format' to be one text value, got shape () dtype int64"
+    texts = np.array(["a", "b"])
+    for key in ("config", "state"):
+        bad = tmp_path / f"{key}.npz"
+        with np.load(good) as f:
+            np.savez(bad, **{**{k: f[k] for k in f.files}, key: texts})
+        # the file named once (its entry's check is not wrapped in "bad model config: ...")
+        assert _refusal(bad) == f"{bad}: expected '{key}' to be one text value, got shape (2,) dtype {texts.dtype}"
+
+
+def test_a_file_that_is_not_a_minipixel_checkpoint_says_what_it_found(tmp_path):
+    _, good = _tiny_checkpoint(tmp_path)
+    with np.load(good) as f:
+        np.savez(tmp_path / "unnamed.npz", **{k: f[k] for k in f.files if k != "format"})
+    unnamed = tmp_path / "unnamed.npz"
+    assert _refusal(unnamed) == f"{unnamed}: expected a minipixel-checkpoint-1 file, found no format key"
+    other = _rewrite(good, tmp_path / "other.npz", format=np.array("pixelcnn-weights-1"))
+    assert _refusal(other) == f"{other}: expected a minipixel-checkpoint-1 file, found pixelcnn-weights-1"
+    newer = _rewrite(good, tmp_path / "newer.npz", format=np.array("minipixel-checkpoint-2"))
+    assert _refusal(newer) == (f"{newer}: expected a minipixel-checkpoint-1 file, found minipixel-checkpoint-2 "
+                               "(written by another version of minipixel)")
+
+
+def test_a_config_may_describe_up_to_twice_the_numbers_held_plus_1000(tmp_path):
+    # The file holds every parameter; the config's parameter_count (weights only)
+    # is checked against them before a model is built: a config describing more
+    # than 2 * held + 1000 numbers is damaged, one at that limit is accepted.
+    from minipixel import checks
+
+    past = set()
+    for filters in (16, 17):  # an even and an odd parameter count
+        config = PixelCNNConfig(height=8, width=8, filters=filters, blocks=0)
+        described = checks.parameter_count(config)
+        held = (described - 1000) // 2
+        past.add(described - (2 * held + 1000))
+        path = tmp_path / f"filters{filters}.npz"
+        np.savez(path, format=np.array("minipixel-checkpoint-1"), config=np.array(config.to_json()),
+                 state=np.array("{}"), **{"param/w": np.zeros(held, np.float32)})
+        if described == 2 * held + 1000:
+            assert read_checkpoint(path)[0] == config
+        else:
+            with pytest.raises(CheckpointError, match=rf"about {described:,} numbers, but the file holds {held:,};"):
+                read_checkpoint(path)
+    assert past == {0, 1}  # at the limit, and one past it
+
+
+def test_a_damaged_optimizer_state_is_refused_by_name(tmp_path):
+    model, good = _tiny_checkpoint(tmp_path)
+    start = "the optimizer state does not match the model:"
+    nested = _rewrite(good, tmp_path / "nested.npz", **{"optim/m/extra/conv_in.W": np.zeros((7, 7, 1, 4), np.float32)})
+    assert _refusal(nested) == f"{nested}: {start} missing [], unexpected ['m/extra/conv_in.W']"
+    # at most five names of each kind, the first in sorted order
+    many = _rewrite(good, tmp_path / "many.npz", **{f"optim/m/extra{i}": np.zeros(1, np.float32) for i in range(6)})
+    assert _refusal(many) == f"{many}: {start} missing [], unexpected {[f'm/extra{i}' for i in range(5)]}"
+    dropped = sorted(f"v/{name}" for name in model.parameters())[:6]
+    with np.load(good) as f:
+        np.savez(tmp_path / "few.npz", **{k: f[k] for k in f.files if k.removeprefix("optim/") not in dropped})
+    assert _refusal(tmp_path / "few.npz") == f"{tmp_path / 'few.npz'}: {start} missing {dropped[:5]}, unexpected []"
+    for change, reason in [(np.full((7, 7, 1, 4), np.nan, np.float32), "m/conv_in.W holds NaN or infinite values; "
+                                                                      "the checkpoint is damaged"),
+                           (np.zeros((7, 7, 1, 4), np.int8), "m/conv_in.W: expected floats, got dtype int8")]:
+        bad = _rewrite(good, tmp_path / "bad.npz", **{"optim/m/conv_in.W": change})
+        assert _refusal(bad) == f"{bad}: optimizer state {reason}"
+
+
+def test_load_model_names_every_mismatch_and_builds_the_dtype_asked_for(tmp_path):
+    model, good = _tiny_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError) as refused:
+        load_model(good, expect={"channels": 3, "filters": 4, "levels": 4})
+    assert str(refused.value) == (f"{good}: the checkpoint does not match the requested model "
+                                  "(channels: requested 3, checkpoint has 1, levels: requested 4, checkpoint has 2)")
+    loaded = load_model(good, dtype="float64")[0]
+    x = np.random.default_rng(0).random((2, 8, 8, 1))
+    for name, p in model.parameters().items():
+        assert loaded.parameters()[name].dtype == np.float64
+        np.testing.assert_array_equal(loaded.parameters()[name], p)
+    assert loaded.forward(x).dtype == np.float64
+    np.testing.assert_allclose(loaded.forward(x), model.forward(x.astype(np.float32)), rtol=1e-4, atol=1e-5)
+
+
 def test_a_npy_header_that_claims_more_than_the_file_holds_allocates_nothing(tmp_path):
     from minipixel.files import read_npz_arrays
 
@@ -352,6 +501,170 @@ def test_evaluate_checks_channels_and_levels():
         evaluate(model, np.zeros((3, 4, 4, 3), np.uint8))
     with pytest.raises(ValueError, match="label 5, but the model has 2 levels"):
         evaluate(model, labels + 5)
+
+
+def _new_run(s, out):
+    """A Run (data read, model built, folder locked) that has not trained yet."""
+    return train_module.Run(s, out, log=lambda *a: None, progress=False)
+
+
+class _FakeRanks:
+    """Rank ``rank`` of ``size`` MPI ranks, in one process. ``sent`` (shared by the
+    ranks) keeps what each rank last gave ``agree``; ``agree`` answers as
+    ``distributed.MPIRanks.agree`` would over those values: the sum of the first,
+    the max of each other."""
+
+    def __init__(self, rank, size, sent):
+        self.rank, self.size, self.sent = rank, size, sent
+
+    def agree(self, values):
+        self.sent[self.rank] = [float(v) for v in values]
+        rows = [self.sent.get(r, [0.0] * len(values)) for r in range(self.size)]
+        return [sum(row[0] for row in rows)] + [max(row[k] for row in rows) for k in range(1, len(values))]
+
+
+def _evaluate_split_on_ranks(r, size):
+    """``r.evaluate_split()`` as each of ``size`` ranks returns it: a first pass over the
+    ranks collects what each sends to ``agree``, a second answers each with all of them.
+    Returns (each rank's result, {rank: the first value it sent})."""
+    sent = {}
+    for _ in range(2):
+        results = []
+        for rank in range(size):
+            r.ranks = _FakeRanks(rank, size, sent)
+            results.append(r.evaluate_split())
+    return results, {rank: values[0] for rank, values in sent.items()}
+
+
+def test_ranks_evaluate_their_slices_and_agree_on_the_whole_split(tiny_npz, tmp_path):
+    from minipixel.parallel import split
+
+    r = _new_run(settings(tiny_npz, steps=1, eval_batch=4), tmp_path / "run")
+    whole = evaluate(r.model, r.valid_labels, 4)
+    n = len(r.valid_labels)  # 6: a 10% hold-out of 64
+    for size in (2, 3):
+        results, sent = _evaluate_split_on_ranks(r, size)
+        # every rank ends with the evaluation of the whole split
+        for result in results:
+            assert result.keys() == whole.keys() and result["images"] == n
+            assert result["nll_nats"] == pytest.approx(whole["nll_nats"], rel=1e-6)  # float32 sums, grouped otherwise
+            assert result["bits_per_dim"] == pytest.approx(whole["bits_per_dim"], rel=1e-6)
+        # rank k sent the NLL summed over its own slice of the validation images
+        assert sorted(sent) == list(range(size))
+        for k, part in enumerate(split(n, size)):
+            assert part.stop > part.start
+            assert sent[k] == evaluate(r.model, r.valid_labels[part], 4)["nll_nats"] * (part.stop - part.start)
+    r.lock.release()
+
+
+def test_more_ranks_than_validation_images(tiny_npz, tmp_path):
+    from minipixel.data import ImageSet
+    from minipixel.datasets import write_npz
+    from minipixel.parallel import split
+
+    from conftest import bars
+
+    valid = tmp_path / "two.npz"
+    write_npz(valid, ImageSet(images=bars(2, seed=5), max_value=1, source="two"))
+    r = _new_run(settings(tiny_npz, steps=1, valid=str(valid)), tmp_path / "run")
+    whole = evaluate(r.model, r.valid_labels, 16)
+    for size in (3, 5):
+        results, sent = _evaluate_split_on_ranks(r, size)
+        for result in results:
+            assert result.keys() == whole.keys() and result["images"] == 2
+            assert result["nll_nats"] == pytest.approx(whole["nll_nats"], rel=1e-6)  # float32 sums, grouped otherwise
+            assert result["bits_per_dim"] == pytest.approx(whole["bits_per_dim"], rel=1e-6)
+        empty = [k for k, part in enumerate(split(2, size)) if part.stop == part.start]
+        assert len(empty) == size - 2 and sorted(sent) == list(range(size))
+        assert all(sent[k] == 0.0 for k in empty)  # a rank with no images adds nothing
+    r.lock.release()
+
+
+def test_an_empty_validation_set_is_refused_before_training(tiny_npz, tmp_path):
+    from minipixel.data import ImageSet
+    from minipixel.datasets import write_npz
+
+    empty = tmp_path / "none.npz"
+    write_npz(empty, ImageSet(images=np.zeros((0, 8, 8, 1), np.uint8), max_value=1, source="none"))
+    with pytest.raises(ValueError, match=r"^validation data: .*none\.npz holds no images"):
+        train(settings(tiny_npz, steps=1, valid=str(empty)), out=tmp_path / "run", progress=False, log=lambda *a: None)
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_one_process_evaluates_in_batches_of_eval_batch(tiny_npz, tmp_path, monkeypatch):
+    passes = []
+    real = train_module.parallel.nll
+    monkeypatch.setattr(train_module.parallel, "nll", lambda model, x, *a: passes.append(len(x)) or real(model, x, *a))
+    for eval_batch, expected in ((4, [4, 2]), (None, [5, 1])):  # None: the training batch, 5
+        r = _new_run(settings(tiny_npz, steps=1, batch=5, eval_batch=eval_batch), tmp_path / f"run{eval_batch}")
+        passes.clear()
+        result = r.evaluate_split()
+        assert passes == expected  # the 6 validation images
+        # one process: exactly evaluate() of the whole split
+        assert result == evaluate(r.model, r.valid_labels, eval_batch or 5)
+        r.lock.release()
+
+
+def test_the_batches_of_an_epoch_follow_its_order_once_and_ranks_share_them(tiny_npz, tmp_path, monkeypatch):
+    from minipixel import parallel
+
+    drawn = []
+    real = train_module.data.epoch_permutation
+    monkeypatch.setattr(train_module.data, "epoch_permutation",
+                        lambda n, seed, epoch: drawn.append(epoch) or real(n, seed, epoch))
+    r = _new_run(settings(tiny_npz, steps=1), tmp_path / "run")
+    n, B = len(r.train_labels), r.settings.batch  # 58 at batch 16: 3 batches of 16, then 10
+    for epoch in range(2):
+        seen = []
+        for k in range(r.steps_per_epoch):
+            r.step = epoch * r.steps_per_epoch + k
+            inputs, labels, classes = r.next_batch()
+            assert len(inputs) == len(labels) == r.batch_size == min(B, n - k * B) and classes is None
+            seen.append(labels)
+        # the epoch's batches are its order (a function of seed and epoch), each image once
+        np.testing.assert_array_equal(np.concatenate(seen), r.train_labels[real(n, r.settings.seed, epoch)])
+    assert drawn == [0, 1]  # each epoch's order is drawn once, not at every step
+    # Two ranks: each takes its half of the step's batch, and batch_size stays the global
+    # batch, so that their losses (each a sum over its half / the global batch) add up.
+    r.step = 1
+    x, y, _ = r.next_batch()
+    whole = parallel.loss_and_gradients(r.model, x, y)
+    halves, losses = [], []
+    for rank in range(2):
+        r.ranks = _FakeRanks(rank, 2, {})
+        x, y, _ = r.next_batch()
+        assert r.batch_size == B and len(y) == B // 2
+        halves.append(y)
+        losses.append(parallel.loss_and_gradients(r.model, x, y, None, r.batch_size))
+    np.testing.assert_array_equal(np.concatenate(halves), r.train_labels[real(n, r.settings.seed, 0)[B : 2 * B]])
+    assert sum(losses) == pytest.approx(whole, rel=1e-5)
+    r.lock.release()
+
+
+class _Terminal(io.StringIO):
+    """A stand-in for a terminal on stderr, ``columns`` wide (``os.get_terminal_size`` is pointed at it)."""
+
+    columns = 60
+
+    def fileno(self):
+        return 2
+
+
+def test_the_progress_bar_counts_the_steps_and_follows_the_terminal_width(tiny_npz, tmp_path, monkeypatch):
+    import os
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(os, "get_terminal_size", lambda *fd: os.terminal_size((terminal.columns, 24)))
+
+    def widen(step, loss):
+        if step == 3:
+            terminal.columns = 160  # the window is made wider mid-run
+
+    train(settings(tiny_npz, steps=6), out=tmp_path / "run", progress=True, log=lambda *a: None, on_step=widen)
+    bars = [line for line in re.split(r"[\r\n]", terminal.getvalue()) if line.startswith("training:")]
+    assert bars and len(bars[0]) < 60 and 100 < len(bars[-1]) < 160  # the last bar, drawn after, is wider
+    assert bars[-1].startswith("training: 100%") and "| 6/6 [" in bars[-1]
 
 
 def test_colour_training_at_many_levels(tmp_path):
@@ -490,6 +803,48 @@ def test_load_labels_shows_progress_unless_told_not_to(tiny_npz, monkeypatch):
     train_module.load_labels_for(model, str(tiny_npz), TrainSettings(), "c.npz")
     train_module.load_labels_for(model, str(tiny_npz), TrainSettings(), "c.npz", progress=False)
     assert seen == [True, False, True, False]
+    seen.clear()  # prepare_data too (a hold-out of one file, then a named valid file)
+    train_module.prepare_data(TrainSettings(data=str(tiny_npz)), log=lambda *a: None)
+    train_module.prepare_data(TrainSettings(data=str(tiny_npz), valid=str(tiny_npz)), log=lambda *a: None)
+    logged = []
+    train_module.prepare_data(TrainSettings(data=str(tiny_npz), seed=4), log=logged.append, progress=False)
+    assert seen == [True, True, True, False]
+    assert logged[0].endswith(f"validation images from a 10% hold-out of {tiny_npz} (seed 4); 8x8x1, 2 levels")
+
+
+def test_a_named_datasets_train_split_is_validated_on_its_valid_split(monkeypatch):
+    class HeldOut(Exception):
+        """prepare_data went for a 10% hold-out of the training data."""
+
+    loaded, logged = [], []
+    images = np.zeros((2, 8, 8, 1), np.uint8)
+    monkeypatch.setattr(train_module, "load_labels", lambda spec, s, progress=True: loaded.append(spec) or (images, None))
+    monkeypatch.setattr(train_module.datasets, "has_split", lambda spec: spec in ("digits:valid", "other:valid"))
+
+    def hold_out(spec, **kw):
+        raise HeldOut(spec)
+
+    monkeypatch.setattr(train_module.datasets, "load", hold_out)
+    train_module.prepare_data(TrainSettings(data="digits:train"), log=logged.append)
+    assert loaded == ["digits:train", "digits:valid"] and "validation images from digits:valid;" in logged[0]
+    loaded.clear()  # a valid file given: used as it is, whatever splits the dataset has
+    train_module.prepare_data(TrainSettings(data="digits:train", valid="mine.npz"), log=logged.append)
+    assert loaded == ["digits:train", "mine.npz"]
+    for data in ("plain:train", "digits:test", "digits.npz", "train"):  # no valid split to take: a hold-out
+        with pytest.raises(HeldOut, match=f"^{data}$"):
+            train_module.prepare_data(TrainSettings(data=data), log=logged.append)
+    # what the loaders are given: the run's data folder, size and progress
+    monkeypatch.setattr(train_module, "load_labels", lambda spec, s, progress=None: loaded.append(progress) or (images, None))
+    loaded.clear()
+    train_module.prepare_data(TrainSettings(data="digits:train"), log=logged.append, progress=False)
+    assert loaded == [False, False]
+    asked = []
+    monkeypatch.setattr(train_module.datasets, "load", lambda spec, **kw: asked.append(kw) or hold_out(spec))
+    for progress in (True, False):
+        with pytest.raises(HeldOut):
+            train_module.prepare_data(TrainSettings(data="digits.npz", data_dir="dd", size=12), log=logged.append,
+                                      progress=progress)
+    assert asked == [{"data_dir": "dd", "size": 12, "progress": True}, {"data_dir": "dd", "size": 12, "progress": False}]
 
 
 def test_data_of_another_size_for_a_non_square_model_gets_no_hint(tiny_npz):
