@@ -116,6 +116,8 @@ def test_a_training_run_with_a_resume_matches_the_cpu(device, tiny_npz, tmp_path
     for k in whole_optim:
         np.testing.assert_array_equal(got_optim[k], whole_optim[k], err_msg=k)
 
+    if device == "cpu":
+        return  # the CPU against itself: the checks above
     want = run("cpu", tmp_path / "cpu", 6)
     _, want_params, want_optim, _ = read_checkpoint(tmp_path / "cpu" / "checkpoint.npz")
     assert got_params.keys() == want_params.keys() and got_optim.keys() == want_optim.keys()
