@@ -44,6 +44,7 @@ import math
 
 import numpy as np
 
+from . import fused
 from .backend import array_module, chunk_rows
 from .im2col import col2im, im2col, scratch
 from .masks import conv_mask, group_slices, live_taps
@@ -78,6 +79,10 @@ class Canvas:
     def write(self, i, j, value, channels=slice(None)):
         """Set the map at position (i, j): ``value`` (n, len(channels))."""
         self.data[:, i + self.pad, j + self.pad, channels] = value
+
+    def at(self, i, j):
+        """The map at position (i, j), (n, C): a view, to write into."""
+        return self.data[:, i + self.pad, j + self.pad]
 
     def write_row(self, i, value):
         """Set the whole row i: ``value`` (n, W, C)."""
@@ -395,7 +400,7 @@ class MaskedConv2d(Layer):
         self.row_at = None  # a k x k layer: the current row's part from the rows above, (n, W, C_out)
         self.W_at = Wm  # every output group at once, for forward_row
 
-    def forward_at(self, x, i, j, g):
+    def forward_at(self, x, i, j, g, relu_in=False, residual=None, out=None):
         """Output group g at (i, j), written into (and returning) the (n, out_channels) vector ``y_at``.
 
         x: for a 1x1 layer, the input vector at (i, j), (n, in_channels); for a
@@ -403,8 +408,14 @@ class MaskedConv2d(Layer):
         before (i, j) and, at (i, j), in every group that group g may see.
         Positions must come in raster order: a k x k layer computes the part of
         row i that comes from the rows above when it reaches (i, 0).
+
+        What the layer before or after would do is folded in here, so that on a
+        GPU the layer is one kernel launch (``fused.dense``): ``relu_in``
+        applies a ReLU to a 1x1 layer's input vector as it is read, ``residual``
+        ((n, out_channels)) is added to the output before the layer's ReLU, and
+        ``out`` ((n, out_channels), default ``y_at``) is where the output goes.
         """
-        xp, step = self.xp, self.steps[g]
+        step = self.steps[g]
         if self.kernel == 1:
             cols = x[:, : step["end"]]  # the one-position im2col matrix: (n, end)
             bias = step["b"]
@@ -414,12 +425,11 @@ class MaskedConv2d(Layer):
             p = x.pad
             cols = x.data[:, i + p, j : j + p + 1].reshape(len(self.y_at), -1)  # columns j - k//2 .. j of row i
             bias = self.row_at[:, j, step["out"]]  # the rows above, and the bias
-        out = self.y_at[:, step["out"]]  # group g of the output vector (all of it without colour)
-        xp.matmul(cols, step["W"], out=out)
-        out += bias
-        if self.relu:
-            xp.maximum(out, 0, out=out)
-        return self.y_at
+        out = self.y_at if out is None else out
+        group = step["out"]  # group g of the output vector (all of it without colour)
+        fused.dense(cols, step["W"], bias, out[:, group], relu_in=relu_in, relu=self.relu,
+                    residual=None if residual is None else residual[:, group])
+        return out
 
     def forward_row(self, x, i, taps=None, W=None):
         """Output row i at every column, (n, W, out_channels), reading the ``Canvas`` x
@@ -544,12 +554,12 @@ class ResidualBlock(Layer):
         self.y_at = self.conv3.xp.zeros_like(self.conv3.y_at)
 
     def forward_at(self, x, i, j, g):
-        """x: (n, h) at (i, j) -> the block's output vector there (group g fresh)."""
-        h = self.relu1.forward_at(x, i, j, g)
-        h = self.conv1.forward_at(h, i, j, g)
-        self.canvas2.write(i, j, h)  # the 3x3 conv reads this position again from the rows below
+        """x: (n, h) at (i, j) -> the block's output vector there (group g fresh).
+
+        ``forward`` line by line, in three layer calls (three GPU launches): conv1
+        applies relu1 as it reads x and writes straight into conv2's input map
+        (the 3x3 conv reads this position again from the rows below); conv3 adds x.
+        """
+        self.conv1.forward_at(x, i, j, g, relu_in=True, out=self.canvas2.at(i, j))
         h = self.conv2.forward_at(self.canvas2, i, j, g)
-        h = self.conv3.forward_at(h, i, j, g)
-        group = self.groups[g]
-        self.conv3.xp.add(x[:, group], h[:, group], out=self.y_at[:, group])
-        return self.y_at
+        return self.conv3.forward_at(h, i, j, g, residual=x, out=self.y_at)

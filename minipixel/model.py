@@ -183,8 +183,7 @@ class PixelCNN(Layer):
         h = self.conv_in.forward_at(canvas, i, j, g)
         for block in self.blocks:
             h = block.forward_at(h, i, j, g)
-        h = self.relu_a.forward_at(h, i, j, g)
-        h = self.head1.forward_at(h, i, j, g)  # conv, then ReLU
+        h = self.head1.forward_at(h, i, j, g, relu_in=True)  # relu_a as it reads h, the conv, then its ReLU
         h = self.head2.forward_at(h, i, j, g)  # conv, then ReLU
         out = self.conv_out.forward_at(h, i, j, g)  # (n, C * levels), colour-major
         L = self.config.levels

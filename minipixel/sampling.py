@@ -26,7 +26,7 @@ probability exceeds the uniform number.
 import numpy as np
 from tqdm import tqdm
 
-from . import checks, parallel
+from . import checks, fused, parallel
 from .backend import to_numpy
 from .data import labels_to_inputs
 
@@ -274,9 +274,10 @@ def _sample_cached(model, u, temperature, bar, known, classes, watch):
         for j in range(W):
             for c in range(C):
                 logits = model.forward_at(canvas, i, j, c)
-                label = labels[:, i, j, c] if i < first else draw(logits, u[:, i, j, c], temperature)
-                labels[:, i, j, c] = label
-                canvas.write(i, j, labels_to_inputs(label, L, model.dtype, xp), channels=c)
+                if i < first:  # a known row: its labels are given
+                    canvas.write(i, j, labels_to_inputs(labels[:, i, j, c], L, model.dtype, xp), channels=c)
+                else:  # draw(), the label and the input value written in place: one GPU launch
+                    fused.draw_into(logits, u[:, i, j, c], temperature, labels[:, i, j, c], canvas.at(i, j)[:, c])
                 if watch and i >= first:  # the known rows were there from the start
                     watch.after(labels, (i * W + j) * C + c + 1)
         bar.update(n)

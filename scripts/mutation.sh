@@ -25,7 +25,7 @@ fi
 start=$(date +%s)
 # One BLAS thread per worker: mutmut runs two workers on the two cores.
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-export MUTATION_SLOW_LOG=$PWD/mutants/too-slow.txt
+export MUTATION_SLOW_LOG=$PWD/mutants/too-slow.txt MUTATION_TIME_LOG=$PWD/mutants/times.tsv
 "$venv/bin/mutmut" run --max-children "${MUTATION_JOBS:-2}" >mutation.log 2>&1 || true
 echo "mutmut run: $(( $(date +%s) - start )) s (log: mutation.log)"
 "$venv/bin/python" scripts/mutation_score.py

@@ -1,7 +1,9 @@
 import functools
+import importlib.util
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +104,9 @@ def pytest_collection_modifyitems(config, items):
     if module is None:
         return
     keep = [item for item in items if MUTATION_HEAVY not in item.nodeid]
-    if module:
+    if module and os.environ["MUTANT_UNDER_TEST"] in _equivalent_mutants():
+        keep = []  # it cannot be killed: no test runs (pytest's "no tests": mutmut counts it apart, the score leaves it out)
+    elif module:
         files = MUTATION_TESTS.get(module, ())
         keep = [item for item in keep if item.path.stem in files]
         durations = _mutation_durations()
@@ -111,6 +115,33 @@ def pytest_collection_modifyitems(config, items):
         kept = set(keep)
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = keep
+
+
+@functools.lru_cache(maxsize=1)
+def _equivalent_mutants():
+    """The names scripts/mutation_score.py lists in EQUIVALENT, each with its reason."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "mutation_score.py"
+    spec = importlib.util.spec_from_file_location("mutation_score", path)
+    score = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(score)
+    return frozenset(score.EQUIVALENT)
+
+
+_started = pytest.StashKey[float]()  # when this pytest session began
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_started] = time.perf_counter()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """During a mutation run, one line per mutant in $MUTATION_TIME_LOG: name, seconds, pytest's exit status
+    (mutmut 3.8 records no times of its own in this mode)."""
+    log = os.environ.get("MUTATION_TIME_LOG")
+    if log and _mutation_module():
+        seconds = time.perf_counter() - session.config.stash[_started]
+        with open(log, "a") as f:
+            f.write(f"{os.environ['MUTANT_UNDER_TEST']}\t{seconds:.2f}\t{int(exitstatus)}\n")
 
 
 @functools.lru_cache(maxsize=1)

@@ -160,6 +160,15 @@ ascontiguousarray, transpose, reshape, broadcast_to = map(
     _function, ("ascontiguousarray", "transpose", "reshape", "broadcast_to"))
 
 
+def kernel(name, twin, *args):
+    """A fused kernel (``minipixel.fused``), one launch on CuPy: here its NumPy
+    twin runs on the arrays inside, counted as one op called ``name``. A host
+    array among the arguments is refused, as in any op."""
+    dtypes.update(_float_dtypes(args))
+    twin(*_unwrap(args))
+    counts[name] += 1
+
+
 def asarray(a, dtype=None):
     """``a`` as a strict array: a strict array as it is, anything else copied
     over (the explicit host-to-device transfer; a copy, as on a GPU)."""

@@ -1,0 +1,75 @@
+"""The fused kernels (``minipixel.fused``) against what they say they compute.
+
+On the CPU and the stand-in their NumPy twins run; on a GPU (the "gpu" case,
+skipped without one) the CUDA kernels do, so these tests are what holds the
+kernels to their twins there.
+"""
+import numpy as np
+import pytest
+
+from minipixel import fused
+from minipixel.backend import get_xp, to_numpy
+from minipixel.sampling import draw
+from minipixel.testing import strict
+
+
+@pytest.mark.parametrize("relu_in,relu,with_residual", [(False, False, False), (True, False, False),
+                                                       (False, True, True), (True, True, True)])
+@pytest.mark.parametrize("bias_rows", ["shared", "per image", "broadcast"])
+def test_dense_is_the_layer_at_one_position(relu_in, relu, with_residual, bias_rows, device):
+    xp = get_xp(device)
+    rng = np.random.default_rng(3)
+    n, K, O = 5, 11, 7
+    x = rng.standard_normal((n, K + 4))[:, 2 : K + 2]  # a strided window, as a k x k layer reads its canvas
+    W = rng.standard_normal((K, O))
+    b = rng.standard_normal(O)
+    bias = {"shared": b, "per image": rng.standard_normal((n, O)), "broadcast": np.broadcast_to(b, (n, O))}[bias_rows]
+    residual = rng.standard_normal((n, O)) if with_residual else None
+    big = rng.standard_normal((n, O + 3))  # the output goes into columns 1 .. O of a wider array
+    d = lambda a: None if a is None else xp.asarray(np.ascontiguousarray(a))  # noqa: E731
+    d_x = d(np.pad(x, ((0, 0), (2, 2))))[:, 2 : K + 2]
+    d_bias = xp.broadcast_to(d(b), (n, O)) if bias_rows == "broadcast" else d(bias)
+    d_big = d(big)
+    result = fused.dense(d_x, d(W), d_bias, d_big[:, 1 : O + 1], relu_in=relu_in, relu=relu, residual=d(residual))
+
+    expected = (np.maximum(x, 0) if relu_in else x) @ W + bias + (0 if residual is None else residual)
+    expected = np.maximum(expected, 0) if relu else expected
+    np.testing.assert_allclose(to_numpy(result), expected, rtol=1e-12, atol=1e-12)
+    got = to_numpy(d_big)
+    np.testing.assert_allclose(got[:, 1 : O + 1], expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(got[:, [0, O + 1, O + 2]], big[:, [0, O + 1, O + 2]])  # nothing else written
+
+
+@pytest.mark.parametrize("levels", [2, 4, 256])
+@pytest.mark.parametrize("temperature", [0.0, 0.6, 1.0, 1.7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_draw_into_draws_and_writes_the_label_and_the_input_value(levels, temperature, dtype, device):
+    xp = get_xp(device)
+    rng = np.random.default_rng(levels)
+    n = 300
+    logits = (3 * rng.standard_normal((n, levels + 2))).astype(dtype)[:, 1 : levels + 1]  # strided rows
+    u = rng.random(n)
+    labels = np.full((n, 3), 7, np.uint8)  # the sampler writes one column of (n, H, W, C) arrays
+    inputs = np.full((n, 2), -1.0, dtype)
+    d_labels, d_inputs = xp.asarray(labels), xp.asarray(inputs)
+    fused.draw_into(xp.asarray(np.ascontiguousarray(logits)), xp.asarray(u), temperature, d_labels[:, 1],
+                    d_inputs[:, 0])
+
+    expected = draw(logits, u, temperature)
+    got_labels, got_inputs = to_numpy(d_labels), to_numpy(d_inputs)
+    np.testing.assert_array_equal(got_labels[:, 1], expected)
+    assert len(set(expected)) > 1  # the draws are not all one level
+    np.testing.assert_array_equal(got_inputs[:, 0], (expected.astype(dtype) / dtype(levels - 1)))
+    np.testing.assert_array_equal(got_labels[:, [0, 2]], 7)  # nothing else written
+    np.testing.assert_array_equal(got_inputs[:, 1], -1.0)
+
+
+def test_the_stand_in_counts_a_fused_kernel_as_one_launch_and_refuses_host_arrays():
+    x, W, b = strict.ones((4, 3)), strict.ones((3, 2)), strict.zeros(2)
+    out, residual = strict.empty((4, 2)), strict.ones((4, 2))
+    strict.counts.clear()
+    fused.dense(x, W, b, out, relu_in=True, relu=True, residual=residual)
+    assert strict.launches() == 1 and strict.counts["dense"] == 1
+    np.testing.assert_array_equal(out.get(), 4.0)
+    with pytest.raises(TypeError, match="host"):
+        fused.dense(x, np.ones((3, 2)), b, out)  # a NumPy weight matrix on the "device"
