@@ -526,7 +526,7 @@ class ResidualBlock(Layer):
         self.conv2 = MaskedConv2d(m1, m2, kernel, "B", relu=True, **conv)
         self.conv3 = MaskedConv2d(m2, channels, 1, "B", **conv)
         self.groups = group_slices(channels, colors)
-        self.canvas2 = self.y_at = None  # forward_at: conv2's input map; the output vector
+        self.canvas2 = None  # forward_at: conv2's input map
 
     def children(self):
         return {"relu1": self.relu1, "conv1": self.conv1, "conv2": self.conv2, "conv3": self.conv3}
@@ -551,15 +551,15 @@ class ResidualBlock(Layer):
     def start_at(self, n, height, width):
         super().start_at(n, height, width)
         self.canvas2 = self.conv2.canvas(n, height, width)
-        self.y_at = self.conv3.xp.zeros_like(self.conv3.y_at)
 
     def forward_at(self, x, i, j, g):
         """x: (n, h) at (i, j) -> the block's output vector there (group g fresh).
 
         ``forward`` line by line, in three layer calls (three GPU launches): conv1
         applies relu1 as it reads x and writes straight into conv2's input map
-        (the 3x3 conv reads this position again from the rows below); conv3 adds x.
+        (the 3x3 conv reads this position again from the rows below); conv3 adds x,
+        in its own output vector, which is the block's.
         """
         self.conv1.forward_at(x, i, j, g, relu_in=True, out=self.canvas2.at(i, j))
         h = self.conv2.forward_at(self.canvas2, i, j, g)
-        return self.conv3.forward_at(h, i, j, g, residual=x, out=self.y_at)
+        return self.conv3.forward_at(h, i, j, g, residual=x)
