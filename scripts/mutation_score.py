@@ -22,6 +22,7 @@ SURVIVED = {0, 5, 33}  # tests pass, or no test reaches the mutant
 EQUIVALENT = {
     "minipixel.data.x_quantize__mutmut_5": 'kind not in "XXfiubXX": a dtype kind is one letter, and "X" is none',
     "minipixel.data.x_binarize__mutmut_5": 'kind not in "XXfiubXX": a dtype kind is one letter, and "X" is none',
+    "minipixel.data.xǁImageSetǁ__post_init____mutmut_29": 'kind not in "XXiuXX": as above',
     "minipixel.sampling.x_sample_naive__mutmut_51": "labels_to_inputs(..., dtype=None): the assignment into x casts "
                                                     "to x's dtype, and k/(L-1) rounded via float64 is the float32 quotient",
     "minipixel.optim.xǁSGDǁ__init____mutmut_10": "array_module(None).zeros_like(p): NumPy's zeros_like dispatches "

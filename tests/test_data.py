@@ -298,3 +298,164 @@ def test_split_holdout_rejects_bad_fraction(fraction):
     imageset = data.ImageSet(random_grey(50)[..., None], 255, "src")
     with pytest.raises(ValueError, match="fraction"):
         data.split_holdout(imageset, fraction=fraction)
+
+
+# ---------------------------------------------------------------- argument checks, defaults and sources
+
+
+@pytest.mark.parametrize("name", ["n", "seed", "epoch"])
+@pytest.mark.parametrize("bad", [-1, True, 1.5, "3"])
+def test_epoch_permutation_refusal_names_the_argument(name, bad):
+    args = {"n": 4, "seed": 0, "epoch": 0}
+    args[name] = bad
+    with pytest.raises(ValueError) as err:
+        data.epoch_permutation(**args)
+    assert str(err.value) == f"epoch_permutation: {name} must be a non-negative integer, got {bad!r}"
+
+
+def test_epoch_permutation_takes_zero_and_numpy_integers():
+    assert data.epoch_permutation(0, 0, 0).shape == (0,)
+    np.testing.assert_array_equal(
+        data.epoch_permutation(np.int64(6), np.uint8(2), np.int32(1)), data.epoch_permutation(6, 2, 1)
+    )
+
+
+def test_imageset_refusals_say_what_they_got():
+    good = np.zeros((2, 4, 4, 1), np.uint8)
+    with pytest.raises(ValueError, match=r"^src: expected images .* got shape \(2, 4, 4, 1\) dtype float32$"):
+        data.ImageSet(good.astype(np.float32), 255, "src")
+    with pytest.raises(ValueError, match=r"^src: expected images .* got shape \(4, 4, 1\) dtype uint8$"):
+        data.ImageSet(good[0], 255, "src")
+    with pytest.raises(ValueError, match=r"^src: expected images .* got list$"):
+        data.ImageSet(good.tolist(), 255, "src")
+    with pytest.raises(ValueError, match=r"^src: expected classes as \(2,\) integers, one per image, got shape \(2,\) dtype float64$"):
+        data.ImageSet(good, 1, "src", classes=np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"^src: expected classes as \(2,\) integers, one per image, got shape None dtype list$"):
+        data.ImageSet(good, 1, "src", classes=[1, 2])
+
+
+@pytest.mark.parametrize("max_value", [0, 256, True, 2.5, "255", None])
+def test_imageset_rejects_bad_max_value(max_value):
+    with pytest.raises(ValueError, match=r"^src: expected max_value to be an integer from 1 to 255, got "):
+        data.ImageSet(np.zeros((2, 4, 4, 1), np.uint8), max_value, "src")
+
+
+@pytest.mark.parametrize("max_value", [1, 255, np.int64(7)])
+def test_imageset_takes_max_value_from_1_to_255_and_empty_sets(max_value):
+    assert data.ImageSet(np.full((2, 4, 4, 1), max_value, np.uint8), max_value, "src").max_value == max_value
+    empty = data.ImageSet(np.zeros((0, 4, 4, 1), np.uint8), max_value, "src", classes=np.zeros(0, np.int64))
+    assert len(empty.images) == 0
+
+
+def test_subset_keeps_max_value_classes_and_takes_the_new_source():
+    imageset = data.ImageSet(random_grey(6)[..., None], 255, "src", classes=np.arange(6) * 10)
+    part = data.subset(imageset, np.array([4, 1]), "part of src")
+    assert part.source == "part of src" and part.max_value == 255
+    np.testing.assert_array_equal(part.images, imageset.images[[4, 1]])
+    np.testing.assert_array_equal(part.classes, [40, 10])
+    assert data.subset(data.ImageSet(imageset.images, 255, "src"), np.array([0]), "p").classes is None
+
+
+def test_to_labels_sample_seed_defaults_to_zero():
+    imageset = grey_set(n=2)
+    default = data.to_labels(imageset, 2, binarize_mode="sample")
+    np.testing.assert_array_equal(default, data.to_labels(imageset, 2, binarize_mode="sample", seed=0))
+    assert (default != data.to_labels(imageset, 2, binarize_mode="sample", seed=1)).any()
+
+
+@pytest.mark.parametrize("levels", [3, 4, 7])
+def test_to_labels_binary_data_at_more_levels_uses_the_top_label_for_white(levels):
+    images = random_binary(2)[..., None]
+    labels = data.to_labels(data.ImageSet(images, 1, "bin"), levels)
+    np.testing.assert_array_equal(labels, images * (levels - 1))
+
+
+@pytest.mark.parametrize("mode", ["threshold", "sample"])
+def test_to_labels_two_level_data_with_max_value_2_is_binarized(mode):
+    # Values 0, 1, 2 of 2: only 0 is black for the threshold (1/2 >= 0.5); 2 is always white.
+    images = np.array([0, 1, 2, 2] * 4, np.uint8).reshape(4, 2, 2, 1)
+    labels = data.to_labels(data.ImageSet(images, 2, "tri"), 2, binarize_mode=mode)
+    assert labels.max() <= 1
+    assert (labels[images == 0] == 0).all() and (labels[images == 2] == 1).all()
+    if mode == "threshold":
+        np.testing.assert_array_equal(labels, images >= 1)
+
+
+@pytest.mark.parametrize("levels", [51, 85, 153])
+def test_to_labels_quantizes_float32_intensities(levels):
+    # For these levels float32 and float64 disagree on a value at a bin edge (e.g. 155/255 at 51):
+    # to_labels goes through float32, as documented.
+    imageset = grey_set()
+    expected = data.quantize(imageset.images.astype(np.float32) / np.float32(255), levels)
+    assert (expected != data.quantize(imageset.images / 255, levels)).any()
+    np.testing.assert_array_equal(data.to_labels(imageset, levels), expected)
+
+
+@pytest.mark.parametrize("levels,mode", [(16, "threshold"), (2, "threshold"), (2, "sample")])
+@pytest.mark.parametrize("shape,chunk_values,sizes", [
+    ((10, 4, 4, 2), 100, [3, 3, 3, 1]),  # 32 values an image: 3 images a chunk
+    ((5, 8, 8, 1), 50, [1, 1, 1, 1, 1]),  # an image larger than a chunk: one at a time
+    ((8, 1, 1, 1), 4, [4, 4]),  # one value an image
+    ((3, 2, 3, 3), 1 << 22, [3]),  # everything in one chunk
+])
+def test_to_labels_converts_chunks_of_float32_no_larger_than_needed(monkeypatch, levels, mode, shape, chunk_values, sizes):
+    images = np.random.default_rng(1).integers(0, 256, size=shape, dtype=np.uint8)
+    imageset = data.ImageSet(images, 255, "grey")
+    whole = data.to_labels(imageset, levels, binarize_mode=mode, seed=5)
+    seen = []
+
+    def spy(real):
+        def wrapped(x, *args, **kwargs):
+            seen.append((x.shape, x.dtype))
+            return real(x, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(data, "quantize", spy(data.quantize))
+    monkeypatch.setattr(data, "binarize", spy(data.binarize))
+    monkeypatch.setattr(data, "_CHUNK_VALUES", chunk_values)
+    chunked = data.to_labels(imageset, levels, binarize_mode=mode, seed=5)
+    np.testing.assert_array_equal(chunked, whole)
+    assert [s[0] for s, _ in seen] == sizes
+    assert all(s[1:] == shape[1:] and dtype == np.float32 for s, dtype in seen)
+
+
+def test_split_holdout_defaults_are_a_tenth_and_seed_zero():
+    imageset = data.ImageSet(random_grey(30)[..., None], 255, "src", classes=np.arange(30))
+    train, valid = data.split_holdout(imageset)
+    assert len(valid.classes) == 3 and len(train.classes) == 27
+    np.testing.assert_array_equal(valid.classes, data.split_holdout(imageset, fraction=0.1, seed=0)[1].classes)
+    assert (valid.classes != data.split_holdout(imageset, fraction=0.1, seed=1)[1].classes).any()
+
+
+def test_split_holdout_parts_name_their_source_and_seed():
+    imageset = data.ImageSet(random_grey(10)[..., None], 255, "digits.amat")
+    train, valid = data.split_holdout(imageset, fraction=0.3, seed=7)
+    assert train.source == "digits.amat (hold-out train part, seed 7)"
+    assert valid.source == "digits.amat (hold-out valid part, seed 7)"
+    assert train.max_value == valid.max_value == 255
+
+
+@pytest.mark.parametrize("fraction", [0, 0.0, 1, 1.0, 1.5, 2.0, -0.1])
+def test_split_holdout_fraction_refusal_is_about_the_range(fraction):
+    imageset = data.ImageSet(random_grey(50)[..., None], 255, "src")
+    with pytest.raises(ValueError) as err:
+        data.split_holdout(imageset, fraction=fraction)
+    assert str(err.value) == f"split_holdout: fraction must be between 0 and 1 (exclusive), got {fraction!r}"
+
+
+@pytest.mark.parametrize("fraction,n_valid", [(0.1, 1), (0.06, 1), (0.9, 9), (0.94, 9), (0.5, 5)])
+def test_split_holdout_takes_one_to_n_minus_one_images(fraction, n_valid):
+    imageset = data.ImageSet(random_grey(10)[..., None], 255, "src", classes=np.arange(10))
+    train, valid = data.split_holdout(imageset, fraction=fraction)
+    assert len(valid.classes) == n_valid and len(train.classes) == 10 - n_valid
+
+
+@pytest.mark.parametrize("fraction,n_valid", [(0.04, 0), (0.96, 10)])
+def test_split_holdout_refuses_an_empty_side(fraction, n_valid):
+    imageset = data.ImageSet(random_grey(10)[..., None], 255, "src")
+    with pytest.raises(ValueError) as err:
+        data.split_holdout(imageset, fraction=fraction)
+    assert str(err.value) == (
+        f"src: a hold-out fraction of {fraction} of 10 images leaves {n_valid} for validation "
+        f"and {10 - n_valid} for training; expected at least one in each"
+    )
