@@ -94,6 +94,8 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
             raise ValueError(f"known: labels must be below levels={cfg.levels}, got {int(known.max())}")
     H = cfg.height if height is None else height
     W = cfg.width if width is None else width
+    if H < 1 or W < 1:
+        raise ValueError(f"image size must be positive, got {H}x{W}")
     if not 0 <= known_rows <= H or (known_rows and known is None):
         raise ValueError(f"known_rows must be 0..{H} and needs `known`, got {known_rows}")
     if method not in METHODS:
@@ -102,8 +104,6 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
         raise ValueError(f"number of images must be a positive int, got {n!r}")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if H < 1 or W < 1:
-        raise ValueError(f"image size must be positive, got {H}x{W}")
     if classes is not None:
         classes = np.asarray(classes)
         if classes.shape != (n,):

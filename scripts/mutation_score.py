@@ -27,6 +27,14 @@ EQUIVALENT = {
                                                     "to x's dtype, and k/(L-1) rounded via float64 is the float32 quotient",
     "minipixel.optim.xǁSGDǁ__init____mutmut_10": "array_module(None).zeros_like(p): NumPy's zeros_like dispatches "
                                                 "on p (__array_function__), so it returns p's kind of array",
+    "minipixel.optim.xǁAdamǁ_update__mutmut_2": "array_module(None).sqrt: a ufunc, dispatches on its argument "
+                                                "(__array_ufunc__), as losses' exp/log below",
+    "minipixel.sampling.x_draw__mutmut_3": "array_module(None).exp/cumsum/minimum: dispatch on their argument, "
+                                           "as above",
+    "minipixel.sampling.x_draw__mutmut_5": "logits.astype(None): None is float64, the dtype asked for",
+    "minipixel.sampling.x__sample_cached__mutmut_53": "labels_to_inputs(..., dtype=None): the canvas assignment casts "
+                                                      "to its dtype, and k/(L-1) rounded via float64 is the float32 "
+                                                      "quotient (as sample_naive 51)",
     "minipixel.optim.xǁSGDǁload_state_dict__mutmut_3": "asarray(..., dtype=None): the assignment into the buffer casts",
     "minipixel.optim.xǁSGDǁload_state_dict__mutmut_5": "asarray(...) without dtype: the assignment into the buffer casts",
     "minipixel.optim.xǁAdamǁload_state_dict__mutmut_19": "asarray(..., dtype=None): the assignment into the buffer casts",

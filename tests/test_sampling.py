@@ -1,4 +1,6 @@
 """Samplers: shape, range, determinism, and the cached sampler against the naive one."""
+import re
+
 import numpy as np
 import pytest
 
@@ -215,3 +217,168 @@ def test_completion_refuses_bad_images_keep_rows_and_per_image():
     for per_image in [0, -2, 2.0]:
         with pytest.raises(ValueError, match=rf"^per_image must be a positive int, got {per_image!r}$"):
             complete(model, images, 2, per_image=per_image)
+
+
+def tiny_model(levels=4):
+    """A 4x4 grey model, 8 filters, 1 block: fast enough for many images or many calls."""
+    from minipixel.model import build_model
+
+    return build_model(PixelCNNConfig(height=4, width=4, levels=levels, filters=8, blocks=1), dtype="float64")
+
+
+def test_sample_defaults_seed_0_quietly(capsys):
+    model = small_model(1, 4)
+    got = sample(model, 3)
+    assert capsys.readouterr().err == ""  # no progress bar unless asked
+    assert np.array_equal(got, sample(model, 3, seed=0))
+    assert not np.array_equal(got, sample(model, 3, seed=1))
+    sample(model, 3, progress=True)
+    assert "sampling (cached)" in capsys.readouterr().err  # the bar writes to stderr when asked for
+
+
+def test_sample_runs_batches_of_64_by_default():
+    # The batch size shows in which images each batch's looks cover: 65 images are two batches.
+    model = tiny_model()
+    starts = []
+    got = sample(model, 65, snapshot=lambda start, labels, drawn: starts.append((start, len(labels))),
+                 snapshot_every=16)
+    assert sorted(set(starts)) == [(0, 64), (64, 1)]
+    assert np.array_equal(got, sample(model, 65, batch_size=64))
+    starts.clear()
+    sample(model, 65, batch_size=65, snapshot=lambda start, labels, drawn: starts.append((start, len(labels))))
+    assert set(starts) == {(0, 65)}
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 5), (3, 6, 5, 1), (1, 6, 5, 1), (2, 6, 5, 3), (2, 1, 6, 5, 1)])
+def test_completion_refuses_known_of_the_wrong_shape(shape):
+    # Each condition alone: the wrong number of dimensions, of images, of channels.
+    model = small_model(1, 2)
+    with pytest.raises(ValueError, match=r"^known: expected \(2, H, W, 1\) labels, got shape "
+                                         + re.escape(str(shape)) + "$"):
+        sample(model, 2, known=np.zeros(shape, np.uint8), known_rows=1)
+
+
+def test_completion_refuses_known_of_another_size_than_asked():
+    model = small_model(1, 2)
+    known = np.zeros((2, 6, 5, 1), np.uint8)
+    with pytest.raises(ValueError, match=r"^known: expected images of 3x5, got 6x5$"):
+        sample(model, 2, height=3, width=5, known=known, known_rows=1)
+    with pytest.raises(ValueError, match=r"^known: expected images of 6x4, got 6x5$"):
+        sample(model, 2, height=6, width=4, known=known, known_rows=1)
+    # the size of `known` by default, and any size when it agrees
+    assert sample(model, 2, known=known, known_rows=1).shape == (2, 6, 5, 1)
+    small = np.zeros((2, 3, 4, 1), np.uint8)
+    assert sample(model, 2, height=3, width=4, known=small, known_rows=1).shape == (2, 3, 4, 1)
+    assert sample(model, 2, known=small, known_rows=1).shape == (2, 3, 4, 1)
+
+
+def test_completion_known_labels_up_to_levels_minus_1():
+    model = small_model(1, 3)
+    top = np.full((2, 6, 5, 1), 2, np.uint8)  # levels - 1: the largest label
+    got = sample(model, 2, known=top, known_rows=2)
+    assert np.array_equal(got[:, :2], top[:, :2])
+    with pytest.raises(ValueError, match=r"^known: labels must be below levels=3, got 3$"):
+        sample(model, 2, known=top + 1, known_rows=2)
+
+
+@pytest.mark.parametrize("height,width", [(0, 5), (6, 0), (0, 0), (6, -2)])
+def test_an_empty_image_size_is_refused(height, width):
+    model = small_model(1, 2)
+    with pytest.raises(ValueError, match=rf"^image size must be positive, got {height}x{width}$"):
+        sample(model, 1, height=height, width=width)
+
+
+@pytest.mark.parametrize("every", [-1, 2.5, 1.0, "3"])
+def test_snapshot_every_must_be_a_positive_int(every):
+    model = small_model(1, 2)
+    with pytest.raises(ValueError, match=rf"^snapshot_every must be a positive int, got {re.escape(repr(every))}$"):
+        sample(model, 1, snapshot=lambda *_: None, snapshot_every=every)
+
+
+@pytest.mark.parametrize("method", ["cached", "naive"])
+def test_snapshot_every_1_looks_after_every_sub_pixel_and_0_after_every_row(method):
+    model = tiny_model()
+    looks = []
+    sample(model, 2, method=method, snapshot=lambda start, labels, drawn: looks.append(drawn), snapshot_every=1)
+    assert looks == list(range(17))  # before the first draw, then after each of the 16 sub-pixels
+    looks.clear()
+    sample(model, 2, method=method, snapshot=lambda start, labels, drawn: looks.append(drawn),
+           snapshot_every=np.int64(1))
+    assert looks == list(range(17))
+    for every in (0, None):  # the default: one image row
+        looks.clear()
+        sample(model, 2, method=method, snapshot=lambda start, labels, drawn: looks.append(drawn),
+               snapshot_every=every)
+        assert looks == [0, 4, 8, 12, 16]
+
+
+def test_sampling_checks_the_memory_first(monkeypatch):
+    import minipixel.checks
+
+    model = small_model(1, 2)
+    calls = []
+    real = minipixel.checks.check_memory
+    monkeypatch.setattr(minipixel.checks, "check_memory", lambda needed, what: calls.append((needed, what))
+                        or real(needed, what))
+    sample(model, 3, height=4, width=5, batch_size=2)
+    assert calls == [(minipixel.checks.sampling_bytes(model.config, 3, 2, 4, 5), "sampling 3 images of 4x5")]
+    monkeypatch.setattr(minipixel.checks, "available_memory", lambda: 1000)
+    with pytest.raises(MemoryError, match=r"^sampling 3 images of 4x5 needs about"):
+        sample(model, 3, height=4, width=5)
+
+
+@pytest.mark.parametrize("method", ["cached", "naive"])
+def test_progress_bar_counts_the_rows_of_all_images(capsys, method):
+    model = tiny_model()
+    sample(model, 3, method=method, progress=True)
+    err = capsys.readouterr().err
+    assert f"sampling ({method}):   0%|          | 0/12 [00:00<?, ?row/s]" in err  # 3 images of 4 rows
+    assert f"sampling ({method}): 100%|" in err and "| 12/12 [" in err and err.endswith("row/s]\n")
+
+
+def test_cached_sampling_is_cached_and_naive_is_naive(monkeypatch):
+    # The default sampler never runs the whole network; the naive one runs it once per sub-pixel.
+    model = tiny_model()
+    forward, calls = model.forward, []
+    monkeypatch.setattr(model, "forward", lambda *args, **kwargs: calls.append(1) or forward(*args, **kwargs))
+    want = sample(model, 2, method="naive")
+    assert len(calls) == 4 * 4 * 1
+    calls.clear()
+    assert np.array_equal(sample(model, 2), want)
+    assert np.array_equal(sample(model, 2, method="cached"), want)
+    assert calls == []
+
+
+@pytest.mark.parametrize("method", ["cached", "naive"])
+def test_each_image_is_sampled_with_its_own_class(method):
+    from test_gated import gated_model
+
+    model = gated_model(1, blocks=1, classes=3, levels=4)
+    y = np.array([0, 2, 1, 2, 0])
+    got = sample(model, 5, seed=3, method=method, classes=y, batch_size=2)
+    assert np.array_equal(got, sample(model, 5, seed=3, method=method, classes=list(y)))  # one batch, the same
+    other = sample(model, 5, seed=3, method=method, classes=[1, 2, 1, 2, 0], batch_size=2)
+    assert not np.array_equal(other[0], got[0]) and np.array_equal(other[1:], got[1:])  # image 0's class only
+    with pytest.raises(ValueError, match=r"^classes: expected one class per image, \(5,\) ints, got shape \(4,\)$"):
+        sample(model, 5, classes=y[:4])
+
+
+def test_draw_at_temperature_0_takes_each_row_s_most_likely_level():
+    logits = np.array([[0.0, 2.0, 1.0], [3.0, -1.0, 0.5], [0.0, 0.0, 4.0]])
+    assert draw(logits, np.array([0.99, 0.0, 0.5]), temperature=0).tolist() == [1, 0, 2]
+
+
+def test_draw_scales_each_row_by_its_own_largest_logit():
+    # Softmax is unchanged by adding a constant to a row, however far the rows lie apart:
+    # a row far below the others is not lost to underflow.
+    row = np.array([0.0, 1.0])  # probabilities 0.27, 0.73
+    logits = np.stack([row, row - 1000.0, row + 1000.0])
+    for u, level in [(0.1, 0), (0.5, 1)]:
+        assert draw(logits, np.full(3, u)).tolist() == [level] * 3
+        assert draw(logits, np.full(3, u), temperature=0.5).tolist() == [level] * 3
+
+
+def test_draw_never_gives_a_level_past_the_last():
+    # u is in [0, 1); at 1.0 itself (a float32 just below 1 rounds to it) the last level, not one more.
+    logits = np.log(np.array([[0.25, 0.25, 0.5]] * 2))
+    assert draw(logits, np.array([np.nextafter(1.0, 0), 1.0])).tolist() == [2, 2]
