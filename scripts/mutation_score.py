@@ -27,6 +27,11 @@ EQUIVALENT = {
                                                     "to x's dtype, and k/(L-1) rounded via float64 is the float32 quotient",
     "minipixel.optim.xǁSGDǁ__init____mutmut_10": "array_module(None).zeros_like(p): NumPy's zeros_like dispatches "
                                                 "on p (__array_function__), so it returns p's kind of array",
+    **{f"minipixel.optim.xǁAdamǁ__init____mutmut_{n}": "array_module(None).zeros_like: dispatches on its argument "
+                                                       "(__array_function__), as SGD's"
+       for n in (18, 21, 28)},
+    "minipixel.optim.xǁAdamǁ__init____mutmut_23": "flat[1] for flat[0]: the gradients' flat array has the parameters' "
+                                                 "size, dtype and device, and is only read for those",
     "minipixel.optim.xǁAdamǁ_update__mutmut_2": "array_module(None).sqrt: a ufunc, dispatches on its argument "
                                                 "(__array_ufunc__), as losses' exp/log below",
     "minipixel.sampling.x_draw__mutmut_3": "array_module(None).exp/cumsum/minimum: dispatch on their argument, "

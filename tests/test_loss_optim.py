@@ -163,6 +163,22 @@ def test_sgd_defaults_are_lr_0_01_without_momentum():
     np.testing.assert_allclose(p, [0.98, -1.04], rtol=1e-15)
 
 
+def test_adam_defaults_to_lr_1e_3_and_refuses_lr_and_decay_out_of_range():
+    p = np.array([1.0, -1.0])
+    opt = Adam({"p": p})
+    assert opt.current_lr() == 1e-3
+    opt.step({"p": np.array([3.0, -0.5])})  # Adam's first step moves each weight by about lr
+    np.testing.assert_allclose(p, [1.0 - 1e-3, -1.0 + 1e-3], rtol=1e-7)
+    for lr in (0, 0.0, -1e-3):
+        with pytest.raises(ValueError, match=f"lr must be positive, got {lr}"):
+            Adam({"p": p}, lr=lr)
+    for decay in (0, 0.0, 1.5, 2.0, -0.5):
+        with pytest.raises(ValueError, match=r"decay must be in \(0, 1\]"):
+            Adam({"p": p}, decay=decay)
+    Adam({"p": p}, decay=1.0)  # no decay: allowed, and so is any decay just above 0
+    Adam({"p": p}, decay=1e-12)
+
+
 @pytest.mark.parametrize("make", [lambda p: SGD(p, lr=0.1, momentum=0.5), lambda p: Adam(p, lr=0.1)],
                          ids=["sgd", "adam"])
 def test_optimizer_state_round_trip_on_every_device(make, device):
