@@ -32,6 +32,31 @@ EQUIVALENT = {
        for n in (18, 21, 28)},
     "minipixel.optim.xǁAdamǁ__init____mutmut_23": "flat[1] for flat[0]: the gradients' flat array has the parameters' "
                                                  "size, dtype and device, and is only read for those",
+    **{f"minipixel.layers.xǁResidualBlockǁforward_at__mutmut_{n}": "i or j None in the calls to conv1/conv3: 1x1 layers "
+                                                         "ignore the position" for n in (2, 3, 28, 29)},
+    **{f"minipixel.layers.xǁResidualBlockǁstart_at__mutmut_{n}": "height or width None: no child's start_at reads them"
+       for n in (2, 3)},
+    **{f"minipixel.layers.xǁLayerǁload_parameters__mutmut_{n}": "asarray without dtype: the assignment into p casts, "
+                                                  "rounding the same" for n in (21, 23)},
+    **{name: "array_module(None): NumPy's functions and ufuncs hand strict/CuPy arrays to their own module"
+       for name in ("minipixel.layers.xǁReLUǁforward_at__mutmut_2", "minipixel.layers.xǁReLUǁforward__mutmut_2", "minipixel.layers.xǁReLUǁbackward__mutmut_3")},
+    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_11": "kernel >= 1: a 1x1 layer then fills W_above/W_row, which it never reads",
+    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_12": "kernel > 2: conv_mask refuses even kernels, so > 1 and > 2 agree",
+    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_80": 'row_at = "": always set at (i, 0, 0) before it is read',
+    **{name: "reshape(..., -2): any negative size is 'the rest'"
+       for name in ("minipixel.layers.xǁMaskedConv2dǁforward_at__mutmut_36", "minipixel.layers.xǁMaskedConv2dǁforward_row__mutmut_35",
+                    "minipixel.layers.xǁLayerǁpack_parameters__mutmut_31", "minipixel.im2col.x_gather_index__mutmut_69",
+                    "minipixel.im2col.x_gather_index__mutmut_78")},
+    "minipixel.layers.xǁMaskedConv2dǁforward_row__mutmut_11": "relu = None: only its truth value is read (False and None agree)",
+    **{f"minipixel.layers.xǁResidualBlockǁ__init____mutmut_{n}": 'mask argument dropped: MaskedConv2d\'s default is "B"'
+       for n in (40, 56, 70)},
+    "minipixel.layers.xǁResidualBlockǁ__init____mutmut_75": "groups = None: ResidualBlock.groups is no longer read (dead since "
+                                             "forward_at's residual moved into conv3)",
+    "minipixel.im2col.x_im2col_loop__mutmut_13": "out.reshape(None): NumPy keeps the shape, and out is always "
+                                                 "(B, H, W, T, C)",
+    **{f"minipixel.im2col.x_scratch__mutmut_{n}": "another key for the thread's buffer dict: used consistently"
+       for n in (2, 6, 7)},
+    "minipixel.im2col.x_scratch__mutmut_18": '= "" for = None before allocating: it only drops the old reference',
     "minipixel.optim.xǁAdamǁ_update__mutmut_2": "array_module(None).sqrt: a ufunc, dispatches on its argument "
                                                 "(__array_ufunc__), as losses' exp/log below",
     "minipixel.sampling.x_draw__mutmut_3": "array_module(None).exp/cumsum/minimum: dispatch on their argument, "

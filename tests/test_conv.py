@@ -5,8 +5,9 @@ import pytest
 
 from minipixel.backend import get_xp, to_numpy
 from minipixel.conv_reference import conv2d_reference, conv2d_reference_backward
-from minipixel.im2col import col2im, col2im_gather, col2im_loop, im2col, im2col_gather, im2col_loop
-from minipixel.layers import MaskedConv2d, ReLU
+from minipixel.gated import ClassBias
+from minipixel.im2col import col2im, col2im_gather, col2im_loop, im2col, im2col_gather, im2col_loop, scratch
+from minipixel.layers import MaskedConv2d, ReLU, ResidualBlock
 from minipixel.masks import conv_mask, live_taps
 
 
@@ -127,11 +128,59 @@ def test_col2im_is_the_adjoint_of_im2col(k):
 
 @pytest.mark.parametrize("version", [im2col_loop, im2col_gather])
 def test_im2col_reads_zero_padding_outside_the_image(version):
+    # Any taps, not only the causal ones: a tap below the centre reads zeros past the bottom row.
     x = np.arange(1, 10, dtype=np.float64).reshape(1, 3, 3, 1)
-    taps = [(0, 0), (1, 1)]  # up-left neighbour and the centre, for a 3x3 kernel
-    cols = version(x, taps, 3, out=np.full((1, 3, 3, 2, 1), np.nan))  # old contents must not leak
+    taps = [(0, 0), (1, 1), (2, 2)]  # up-left neighbour, the centre and down-right, for a 3x3 kernel
+    out = np.full((1, 3, 3, 3, 1), np.nan)  # old contents must not leak
+    cols = version(x, taps, 3, out=out)
+    assert np.shares_memory(cols, out)  # filled in place: the layers pass a reused scratch buffer
     assert cols[0, :, :, 1, 0].tolist() == x[0, :, :, 0].tolist()
     assert cols[0, :, :, 0, 0].tolist() == [[0, 0, 0], [0, 1, 2], [0, 4, 5]]
+    assert cols[0, :, :, 2, 0].tolist() == [[5, 6, 0], [8, 9, 0], [0, 0, 0]]
+
+
+def test_im2col_and_col2im_fill_the_buffers_they_are_given(device):
+    # On every device (the loop on NumPy, the gather elsewhere): the layers hand
+    # in a reused scratch buffer, or their own dx, and read the result there.
+    xp = get_xp(device)
+    x = xp.asarray(np.arange(1, 13, dtype=np.float64).reshape(1, 3, 4, 1))
+    taps = [(0, 1), (1, 1)]  # the one above, and the centre
+    cols = xp.full((1, 3, 4, 2, 1), np.nan)
+    im2col(x, taps, 3, out=cols)
+    assert to_numpy(cols)[0, :, :, 0, 0].tolist() == [[0, 0, 0, 0], [1, 2, 3, 4], [5, 6, 7, 8]]
+    np.testing.assert_array_equal(to_numpy(cols)[..., 1, :], to_numpy(x))
+    dx = xp.full((1, 3, 4, 1), np.nan)
+    col2im(xp.ones((1, 3, 4, 2, 1)), taps, 3, out=dx)
+    assert to_numpy(dx)[0, :, :, 0].tolist() == [[2, 2, 2, 2], [2, 2, 2, 2], [1, 1, 1, 1]]
+
+
+def test_scratch_keeps_one_growing_buffer_per_name_dtype_and_thread():
+    import threading
+
+    a = scratch("test", (2, 3), np.float32)
+    assert a.shape == (2, 3) and a.dtype == np.float32
+    assert np.shares_memory(scratch("test", (3, 2), np.float32), a)  # the same size: the same memory
+    assert np.shares_memory(scratch("test", (4,), np.float32), a)  # smaller: a part of it
+    big = scratch("test", (5, 3), np.float32)  # larger: grown
+    assert big.shape == (5, 3) and big.dtype == np.float32
+    assert np.shares_memory(scratch("test", (2, 3), np.float32), big)
+    other_dtype = scratch("test", (2, 3), np.float64)
+    assert other_dtype.dtype == np.float64 and not np.shares_memory(other_dtype, big)
+    assert not np.shares_memory(scratch("test, another name", (2, 3), np.float32), big)
+    in_thread = []
+    worker = threading.Thread(target=lambda: in_thread.append(scratch("test", (2, 3), np.float32)))
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(in_thread[0], big)
+
+
+@pytest.mark.parametrize("version", [im2col_loop, im2col_gather])
+def test_im2col_without_a_buffer_keeps_the_input_dtype(version):
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 2)).astype(np.float32)
+    taps = live_taps(conv_mask(3, 2, 2, "B"))
+    cols = version(x, taps, 3)
+    assert cols.dtype == np.float32 and cols.shape == (2, 3, 4, len(taps), 2)
+    np.testing.assert_array_equal(cols[:, :, :, taps.index((1, 1))], x)  # the centre tap reads x itself
 
 
 @pytest.mark.parametrize("k,mask,colors", [(1, "B", 1), (3, "B", 3), (5, "A", 1), (7, "A", 3), (3, "V", 1),
@@ -139,14 +188,28 @@ def test_im2col_reads_zero_padding_outside_the_image(version):
 def test_the_gather_versions_equal_the_loops(k, mask, colors):
     # The GPU's one-gather im2col and col2im (run here on NumPy arrays, as
     # their twins) give exactly the loops' results, padding and edges included,
-    # also on images smaller than the kernel.
+    # also on images smaller than the kernel, down to a single pixel (every tap
+    # but the centre outside: the gather must still read only rows that exist).
     rng = np.random.default_rng(k)
     taps = live_taps(conv_mask(k, 3, 3, mask, colors))
-    for shape in [(2, 5, 6, 3), (1, 2, 3, 3)]:
+    for shape in [(2, 5, 6, 3), (1, 2, 3, 3), (1, 1, 1, 3)]:
         x = rng.standard_normal(shape)
         np.testing.assert_array_equal(im2col_gather(x, taps, k), im2col_loop(x, taps, k))
         g = rng.standard_normal(shape[:3] + (len(taps), 3))
         np.testing.assert_allclose(col2im_gather(g, taps, k), col2im_loop(g, taps, k), rtol=1e-13, atol=1e-13)
+
+
+def test_the_loops_run_on_every_device(device):
+    # im2col and col2im send other devices' arrays to the gathers, but the loops
+    # (the definition the gathers are held to) work on any array module too.
+    xp = get_xp(device)
+    rng = np.random.default_rng(5)
+    taps = live_taps(conv_mask(3, 2, 2, "B"))
+    x, g = rng.standard_normal((2, 3, 4, 2)), rng.standard_normal((2, 3, 4, len(taps), 2))
+    cols, dx = im2col_loop(xp.asarray(x), taps, 3), col2im_loop(xp.asarray(g), taps, 3)
+    assert isinstance(cols, xp.ndarray) and isinstance(dx, xp.ndarray)
+    np.testing.assert_array_equal(to_numpy(cols), im2col_loop(x, taps, 3))
+    np.testing.assert_array_equal(to_numpy(dx), col2im_loop(g, taps, 3))
 
 
 def test_image_smaller_than_kernel():
@@ -178,7 +241,19 @@ def test_relu_in_place_overwrites_its_input_and_backward_uses_the_output():
     relu = ReLU(inplace=True)
     y = relu.forward(x)
     assert y is x and x.tolist() == [0, 2, 0, 3]
-    assert relu.backward(np.ones(4)).tolist() == [0, 1, 0, 1]
+    dy = np.ones(4)
+    dx = relu.backward(dy)
+    assert dx is dy and dx.tolist() == [0, 1, 0, 1]  # in place backward too: dy is overwritten
+
+
+def test_relu_not_in_place_leaves_its_input_and_the_output_gradient_alone():
+    x = np.array([-1.0, 2.0, 0.0, 3.0])
+    relu = ReLU()
+    y = relu.forward(x)
+    assert x.tolist() == [-1, 2, 0, 3] and y.tolist() == [0, 2, 0, 3]
+    dy = np.ones(4)
+    assert relu.backward(dy).tolist() == [0, 1, 0, 1]
+    assert dy.tolist() == [1, 1, 1, 1]
 
 
 @pytest.mark.parametrize("k,mask", [(5, "B"), (7, "B"), (7, "HB")])
@@ -191,3 +266,106 @@ def test_col2im_gather_rounds_as_the_loop_in_float32(k, mask):
     dx = col2im_gather(g, taps, k)
     assert dx.dtype == np.float32
     np.testing.assert_array_equal(dx, col2im_loop(g, taps, k))
+
+
+def test_load_parameters_copies_by_name_and_names_what_does_not_match():
+    rng = np.random.default_rng(0)
+    block = ResidualBlock(4, rng=rng, dtype=np.float32)
+    arrays = {name: rng.standard_normal(p.shape) for name, p in block.parameters().items()}  # float64
+    block.load_parameters(arrays)
+    for name, p in block.parameters().items():  # copied into the layer's own arrays, in its dtype
+        assert p.dtype == np.float32
+        np.testing.assert_array_equal(p, arrays[name].astype(np.float32))
+    before = {name: p.copy() for name, p in block.parameters().items()}
+    # A missing or an unexpected name is refused before anything is copied, and the
+    # message names both lists, after the source ("parameters" unless told).
+    short = {name: a + 1 for name, a in arrays.items() if name != "conv2.b"}
+    with pytest.raises(ValueError, match=r"^parameters: .* missing \['conv2\.b'\], unexpected \[\]$"):
+        block.load_parameters(short)
+    longer = {name: a + 1 for name, a in arrays.items()} | {"conv4.W": np.zeros(3)}
+    with pytest.raises(ValueError, match=r"^parameters: .* missing \[\], unexpected \['conv4\.W'\]$"):
+        block.load_parameters(longer)
+    with pytest.raises(ValueError, match=r"^run/model\.npz: .* missing \['conv2\.b'\], unexpected \['conv4\.W'\]$"):
+        block.load_parameters(short | {"conv4.W": np.zeros(3)}, source="run/model.npz")
+    for name, p in block.parameters().items():
+        np.testing.assert_array_equal(p, before[name])
+    wrong = r"^parameters: parameter conv1\.W: expected shape \(1, 1, 4, 2\), got \(1, 1, 4, 3\)$"
+    with pytest.raises(ValueError, match=wrong):
+        block.load_parameters(arrays | {"conv1.W": np.zeros((1, 1, 4, 3))})
+
+
+def test_pack_parameters_moves_every_parameter_into_one_flat_array(device):
+    # After packing, an optimizer works on two flat arrays (Adam(flat=model.packed)):
+    # writing the flat parameters must change the layers' parameters, and backward
+    # must leave the gradients in the flat gradient array, in the model's dtype.
+    rng = np.random.default_rng(6)
+    xp = get_xp(device)
+    block = ResidualBlock(4, rng=rng, dtype=np.float32, xp=xp)
+    before = {name: to_numpy(p) for name, p in block.parameters().items()}
+    flat_params, flat_grads = packed = block.pack_parameters()
+    assert block.packed is packed
+    total = sum(p.size for p in before.values())
+    assert flat_params.shape == flat_grads.shape == (total,)
+    assert flat_params.dtype == flat_grads.dtype == np.float32
+    assert list(block.parameters()) == list(before)
+    np.testing.assert_array_equal(to_numpy(flat_params), np.concatenate([p.ravel() for p in before.values()]))
+    assert not to_numpy(flat_grads).any()
+    for name, p in block.parameters().items():
+        assert p.shape == before[name].shape and p.dtype == np.float32
+        np.testing.assert_array_equal(to_numpy(p), before[name])
+    new = (np.arange(total) / total).astype(np.float32)
+    flat_params[...] = xp.asarray(new)  # as an optimizer's step would
+    start = 0
+    for name, p in block.parameters().items():
+        np.testing.assert_array_equal(to_numpy(p).ravel(), new[start : start + p.size])
+        start += p.size
+    x = xp.asarray(rng.standard_normal((1, 3, 3, 4)), dtype=np.float32)
+    block.forward(x)
+    block.backward(xp.asarray(rng.standard_normal((1, 3, 3, 4)), dtype=np.float32))
+    gradients = np.concatenate([to_numpy(g).ravel() for g in block.gradients().values()])
+    assert gradients.any()
+    np.testing.assert_array_equal(to_numpy(flat_grads), gradients)
+    # A layer with a single parameter packs too (the gated model's class bias).
+    class_bias = ClassBias(3, 4, dtype=np.float32, xp=xp)
+    flat_params, flat_grads = class_bias.pack_parameters()
+    assert flat_params.shape == flat_grads.shape == (12,) and class_bias.params["V"].shape == (3, 4)
+
+
+@pytest.mark.parametrize("widths,m1", [("half", 4), ("keras", 8)])
+def test_residual_block_is_x_plus_three_convolutions_each_after_a_relu(widths, m1):
+    # x + conv3(relu(conv2(relu(conv1(relu(x)))))), 1x1 -> 3x3 -> 1x1, all mask B:
+    # "half" narrows h to h/2 (the paper's block), "keras" to h then h/2.
+    rng = np.random.default_rng(7)
+    block = ResidualBlock(8, widths, rng=rng, dtype=np.float64)
+    assert list(block.children()) == ["relu1", "conv1", "conv2", "conv3"]  # named, in forward order
+    params = block.parameters()
+    assert {name: p.shape for name, p in params.items()} == {
+        "conv1.W": (1, 1, 8, m1), "conv1.b": (m1,), "conv2.W": (3, 3, m1, 4), "conv2.b": (4,),
+        "conv3.W": (1, 1, 4, 8), "conv3.b": (8,)}
+    for name in ("conv1.b", "conv2.b", "conv3.b"):
+        params[name][...] = rng.standard_normal(params[name].shape)
+    x = rng.standard_normal((2, 4, 5, 8))
+    h = conv2d_reference(np.maximum(x, 0), params["conv1.W"], params["conv1.b"])
+    h = conv2d_reference(np.maximum(h, 0), params["conv2.W"] * conv_mask(3, m1, 4, "B"), params["conv2.b"])
+    h = conv2d_reference(np.maximum(h, 0), params["conv3.W"], params["conv3.b"])
+    np.testing.assert_allclose(block.forward(x), x + h, rtol=1e-12, atol=1e-12)
+
+
+def test_a_residual_block_is_grey_unless_given_colours():
+    # One colour group by default: every output channel sees every input channel.
+    block = ResidualBlock(4, rng=np.random.default_rng(8), dtype=np.float64)
+    x = np.random.default_rng(9).standard_normal((2, 3, 3, 4))
+    changed = x.copy()
+    changed[..., 3] += 1.0  # the last input channel only
+    assert not np.allclose(block.forward(changed)[..., 0], block.forward(x)[..., 0])
+
+
+def test_residual_block_weights_come_from_the_generator_given():
+    def weights(seed):
+        return ResidualBlock(4, rng=np.random.default_rng(seed), dtype=np.float64).parameters()
+
+    same, other = weights(1), weights(2)
+    for name, p in weights(1).items():
+        np.testing.assert_array_equal(p, same[name])
+    for name in ("conv1.W", "conv2.W", "conv3.W"):
+        assert not np.array_equal(weights(1)[name], other[name])

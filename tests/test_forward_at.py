@@ -6,9 +6,11 @@ and colour step, exactly the output that ``forward`` gives there.
 import numpy as np
 import pytest
 
+from minipixel import backend
 from minipixel.backend import get_xp, to_numpy
-from minipixel.layers import MaskedConv2d, ReLU, ResidualBlock
+from minipixel.layers import Canvas, MaskedConv2d, ReLU, ResidualBlock
 from minipixel.masks import group_slices
+from minipixel.testing import strict
 
 
 def walk(layer, x, colors, xp=np):
@@ -88,3 +90,92 @@ def test_forward_at_reads_the_canvas_not_a_stale_copy():
     assert not np.allclose(after_above, before)
     canvas.image()[:, 2, 1] += 1.0  # the position to the left, in the same row: read at every position
     assert not np.allclose(layer.forward_at(canvas, 2, 2, 0), after_above)
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_canvas_at_is_a_view_of_the_map_at_that_position(kernel):
+    # A residual block writes conv1's output straight into conv2's canvas through
+    # ``at(i, j)``: it must be position (i, j) of the map, borders included, not of its padding.
+    canvas = Canvas(2, 3, 4, 2, kernel, np.float32, np)
+    half = kernel // 2  # rows of zeros on top, columns on each side; none below
+    assert canvas.data.shape == (2, 3 + half, 4 + 2 * half, 2) and canvas.data.dtype == np.float32
+    canvas.image()[...] = np.arange(1, 2 * 3 * 4 * 2 + 1).reshape(2, 3, 4, 2)
+    for i in range(3):
+        for j in range(4):
+            np.testing.assert_array_equal(canvas.at(i, j), canvas.image()[:, i, j])
+            canvas.at(i, j)[...] = -(10 * i + j)
+            assert (canvas.image()[:, i, j] == -(10 * i + j)).all()
+    assert np.abs(canvas.data).sum() == np.abs(canvas.image()).sum()  # and the padding is still all zeros
+
+
+def test_relu_forward_at_writes_its_own_vector_and_reuses_it():
+    # The sampler calls forward_at at every sub-pixel: the output goes into one
+    # vector the layer keeps (no allocation per call), never into its input,
+    # which belongs to the layer before (the gated model's running skip sum).
+    rng = np.random.default_rng(2)
+    relu = ReLU(inplace=True)
+    relu.start_at(2, 3, 3)
+    x1, x2 = rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    x1_before = x1.copy()
+    y1 = relu.forward_at(x1, 0, 0, 0)
+    assert y1 is not x1 and (x1 == x1_before).all()
+    np.testing.assert_array_equal(y1, np.maximum(x1, 0))
+    y2 = relu.forward_at(x2, 0, 1, 0)
+    assert y2 is y1  # the same vector, now holding the second position's output
+    np.testing.assert_array_equal(y2, np.maximum(x2, 0))
+    x3 = rng.standard_normal((3, 4))  # another batch size: a vector of the new shape
+    np.testing.assert_array_equal(relu.forward_at(x3, 0, 0, 0), np.maximum(x3, 0))
+
+
+@pytest.mark.parametrize("make,cin", [
+    (lambda xp: MaskedConv2d(3, 6, 3, "B", colors=3, dtype=np.float32, relu=True, xp=xp), 3),
+    (lambda xp: MaskedConv2d(6, 6, 1, "B", colors=3, dtype=np.float32, xp=xp), 6),
+    (lambda xp: ResidualBlock(6, colors=3, dtype=np.float32, xp=xp), 6),
+], ids=["3x3", "1x1", "residual block"])
+def test_a_float32_forward_at_computes_in_float32_only(make, cin):
+    # On a GPU float64 is many times slower: every array the one-position forward
+    # makes (its canvas, output vectors, cut-out weights) and every operand of every
+    # op stays in the layer's dtype, as in training (test_strict_device).
+    backend.register_device("strict", strict)
+    layer = make(strict)
+    x = np.random.default_rng(3).standard_normal((2, 3, 4, cin)).astype(np.float32)
+    strict.dtypes.clear()
+    y = walk(layer, x, 3, strict)
+    assert strict.dtypes["float32"] > 10
+    assert set(strict.dtypes) == {"float32"}, strict.dtypes
+    np.testing.assert_allclose(y, to_numpy(layer.forward(strict.asarray(x))), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mask", ["A", "B"])
+def test_a_1x1_layer_reads_only_the_input_groups_its_mask_shows(mask):
+    # At colour step g a 1x1 layer reads input groups < g (mask A) or <= g (mask B)
+    # only: the later groups of its input vector are stale (or never written) and
+    # must not reach the output, even as NaN.
+    rng = np.random.default_rng(4)
+    layer = MaskedConv2d(6, 9, 1, mask, colors=3, rng=rng, dtype=np.float64)
+    layer.params["b"][...] = rng.standard_normal(9)
+    layer.start_at(2, 1, 1)
+    groups_in, groups_out = group_slices(6, 3), group_slices(9, 3)
+    for g in range(3):
+        x = rng.standard_normal((2, 6))
+        want = layer.forward(x.reshape(2, 1, 1, 6))[:, 0, 0, groups_out[g]]
+        hidden = groups_in[g].start if mask == "A" else groups_in[g].stop
+        x[:, hidden:] = np.nan
+        np.testing.assert_allclose(layer.forward_at(x, 0, 0, g)[:, groups_out[g]], want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("k,mask,relu", [(3, "B", True), (3, "V", True), (5, "V", False), (3, "A", True)])
+def test_forward_row_equals_forward_row_by_row(k, mask, relu):
+    # The gated model's vertical stack runs a row at a time: forward_row(canvas, i),
+    # with every row <= i final, gives forward's row i, ReLU included.
+    rng = np.random.default_rng(k)
+    layer = MaskedConv2d(2, 3, k, mask, rng=rng, dtype=np.float64, relu=relu)
+    layer.params["b"][...] = rng.standard_normal(3)
+    x = rng.standard_normal((2, 4, 5, 2))
+    y = layer.forward(x)
+    assert (y == 0).any() == relu and (y < 0).any() != relu  # the ReLU has something to cut
+    layer.start_at(2, 4, 5)
+    canvas = layer.canvas(2, 4, 5)
+    canvas.image()[...] = x
+    for i in range(4):
+        np.testing.assert_allclose(layer.forward_row(canvas, i), y[:, i], rtol=1e-12, atol=1e-12)
