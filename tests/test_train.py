@@ -177,6 +177,20 @@ def test_best_npz_stays_with_the_first_of_equal_validation_nlls(tiny_npz, tmp_pa
     assert state["step"] == 4 and state["best_valid_nll"] == 40.0
 
 
+def test_a_resumed_run_remembers_its_best_validation_nll(tiny_npz, tmp_path, monkeypatch):
+    # Evaluations at steps 2 and 4 give 40 then 50: best.npz is step 2's. Resumed for two
+    # more steps, an evaluation of 45 is worse than the saved best and must not replace it.
+    made_up = iter([40.0, 50.0, 45.0])
+    monkeypatch.setattr(train_module, "evaluate", lambda *a, **k: {"nll_nats": next(made_up), "bits_per_dim": 1.0,
+                                                                    "images": 6})
+    run(settings(tiny_npz, steps=4, eval_every=2), tmp_path / "run")
+    assert read_checkpoint(tmp_path / "run" / "checkpoint.npz")[3]["best_valid_nll"] == 40.0
+    run(settings(tiny_npz, steps=6, eval_every=2), tmp_path / "run", resume=tmp_path / "run")
+    best = read_checkpoint(tmp_path / "run" / "best.npz")[3]
+    assert best["step"] == 2 and best["best_valid_nll"] == 40.0
+    assert read_checkpoint(tmp_path / "run" / "checkpoint.npz")[3]["best_valid_nll"] == 40.0
+
+
 def test_resume_from_a_save_between_evaluations_is_exact(tiny_npz, tmp_path):
     # A crash at step 8 (after the step-7 checkpoint of --save-every 7, mid-way between
     # evaluations every 5): the resumed run ends with the uninterrupted run's parameters,
@@ -665,6 +679,266 @@ def test_the_progress_bar_counts_the_steps_and_follows_the_terminal_width(tiny_n
     bars = [line for line in re.split(r"[\r\n]", terminal.getvalue()) if line.startswith("training:")]
     assert bars and len(bars[0]) < 60 and 100 < len(bars[-1]) < 160  # the last bar, drawn after, is wider
     assert bars[-1].startswith("training: 100%") and "| 6/6 [" in bars[-1]
+
+
+def _terminal_bars(terminal):
+    """The lines of the training progress bar drawn on ``terminal``."""
+    return [line for line in re.split(r"[\r\n]", terminal.getvalue()) if line.startswith("training:")]
+
+
+def test_a_resumed_runs_progress_bar_starts_at_its_step_and_shows_the_loss_and_epoch(tiny_npz, tmp_path,
+                                                                                      monkeypatch):
+    import os
+
+    run(settings(tiny_npz, steps=4), tmp_path / "run")
+    terminal = _Terminal()
+    terminal.columns = 200  # wide enough for the whole postfix
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(os, "get_terminal_size", lambda *fd: os.terminal_size((terminal.columns, 24)))
+    losses = []
+    train(settings(tiny_npz, steps=6), resume=tmp_path / "run", progress=True, log=lambda *a: None,
+          on_step=lambda step, loss: losses.append(loss))
+    bars = _terminal_bars(terminal)
+    # drawn first at the step resumed from, counting steps; then each step's loss and epoch (4 steps an epoch)
+    assert re.search(r"\| 4/6 \[00:00<\?, \?step/s\]$", bars[0])
+    assert re.search(rf"\| 6/6 \[.*(step/s|s/step), epoch=1\.50, loss={losses[-1]:.2f} nats/img\]", bars[-1])
+
+
+def test_train_shows_its_progress_bar_unless_told_not_to(tiny_npz, tmp_path, capsys):
+    train(settings(tiny_npz, steps=1), out=tmp_path / "shown", log=lambda *a: None)  # progress by default
+    assert "training: 100%" in capsys.readouterr().err
+    train(settings(tiny_npz, steps=1), out=tmp_path / "quiet", progress=False, log=lambda *a: None)
+    assert capsys.readouterr().err == ""
+
+
+def test_train_with_no_arguments_trains_the_default_run(monkeypatch):
+    calls = []
+    monkeypatch.setattr(train_module, "_train", lambda *args: calls.append(args) or "runs/x")
+    assert train() == "runs/x"
+    assert calls == [(TrainSettings(), None, None, True, print, None)]
+
+
+def test_a_nan_loss_before_any_checkpoint_says_none_was_written(tiny_npz, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module.parallel, "loss_and_gradients", lambda *args: float("nan"))
+    with pytest.raises(TrainingError) as stopped:
+        run(settings(tiny_npz, steps=4), tmp_path / "run")
+    assert str(stopped.value) == ("the loss became nan at step 1; stopping. The last good checkpoint is "
+                                  "(none written yet); try a lower --lr")
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def _steps_on_this_rank_alone(monkeypatch):
+    """Make train_step record what each step passes it, as (ranks, batch, images given), and step on
+    this rank's images alone (no other rank to sum gradients with). Returns the record."""
+    calls = []
+    real = train_module.train_step
+
+    def step(model, optimizer, inputs, labels, classes=None, ranks=None, batch=None):
+        calls.append((ranks, batch, len(inputs)))
+        return real(model, optimizer, inputs, labels, classes)
+
+    monkeypatch.setattr(train_module, "train_step", step)
+    return calls
+
+
+def _loop_as_rank(r, rank, others, log=lambda *a: None, on_step=None):
+    """The training loop of the Run ``r`` as rank ``rank`` of two, the other rank sending ``others``
+    to every agreement (the loop's stop agreement: [0, its clock says time up, its Ctrl-C])."""
+    r.ranks = _FakeRanks(rank, 2, {1 - rank: [float(v) for v in others]})
+    try:
+        return train_module._loop(r, False, log, on_step)
+    finally:
+        r.lock.release()
+
+
+def test_every_step_gives_train_step_the_ranks_and_the_global_batch(tiny_npz, tmp_path, monkeypatch):
+    calls = _steps_on_this_rank_alone(monkeypatch)
+    r = _new_run(settings(tiny_npz, steps=2), tmp_path / "run")
+    _loop_as_rank(r, 0, [0, 0, 0])
+    # each rank steps on half of the batch of 16, and train_step is told the whole batch
+    assert calls == [(r.ranks, 16, 8), (r.ranks, 16, 8)]
+
+
+def test_ranks_stop_together_after_the_step_any_of_them_was_interrupted(tiny_npz, tmp_path, monkeypatch):
+    _steps_on_this_rank_alone(monkeypatch)
+    r = _new_run(settings(tiny_npz, steps=8), tmp_path / "run")
+    logged = []
+    with pytest.raises(KeyboardInterrupt):
+        _loop_as_rank(r, 0, [0, 0, 1], log=logged.append)  # Ctrl-C on the other rank
+    assert r.step == 1 and read_checkpoint(tmp_path / "run")[3]["step"] == 1
+    assert logged[0].startswith("interrupted at step 1: checkpoint")
+    # no one interrupted, no time limit: rank 0 trains on to the end
+    r = _new_run(settings(tiny_npz, steps=5), tmp_path / "calm")
+    _loop_as_rank(r, 0, [0, 0, 0])
+    assert r.step == 5
+
+
+def test_rank_0s_clock_decides_when_the_ranks_stop(tiny_npz, tmp_path, monkeypatch):
+    # The fake clock moves 10 s per step: every rank's own clock says 1 minute is up after step 6.
+    _steps_on_this_rank_alone(monkeypatch)
+    now = [1000.0]
+    monkeypatch.setattr(train_module.time, "time", lambda: now[0])
+    tick = lambda step, loss: now.__setitem__(0, now[0] + 10)
+    s = settings(tiny_npz, steps=8, minutes=1)
+    for rank, rank0_says, stopped_at in [(0, None, 6),  # rank 0: its own clock
+                                         (1, 0, 8),     # rank 1: not its own clock, rank 0's says go on
+                                         (1, 1, 1)]:    # rank 1: rank 0's clock says stop
+        logged = []
+        r = _new_run(s, tmp_path / f"rank{rank}-{rank0_says}")
+        _loop_as_rank(r, rank, [0, rank0_says or 0, 0], log=logged.append, on_step=tick)
+        assert r.step == stopped_at
+        assert (f"stopped after 1 minutes of training, at step {stopped_at}" in logged) == (stopped_at < 8)
+
+
+def test_only_rank_0_prints_the_evaluations(tiny_npz, tmp_path, monkeypatch, capsys):
+    _steps_on_this_rank_alone(monkeypatch)
+    printed = []
+    for rank in range(2):
+        _loop_as_rank(_new_run(settings(tiny_npz, steps=4), tmp_path / f"rank{rank}"), rank, [0, 0, 0])
+        printed.append(capsys.readouterr().out)
+    assert printed[0].startswith("step 4 epoch 1.00: train ") and "nats/image" in printed[0]
+    assert printed[1] == ""
+
+
+def test_a_run_stopped_by_its_minutes_draws_its_samples_and_returns_its_folder(tiny_npz, tmp_path, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(train_module.time, "time", lambda: now[0])
+    logged = []
+    folder = train(settings(tiny_npz, steps=100, minutes=0.5, samples=1), out=tmp_path, progress=False,
+                   log=logged.append, on_step=lambda step, loss: now.__setitem__(0, now[0] + 10))
+    assert folder == tmp_path and (tmp_path / "samples.png").exists()
+    assert read_checkpoint(tmp_path)[3]["step"] == 3
+    assert logged[-1] == f"done in 30 s; run folder: {tmp_path}"
+
+
+def test_ctrl_c_draws_samples_only_when_some_are_asked_for(tiny_npz, tmp_path):
+    import os
+    import signal
+
+    for samples in (0, 1):
+        logged = []
+        with pytest.raises(KeyboardInterrupt):
+            train(settings(tiny_npz, steps=12, samples=samples), out=tmp_path / f"{samples}", progress=False,
+                  log=logged.append, on_step=lambda step, loss: os.kill(os.getpid(), signal.SIGINT))
+        assert read_checkpoint(tmp_path / f"{samples}")[3]["step"] == 1
+        assert (tmp_path / f"{samples}" / "samples.png").exists() == (samples > 0)
+        assert any(line.startswith("drawing") for line in logged) == (samples > 0)
+
+
+def test_a_single_process_error_is_raised_not_printed(tiny_npz, tmp_path, capsys):
+    # (under mpiexec each rank prints its error and stops the others; one process leaves that to the caller)
+    with pytest.raises(ValueError, match="--conditional needs class labels"):
+        run(settings(tiny_npz, arch="gated", conditional=True, steps=1), tmp_path / "run")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("device, expected", [("cpu", "MPI"), ("gpu", "NCCL")])
+def test_under_mpiexec_a_run_takes_the_ranks_and_the_cores_of_its_device(tmp_path, monkeypatch, device, expected):
+    from minipixel import distributed, parallel
+
+    class Launched:
+        """Rank 0 of 2 that mpiexec started."""
+        rank, size = 0, 2
+
+    monkeypatch.setattr(distributed, "_ranks", None)  # no ranks found yet in this process
+    monkeypatch.setattr(distributed, "launched_by_mpi", lambda: True)
+    monkeypatch.setattr(distributed, "MPIRanks", type("MPI", (Launched,), {}))
+    monkeypatch.setattr(distributed, "NCCLRanks", type("NCCL", (Launched,), {}))
+    monkeypatch.setenv("MPI_LOCALNRANKS", "2")  # two ranks on this host of 8 cores
+    monkeypatch.setattr(parallel, "cpu_count", lambda: 8)
+    monkeypatch.setattr(parallel, "_threads", None)
+    blas = []
+    monkeypatch.setattr(parallel, "limit_blas", blas.append)
+    given = []
+    monkeypatch.setattr(train_module, "_train", lambda *args: given.append(args) or distributed.ranks())
+    s, log, on_step = TrainSettings(device=device), [].append, lambda step, loss: None
+    assert type(train(s, out=tmp_path / "out", progress=False, log=log, on_step=on_step)).__name__ == expected
+    assert given[0] == (s, tmp_path / "out", None, False, log, on_step)  # the run as asked for
+    # a CPU rank: half of the host's cores for its steps and its BLAS; a GPU rank leaves them be
+    assert (parallel._threads, blas) == ((4, [4]) if device == "cpu" else (None, []))
+    # resuming without settings: the device saved in the checkpoint decides
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
+    save_checkpoint(tmp_path / "checkpoint.npz", model, Adam(model.parameters()), {"settings": {"device": device}})
+    monkeypatch.setattr(distributed, "_ranks", None)
+    monkeypatch.setattr(parallel, "_threads", None)
+    blas.clear()
+    assert type(train(None, resume=tmp_path)).__name__ == expected
+    assert given[1] == (None, None, tmp_path, True, print, None)
+    assert (parallel._threads, blas) == ((4, [4]) if device == "cpu" else (None, []))
+
+
+def test_a_full_disk_stops_the_run_saying_what_is_left_and_how_to_go_on(tiny_npz, tmp_path, monkeypatch):
+    import errno
+
+    real, fail_at = train_module.Run.log_step, [None]  # the step whose steps.csv row finds the disk full
+
+    def log_step(self, loss):
+        if self.step == fail_at[0]:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.steps_path))
+        real(self, loss)
+
+    monkeypatch.setattr(train_module.Run, "log_step", log_step)
+    for step, left in [(1, "no checkpoint was written yet"),
+                       (5, f"the last checkpoint {tmp_path / 'late' / 'checkpoint.npz'} is intact")]:  # step 4's
+        folder = tmp_path / ("early" if step == 1 else "late")
+        fail_at[0] = step
+        with pytest.raises(RuntimeError) as stopped:
+            run(settings(tiny_npz, steps=8), folder)
+        assert str(stopped.value) == (f"could not write into the run folder (No space left on device: "
+                                      f"{folder / 'steps.csv'}); {left}; make room, then continue with --resume {folder}")
+
+
+def test_an_error_on_one_rank_is_printed_with_its_rank_and_stops_them_all(tiny_npz, tmp_path, monkeypatch, capsys):
+    from minipixel import distributed
+
+    aborted = []
+
+    class Launched:
+        """Rank 1 of 2 that mpiexec started."""
+        rank, size = 1, 2
+
+        def abort(self, code=1):
+            aborted.append(code)
+
+    def fails(*args):
+        raise ValueError("bad data")
+
+    monkeypatch.setattr(distributed, "ranks", lambda device="cpu": Launched())
+    monkeypatch.setattr(distributed, "share_cores", lambda settings=None: None)
+    monkeypatch.setattr(train_module, "_train", fails)
+    with pytest.raises(ValueError, match="bad data"):
+        train(TrainSettings())
+    assert capsys.readouterr().err == "minipixel train (rank 1 of 2): error: bad data\n"
+    assert aborted == [1]  # every rank stops, with exit status 1
+
+
+def test_resume_from_a_checkpoint_file_into_another_folder(tiny_npz, tmp_path):
+    run(settings(tiny_npz, steps=4), tmp_path / "a")
+    before = (tmp_path / "a" / "checkpoint.npz").read_bytes()
+    run(settings(tiny_npz, steps=6), tmp_path / "b", resume=tmp_path / "a" / "checkpoint.npz")
+    assert read_checkpoint(tmp_path / "b")[3]["step"] == 6
+    assert (tmp_path / "a" / "checkpoint.npz").read_bytes() == before  # the run resumed from is left as it was
+
+
+def test_a_checkpoint_saved_without_step_or_clock_resumes_from_step_0(tiny_npz, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module.time, "time", lambda: 1000.0)  # a clock that stands still: no time passes
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=8, blocks=1))
+    save_checkpoint(tmp_path / "checkpoint.npz", model, Adam(model.parameters()),
+                    {"settings": {"data": str(tiny_npz), "filters": 8, "blocks": 1}})
+    steps = []
+    train(settings(tiny_npz, steps=2), resume=tmp_path, progress=False, log=lambda *a: None,
+          on_step=lambda step, loss: steps.append(step))
+    assert steps == [1, 2]
+    state = read_checkpoint(tmp_path)[3]
+    assert state["step"] == 2 and state["seconds"] == 0  # no time before the resume either
+
+
+def test_a_run_shows_its_progress_by_default(tiny_npz, tmp_path, capsys):
+    r = train_module.Run(settings(tiny_npz, steps=1, samples=1), tmp_path / "run", log=lambda *a: None)
+    capsys.readouterr()
+    r.draw()
+    r.lock.release()
+    assert "sampling" in capsys.readouterr().err  # the samples' progress bar
 
 
 def test_colour_training_at_many_levels(tmp_path):
