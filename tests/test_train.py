@@ -531,6 +531,9 @@ class _FakeRanks:
     def __init__(self, rank, size, sent):
         self.rank, self.size, self.sent = rank, size, sent
 
+    def check_same(self, flat, what):
+        """Every rank of one process builds the same model."""
+
     def agree(self, values):
         self.sent[self.rank] = [float(v) for v in values]
         rows = [self.sent.get(r, [0.0] * len(values)) for r in range(self.size)]
@@ -788,6 +791,26 @@ def test_rank_0s_clock_decides_when_the_ranks_stop(tiny_npz, tmp_path, monkeypat
         _loop_as_rank(r, rank, [0, rank0_says or 0, 0], log=logged.append, on_step=tick)
         assert r.step == stopped_at
         assert (f"stopped after 1 minutes of training, at step {stopped_at}" in logged) == (stopped_at < 8)
+
+
+def test_a_rank_other_than_0_logs_nothing_and_reads_its_data_without_a_bar(tiny_npz, tmp_path, monkeypatch):
+    asked, read = [], []
+    monkeypatch.setattr(train_module.distributed, "ranks", lambda device: asked.append(device) or
+                        _FakeRanks(rank, 2, {}))
+    prepare = train_module.prepare_data
+    monkeypatch.setattr(train_module, "prepare_data", lambda s, log, progress: read.append((log, progress)) or
+                        prepare(s, log, progress))
+    for rank in (0, 1):
+        logged = []
+        r = train_module.Run(settings(tiny_npz, device="cpu"), tmp_path / f"rank{rank}", log=logged.append,
+                             progress=True)
+        log, progress = read[-1]
+        assert r.progress is progress is (rank == 0)
+        r.log("a line")
+        assert (logged[-1:] == ["a line"]) is (rank == 0) and (logged == []) is (rank == 1)
+        assert log("x") is None and r.ranks.rank == rank
+        assert (log == logged.append) is (rank == 0)
+    assert asked == ["cpu", "cpu"]
 
 
 def test_only_rank_0_prints_the_evaluations(tiny_npz, tmp_path, monkeypatch, capsys):
