@@ -813,6 +813,22 @@ def test_a_rank_other_than_0_logs_nothing_and_reads_its_data_without_a_bar(tiny_
     assert asked == ["cpu", "cpu"]
 
 
+def test_a_new_run_builds_the_model_asked_for_and_ranks_check_its_start(tiny_npz, tmp_path, monkeypatch):
+    checked = []
+
+    class Checking(_FakeRanks):
+        def check_same(self, flat, what):
+            checked.append((flat, what))
+
+    monkeypatch.setattr(train_module.distributed, "ranks", lambda device: Checking(0, 2, {}))
+    r = train_module.Run(settings(tiny_npz, filters=6, blocks=2, block="keras"), tmp_path / "run",
+                         log=lambda *a: None, progress=False)
+    cfg = r.model.config
+    assert (cfg.filters, cfg.blocks, cfg.block) == (6, 2, "keras")
+    assert r.optimizer.flat is r.model.packed  # Adam runs on the two flat arrays
+    assert len(checked) == 1 and checked[0][0] is r.model.packed[0] and checked[0][1] == "initial parameters"
+
+
 def test_only_rank_0_prints_the_evaluations(tiny_npz, tmp_path, monkeypatch, capsys):
     _steps_on_this_rank_alone(monkeypatch)
     printed = []
