@@ -829,6 +829,15 @@ def test_a_new_run_builds_the_model_asked_for_and_ranks_check_its_start(tiny_npz
     assert len(checked) == 1 and checked[0][0] is r.model.packed[0] and checked[0][1] == "initial parameters"
 
 
+def test_a_run_removes_the_half_written_files_a_killed_run_left(tiny_npz, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".checkpoint.npz.tmp").write_bytes(b"half")  # files.atomic_write's temporary name
+    (folder / "notes.tmp").write_text("mine")  # not one of minipixel's: kept
+    train_module.Run(settings(tiny_npz), folder, log=lambda *a: None, progress=False)
+    assert not (folder / ".checkpoint.npz.tmp").exists() and (folder / "notes.tmp").exists()
+
+
 def test_only_rank_0_prints_the_evaluations(tiny_npz, tmp_path, monkeypatch, capsys):
     _steps_on_this_rank_alone(monkeypatch)
     printed = []
