@@ -525,7 +525,6 @@ class ResidualBlock(Layer):
         self.conv1 = MaskedConv2d(channels, m1, 1, "B", relu=True, **conv)
         self.conv2 = MaskedConv2d(m1, m2, kernel, "B", relu=True, **conv)
         self.conv3 = MaskedConv2d(m2, channels, 1, "B", **conv)
-        self.groups = group_slices(channels, colors)
         self.canvas2 = None  # forward_at: conv2's input map
 
     def children(self):

@@ -50,8 +50,6 @@ EQUIVALENT = {
     "minipixel.layers.xǁMaskedConv2dǁforward_row__mutmut_11": "relu = None: only its truth value is read (False and None agree)",
     **{f"minipixel.layers.xǁResidualBlockǁ__init____mutmut_{n}": 'mask argument dropped: MaskedConv2d\'s default is "B"'
        for n in (40, 56, 70)},
-    "minipixel.layers.xǁResidualBlockǁ__init____mutmut_75": "groups = None: ResidualBlock.groups is no longer read (dead since "
-                                             "forward_at's residual moved into conv3)",
     "minipixel.im2col.x_im2col_loop__mutmut_13": "out.reshape(None): NumPy keeps the shape, and out is always "
                                                  "(B, H, W, T, C)",
     **{f"minipixel.im2col.x_scratch__mutmut_{n}": "another key for the thread's buffer dict: used consistently"

@@ -222,16 +222,23 @@ def grey_set(n=3, seed=0, shape=(16, 16, 1)):
     return data.ImageSet(images, 255, "grey")
 
 
-def test_imageset_checks_its_arrays():
+def test_imageset_checks_its_arrays_and_says_what_it_got():
     good = np.zeros((2, 4, 4, 1), np.uint8)
-    with pytest.raises(ValueError, match=r"src: expected images as an \(N, H, W, C\) uint8"):
+    with pytest.raises(ValueError, match=r"^src: expected images as an \(N, H, W, C\) uint8 .* got shape \(2, 4, 4, 1\) "
+                                         r"dtype float32$"):
         data.ImageSet(good.astype(np.float32), 255, "src")
-    with pytest.raises(ValueError, match=r"src: expected images"):
+    with pytest.raises(ValueError, match=r"^src: expected images .* got shape \(4, 4, 1\) dtype uint8$"):
         data.ImageSet(good[0], 255, "src")
+    with pytest.raises(ValueError, match=r"^src: expected images .* got list$"):
+        data.ImageSet(good.tolist(), 255, "src")
     with pytest.raises(ValueError, match="src: max_value is 1 but the images hold values up to 7"):
         data.ImageSet(good + 7, 1, "src")
     with pytest.raises(ValueError, match=r"src: expected classes as \(2,\)"):
         data.ImageSet(good, 1, "src", classes=np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"^src: expected classes as \(2,\) integers, one per image, got shape \(2,\) dtype float64$"):
+        data.ImageSet(good, 1, "src", classes=np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"^src: expected classes as \(2,\) integers, one per image, got shape None dtype list$"):
+        data.ImageSet(good, 1, "src", classes=[1, 2])
 
 
 @pytest.mark.parametrize("levels", [2, 4, 8, 16, 32, 64, 128, 256])
@@ -318,20 +325,6 @@ def test_epoch_permutation_takes_zero_and_numpy_integers():
     np.testing.assert_array_equal(
         data.epoch_permutation(np.int64(6), np.uint8(2), np.int32(1)), data.epoch_permutation(6, 2, 1)
     )
-
-
-def test_imageset_refusals_say_what_they_got():
-    good = np.zeros((2, 4, 4, 1), np.uint8)
-    with pytest.raises(ValueError, match=r"^src: expected images .* got shape \(2, 4, 4, 1\) dtype float32$"):
-        data.ImageSet(good.astype(np.float32), 255, "src")
-    with pytest.raises(ValueError, match=r"^src: expected images .* got shape \(4, 4, 1\) dtype uint8$"):
-        data.ImageSet(good[0], 255, "src")
-    with pytest.raises(ValueError, match=r"^src: expected images .* got list$"):
-        data.ImageSet(good.tolist(), 255, "src")
-    with pytest.raises(ValueError, match=r"^src: expected classes as \(2,\) integers, one per image, got shape \(2,\) dtype float64$"):
-        data.ImageSet(good, 1, "src", classes=np.array([1.0, 2.0]))
-    with pytest.raises(ValueError, match=r"^src: expected classes as \(2,\) integers, one per image, got shape None dtype list$"):
-        data.ImageSet(good, 1, "src", classes=[1, 2])
 
 
 @pytest.mark.parametrize("max_value", [0, 256, True, 2.5, "255", None])
