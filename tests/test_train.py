@@ -12,9 +12,13 @@ import pytest
 
 from minipixel import train as train_module
 from minipixel.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from minipixel.data import ImageSet
+from minipixel.datasets import write_npz
 from minipixel.model import PixelCNN, PixelCNNConfig
 from minipixel.optim import Adam
 from minipixel.train import TrainingError, TrainSettings, evaluate, train
+
+from conftest import bars
 
 
 def settings(data, **kw):
@@ -575,11 +579,8 @@ def test_ranks_evaluate_their_slices_and_agree_on_the_whole_split(tiny_npz, tmp_
 
 
 def test_more_ranks_than_validation_images(tiny_npz, tmp_path):
-    from minipixel.data import ImageSet
-    from minipixel.datasets import write_npz
     from minipixel.parallel import split
 
-    from conftest import bars
 
     valid = tmp_path / "two.npz"
     write_npz(valid, ImageSet(images=bars(2, seed=5), max_value=1, source="two"))
@@ -598,8 +599,6 @@ def test_more_ranks_than_validation_images(tiny_npz, tmp_path):
 
 
 def test_an_empty_validation_set_is_refused_before_training(tiny_npz, tmp_path):
-    from minipixel.data import ImageSet
-    from minipixel.datasets import write_npz
 
     empty = tmp_path / "none.npz"
     write_npz(empty, ImageSet(images=np.zeros((0, 8, 8, 1), np.uint8), max_value=1, source="none"))
@@ -990,8 +989,6 @@ def test_a_run_shows_its_progress_by_default(tiny_npz, tmp_path, capsys):
 
 
 def test_colour_training_at_many_levels(tmp_path):
-    from minipixel.data import ImageSet
-    from minipixel.datasets import write_npz
 
     # 48 tiny RGB images, each filled with one of four colours: once a model has
     # seen the first pixel, the rest is predictable, so the loss can fall fast.
@@ -1020,8 +1017,6 @@ def test_bits_per_dim_of_a_uniform_model_by_hand():
 
 def labelled_npz(path, n=96, size=8, seed=0):
     """Binary images whose class decides their look: 0 a vertical bar, 1 a horizontal bar, 2 both."""
-    from minipixel.data import ImageSet
-    from minipixel.datasets import write_npz
 
     rng = np.random.default_rng(seed)
     classes = np.arange(n) % 3
@@ -1223,8 +1218,6 @@ def _pictures(n, height, width, seed=0):
 def test_samples_png_is_the_models_sample_at_the_runs_seed_and_temperature(tmp_path, capsys):
     from PIL import Image
 
-    from minipixel.datasets import write_npz
-    from minipixel.data import ImageSet
     from minipixel.sampling import sample
     from minipixel.viz import image_grid
 
@@ -1246,3 +1239,30 @@ def test_samples_png_is_the_models_sample_at_the_runs_seed_and_temperature(tmp_p
     model = load_model(tmp_path / "cond")[0]
     expected = image_grid(sample(model, 3, seed=4, classes=np.arange(3)), 2, ncols=1, scale=4)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "cond" / "samples.png")), expected)
+
+
+def test_a_run_on_the_cpu_refuses_a_batch_that_would_not_fit_before_building_anything(tiny_npz, tmp_path,
+                                                                                       monkeypatch):
+    monkeypatch.setattr(train_module.checks, "available_memory", lambda: 1024)  # 1 KiB left
+    built = []
+    monkeypatch.setattr(train_module, "build_model", lambda *a, **kw: built.append(a))
+    with pytest.raises(MemoryError, match=r"^training this model \(8 filters, 1 blocks, 8x8x1\) at batch 16 "
+                                          r"needs about .* GiB, and 0\.00 GiB of memory is available"):
+        _new_run(settings(tiny_npz), tmp_path / "run")
+    assert built == []
+
+
+def test_a_resume_whose_data_file_now_holds_images_of_another_size_says_both_sizes(tiny_npz, tmp_path):
+    folder = train(settings(tiny_npz, steps=1), out=tmp_path / "run", progress=False, log=lambda *a: None)
+    write_npz(tiny_npz, ImageSet(images=bars(64, size=12), max_value=1, source="bars"))  # the run's data, replaced
+    with pytest.raises(ValueError, match=r"checkpoint\.npz: the model was trained on 8x8x1 images, "
+                                         r"the data is 12x12x1$"):
+        train_module.Run(None, resume=folder, log=lambda *a: None, progress=False)
+
+
+def test_a_run_without_steps_lasts_its_epochs_of_whole_batches(tiny_npz, tmp_path):
+    logged = []
+    r = train_module.Run(settings(tiny_npz, epochs=2, batch=20), tmp_path / "run", log=logged.append,
+                         progress=False)
+    assert len(r.train_labels) == 58 and (r.steps_per_epoch, r.total) == (3, 6)  # batches of 20, 20 and 18
+    assert "; 6 steps of batch 20 (3 per epoch); " in logged[-1]
