@@ -116,6 +116,9 @@ EQUIVALENT = {
     "minipixel.train.xǁRunǁevaluate_split__mutmut_17": "an empty slice's images 1: as above, nll_nats is 0 there",
     "minipixel.train.xǁRunǁevaluate_split__mutmut_29": "ranks.size >= 1: one process then computes (nll * N) / N, "
                                                       "its own mean to the last bit or one rounding off",
+    **{f"minipixel.train.xǁRunǁ__init____mutmut_{n}": "time_up starts as None or True: _loop sets it after every "
+                                                     "step, before at_evaluation_point (its only reader) runs"
+       for n in (221, 222)},
 }
 
 

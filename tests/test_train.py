@@ -233,6 +233,9 @@ def test_a_new_lr_on_resume_is_the_rate_of_the_next_step(tiny_npz, tmp_path):
     lrs = [r[2] for r in _steps_csv(tmp_path / "run")]
     assert lrs[5] == pytest.approx(5e-3 * 0.9998 ** 5, rel=1e-5)
     assert lrs[6:] == pytest.approx([2e-4, 2e-4 * 0.9998, 2e-4 * 0.9998 ** 2], rel=1e-5)
+    # the same --lr asked for again is again the rate of the next step (the checkpoint keeps the base rate)
+    train(settings(tiny_npz, steps=11, lr=2e-4), resume=tmp_path / "run", progress=False, log=lambda *a: None)
+    assert [r[2] for r in _steps_csv(tmp_path / "run")][9:] == pytest.approx([2e-4, 2e-4 * 0.9998], rel=1e-5)
 
 
 def test_metrics_seconds_count_the_time_before_a_resume(tiny_npz, tmp_path, monkeypatch):
@@ -1266,3 +1269,39 @@ def test_a_run_without_steps_lasts_its_epochs_of_whole_batches(tiny_npz, tmp_pat
                          progress=False)
     assert len(r.train_labels) == 58 and (r.steps_per_epoch, r.total) == (3, 6)  # batches of 20, 20 and 18
     assert "; 6 steps of batch 20 (3 per epoch); " in logged[-1]
+
+
+def test_the_data_line_of_a_run_counts_the_classes_of_labelled_data(tmp_path):
+    data = labelled_npz(tmp_path / "bars.npz", n=30)  # classes 0, 1, 2
+    logged = []
+    train_module.prepare_data(settings(data, valid=str(data), conditional=True), log=logged.append, progress=False)
+    assert logged == [f"data: 30 training images from {data}, 30 validation images from {data}; 8x8x1, 2 levels, "
+                      "3 classes"]
+
+
+def test_a_new_run_logs_its_live_parameters_every_bias_and_the_unmasked_weights(tiny_npz, tmp_path):
+    logged = []
+    train_module.Run(settings(tiny_npz, filters=4, blocks=0), tmp_path / "run", log=logged.append, progress=False)
+    # 7x7 mask A on one grey channel: 3 rows of 7 above and 3 taps to the left = 24 live taps;
+    # weights 24 * 4 + two 1x1 layers of 4 * 4 + the output 4 * 2 = 136, biases 4 + 4 + 4 + 2 = 14
+    assert logged[-1].startswith("model: pixelcnn, 150 live parameters, 4 filters, 0 blocks; ")
+
+
+def test_evaluate_reads_batches_of_64_by_default_and_refuses_labels_beyond_the_models_levels(tiny_npz, monkeypatch):
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
+    labels = np.zeros((100, 8, 8, 1), np.uint8)
+    sizes = []
+    real_nll = train_module.parallel.nll
+    monkeypatch.setattr(train_module.parallel, "nll", lambda m, x, y, given: sizes.append(len(x)) or real_nll(m, x, y, given))
+    evaluate(model, labels)
+    assert sizes == [64, 36]
+    labels[3, 2, 1, 0] = 2  # a two-level model knows 0 and 1
+    with pytest.raises(ValueError, match="^evaluation data has label 2, but the model has 2 levels$"):
+        evaluate(model, labels)
+
+
+def test_evaluate_on_the_cpu_refuses_a_batch_that_would_not_fit(monkeypatch):
+    monkeypatch.setattr(train_module.checks, "available_memory", lambda: 1024)  # 1 KiB left
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
+    with pytest.raises(MemoryError, match=r"^evaluating at batch 32 needs about .* GiB, and 0\.00 GiB"):
+        evaluate(model, np.zeros((5, 8, 8, 1), np.uint8), batch_size=32)
