@@ -1305,3 +1305,28 @@ def test_evaluate_on_the_cpu_refuses_a_batch_that_would_not_fit(monkeypatch):
     model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
     with pytest.raises(MemoryError, match=r"^evaluating at batch 32 needs about .* GiB, and 0\.00 GiB"):
         evaluate(model, np.zeros((5, 8, 8, 1), np.uint8), batch_size=32)
+
+
+def test_settings_check_a_value_given_for_a_setting_without_default_and_refuse_none_for_one_with(tiny_npz):
+    with pytest.raises(ValueError, match="^steps"):
+        TrainSettings(data=str(tiny_npz), steps=0).validate()  # steps defaults to None (use epochs)
+    with pytest.raises(ValueError, match="^batch"):
+        TrainSettings(data=str(tiny_npz), batch=None).validate()  # batch has a default: None is not one
+
+
+def test_evaluate_draws_a_bar_that_it_clears_when_done_and_none_unless_asked(monkeypatch):
+    import os
+
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
+    labels = np.zeros((100, 8, 8, 1), np.uint8)
+    for progress in (True, False):
+        terminal = _Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        monkeypatch.setattr(os, "get_terminal_size", lambda *fd: os.terminal_size((terminal.columns, 24)))
+        evaluate(model, labels, progress=progress)
+        drawn = terminal.getvalue()
+        if progress:
+            assert drawn.startswith("\revaluating:   0%|")
+            assert drawn.endswith("\r") and drawn.split("\r")[-2].strip() == ""  # the line blanked, not kept
+        else:
+            assert drawn == ""
