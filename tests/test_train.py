@@ -1330,3 +1330,19 @@ def test_evaluate_draws_a_bar_that_it_clears_when_done_and_none_unless_asked(mon
             assert drawn.endswith("\r") and drawn.split("\r")[-2].strip() == ""  # the line blanked, not kept
         else:
             assert drawn == ""
+
+
+def test_a_train_step_on_a_slice_of_the_global_batch_scales_its_gradients_by_the_global_batch():
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
+    labels = np.asarray(bars(4)[..., :1], np.int64)
+    inputs = labels.astype(np.float32)
+
+    class Recording:  # an optimizer that keeps the gradients it is given and changes nothing
+        def step(self, grads):
+            self.grads = {k: g.copy() for k, g in grads.items()}
+
+    alone, slice_of_8 = Recording(), Recording()
+    loss = train_module.train_step(model, alone, inputs, labels)
+    assert train_module.train_step(model, slice_of_8, inputs, labels, batch=8) == pytest.approx(loss / 2, rel=1e-6)
+    for name, g in alone.grads.items():
+        np.testing.assert_allclose(slice_of_8.grads[name], g / 2, rtol=1e-5, atol=1e-9)
