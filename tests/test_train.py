@@ -1346,3 +1346,36 @@ def test_a_train_step_on_a_slice_of_the_global_batch_scales_its_gradients_by_the
     assert train_module.train_step(model, slice_of_8, inputs, labels, batch=8) == pytest.approx(loss / 2, rel=1e-6)
     for name, g in alone.grads.items():
         np.testing.assert_allclose(slice_of_8.grads[name], g / 2, rtol=1e-5, atol=1e-9)
+
+
+def test_a_train_step_on_two_ranks_sums_their_gradients_and_losses_and_on_one_does_not():
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
+    labels = np.asarray(bars(4)[..., :1], np.int64)
+    inputs = labels.astype(np.float32)
+
+    class Recording:
+        def step(self, grads):
+            self.grads = {k: g.copy() for k, g in grads.items()}
+
+    class TwinRanks:  # two ranks that hold the same images: the other rank's part equals this one's
+        def __init__(self, size):
+            self.size, self.sums = size, 0
+
+        def sum(self, flat):
+            assert flat is model.packed[1] and self.size > 1
+            flat *= 2
+            self.sums += 1
+
+        def agree(self, values):
+            return [2 * v for v in values]
+
+    alone = Recording()
+    loss = train_module.train_step(model, alone, inputs, labels, batch=8)
+    one, two = TwinRanks(1), TwinRanks(2)
+    assert train_module.train_step(model, Recording(), inputs, labels, ranks=one, batch=8) == loss
+    both = Recording()
+    assert train_module.train_step(model, both, inputs, labels, ranks=two, batch=8) == pytest.approx(2 * loss,
+                                                                                                      rel=1e-6)
+    assert (one.sums, two.sums) == (0, 1)
+    for name, g in alone.grads.items():
+        np.testing.assert_allclose(both.grads[name], 2 * g, rtol=1e-5, atol=1e-9)
