@@ -482,6 +482,9 @@ class ReLU(Layer):
         return y
 
     def backward(self, dy):
+        if self.y is None:
+            raise RuntimeError("ReLU.backward: no forward to go back through (none yet, or it ran inside "
+                               "inference(), which keeps nothing for backward)")
         if dy.shape != self.y.shape:
             raise ValueError(f"ReLU: output gradient shape {dy.shape} does not match output shape {self.y.shape}")
         xp = array_module(dy)

@@ -116,6 +116,11 @@ EQUIVALENT = {
     "minipixel.train.xǁRunǁevaluate_split__mutmut_17": "an empty slice's images 1: as above, nll_nats is 0 there",
     "minipixel.train.xǁRunǁevaluate_split__mutmut_29": "ranks.size >= 1: one process then computes (nll * N) / N, "
                                                       "its own mean to the last bit or one rounding off",
+    "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_49": "reshape(-2, ...): NumPy, the stand-in and CuPy read "
+                                                          "any negative size as 'the rest'",
+    "minipixel.layers.xǁResidualBlockǁ__init____mutmut_75": 'canvas2 starts as "": start_at sets it before '
+                                                           "forward_at reads it, and without start_at None fails the "
+                                                           "same way (AttributeError)",
     **{f"minipixel.train.xǁRunǁ__init____mutmut_{n}": "time_up starts as None or True: _loop sets it after every "
                                                      "step, before at_evaluation_point (its only reader) runs"
        for n in (221, 222)},

@@ -369,3 +369,27 @@ def test_residual_block_weights_come_from_the_generator_given():
         np.testing.assert_array_equal(p, same[name])
     for name in ("conv1.W", "conv2.W", "conv3.W"):
         assert not np.array_equal(weights(1)[name], other[name])
+
+
+def test_conv_backward_names_the_output_gradient_it_refuses_and_a_first_layer_returns_no_input_gradient():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 5, 3)).astype(np.float32)
+    conv = MaskedConv2d(3, 4, 3, "A", rng=np.random.default_rng(1))
+    conv.forward(x)
+    with pytest.raises(ValueError, match=r"^MaskedConv2d output gradient: expected 4 channels in the last axis, "
+                                         r"got shape \(2, 5, 5, 3\)$"):
+        conv.backward(np.zeros((2, 5, 5, 3), np.float32))
+    first = MaskedConv2d(3, 4, 3, "A", rng=np.random.default_rng(1), input_grad=False)
+    first.forward(x)
+    dy = rng.standard_normal((2, 5, 5, 4)).astype(np.float32)
+    assert first.backward(dy) is None  # the data needs no gradient: none is computed
+    conv.backward(dy)
+    np.testing.assert_array_equal(first.grads["W"], conv.grads["W"])  # the parameters' gradients all the same
+
+
+def test_relu_backward_before_forward_says_so_and_forward_at_needs_no_start():
+    relu = ReLU()
+    with pytest.raises(RuntimeError, match="^ReLU.backward: no forward to go back through"):
+        relu.backward(np.zeros((1, 2, 2, 3), np.float32))
+    out = ReLU().forward_at(np.array([[-1.0, 2.0]], np.float32), 0, 0, None)
+    np.testing.assert_array_equal(out, [[0.0, 2.0]])
