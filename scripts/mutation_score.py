@@ -118,6 +118,11 @@ EQUIVALENT = {
                                                       "its own mean to the last bit or one rounding off",
     "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_49": "reshape(-2, ...): NumPy, the stand-in and CuPy read "
                                                           "any negative size as 'the rest'",
+    **{f"minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_{n}": "the ReLU-masked gradient written to a new array, "
+                                                               "or to a scratch buffer of another name: the same "
+                                                               "values (memory only)"
+       for n in (57, 60, 61, 69, 70)},
+    "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_84": "first = None: as falsy as False, and only tested for truth",
     "minipixel.layers.xǁResidualBlockǁ__init____mutmut_75": 'canvas2 starts as "": start_at sets it before '
                                                            "forward_at reads it, and without start_at None fails the "
                                                            "same way (AttributeError)",

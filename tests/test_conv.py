@@ -3,6 +3,7 @@ fast MaskedConv2d against the reference, forward and backward."""
 import numpy as np
 import pytest
 
+from minipixel import layers as layers_module
 from minipixel.backend import get_xp, to_numpy
 from minipixel.conv_reference import conv2d_reference, conv2d_reference_backward
 from minipixel.gated import ClassBias
@@ -371,7 +372,8 @@ def test_residual_block_weights_come_from_the_generator_given():
         assert not np.array_equal(weights(1)[name], other[name])
 
 
-def test_conv_backward_names_the_output_gradient_it_refuses_and_a_first_layer_returns_no_input_gradient():
+def test_conv_backward_names_the_output_gradient_it_refuses_and_a_first_layer_returns_no_input_gradient(monkeypatch):
+    monkeypatch.setattr(layers_module, "chunk_rows", lambda xp: 25)  # one 5x5 image a chunk: two chunks
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 5, 5, 3)).astype(np.float32)
     conv = MaskedConv2d(3, 4, 3, "A", rng=np.random.default_rng(1))
@@ -384,7 +386,13 @@ def test_conv_backward_names_the_output_gradient_it_refuses_and_a_first_layer_re
     dy = rng.standard_normal((2, 5, 5, 4)).astype(np.float32)
     assert first.backward(dy) is None  # the data needs no gradient: none is computed
     conv.backward(dy)
-    np.testing.assert_array_equal(first.grads["W"], conv.grads["W"])  # the parameters' gradients all the same
+    for name in ("W", "b"):  # the parameters' gradients all the same, summed over both chunks
+        np.testing.assert_array_equal(first.grads[name], conv.grads[name])
+    whole = MaskedConv2d(3, 4, 3, "A", rng=np.random.default_rng(1))
+    monkeypatch.setattr(layers_module, "chunk_rows", lambda xp: 50)
+    whole.forward(x)
+    whole.backward(dy)
+    np.testing.assert_allclose(first.grads["W"], whole.grads["W"], rtol=1e-5, atol=1e-6)
 
 
 def test_relu_backward_before_forward_says_so_and_forward_at_needs_no_start():
