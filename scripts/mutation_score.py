@@ -116,12 +116,17 @@ EQUIVALENT = {
     "minipixel.train.xǁRunǁevaluate_split__mutmut_17": "an empty slice's images 1: as above, nll_nats is 0 there",
     "minipixel.train.xǁRunǁevaluate_split__mutmut_29": "ranks.size >= 1: one process then computes (nll * N) / N, "
                                                       "its own mean to the last bit or one rounding off",
-    "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_49": "reshape(-2, ...): NumPy, the stand-in and CuPy read "
-                                                          "any negative size as 'the rest'",
+    **{f"minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_{n}": "reshape(-2, ...): NumPy, the stand-in and CuPy "
+                                                               "read any negative size as 'the rest'"
+       for n in (49, 108)},
+    "minipixel.layers.xǁMaskedConv2dǁ_cols__mutmut_36": "reshape(..., -2): NumPy, the stand-in and CuPy read any "
+                                                       "negative size as 'the rest'",
+    "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_144": "kernel > 2: conv_mask refuses even kernels, so > 1 and > 2 "
+                                                           "agree",
     **{f"minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_{n}": "the ReLU-masked gradient written to a new array, "
                                                                "or to a scratch buffer of another name: the same "
                                                                "values (memory only)"
-       for n in (57, 60, 61, 69, 70)},
+       for n in (57, 60, 61, 69, 70, 110, 118, 119)},
     "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_84": "first = None: as falsy as False, and only tested for truth",
     "minipixel.layers.xǁResidualBlockǁ__init____mutmut_75": 'canvas2 starts as "": start_at sets it before '
                                                            "forward_at reads it, and without start_at None fails the "

@@ -401,3 +401,17 @@ def test_relu_backward_before_forward_says_so_and_forward_at_needs_no_start():
         relu.backward(np.zeros((1, 2, 2, 3), np.float32))
     out = ReLU().forward_at(np.array([[-1.0, 2.0]], np.float32), 0, 0, None)
     np.testing.assert_array_equal(out, [[0.0, 2.0]])
+
+
+def test_conv_names_the_input_it_refuses_and_works_in_one_shared_buffer_an_image_or_more_a_chunk(monkeypatch):
+    conv = MaskedConv2d(3, 4, 3, "A", rng=np.random.default_rng(1))
+    with pytest.raises(ValueError, match=r"^MaskedConv2d input: expected 3 channels in the last axis, "
+                                         r"got shape \(2, 5, 5, 4\)$"):
+        conv.forward(np.zeros((2, 5, 5, 4), np.float32))
+    x = np.random.default_rng(0).standard_normal((3, 5, 5, 3)).astype(np.float32)
+    # every k x k layer builds its im2col matrix in the one "cols" scratch buffer of its thread
+    assert np.shares_memory(conv._cols(x), scratch("cols", (1,), np.float32))
+    monkeypatch.setattr(layers_module, "chunk_rows", lambda xp: 10)  # fewer positions than one 5x5 image
+    assert conv._chunks(x) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    monkeypatch.setattr(layers_module, "chunk_rows", lambda xp: 50)
+    assert conv._chunks(x) == [slice(0, 2), slice(2, 4)]
