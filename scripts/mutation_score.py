@@ -119,6 +119,8 @@ EQUIVALENT = {
     **{f"minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_{n}": "reshape(-2, ...): NumPy, the stand-in and CuPy "
                                                                "read any negative size as 'the rest'"
        for n in (49, 108)},
+    "minipixel.layers.xǁMaskedConv2dǁforward__mutmut_33": "reshape(-2, ...): NumPy, the stand-in and CuPy read any "
+                                                         "negative size as 'the rest'",
     "minipixel.layers.xǁMaskedConv2dǁ_cols__mutmut_36": "reshape(..., -2): NumPy, the stand-in and CuPy read any "
                                                        "negative size as 'the rest'",
     "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_144": "kernel > 2: conv_mask refuses even kernels, so > 1 and > 2 "

@@ -415,3 +415,11 @@ def test_conv_names_the_input_it_refuses_and_works_in_one_shared_buffer_an_image
     assert conv._chunks(x) == [slice(0, 1), slice(1, 2), slice(2, 3)]
     monkeypatch.setattr(layers_module, "chunk_rows", lambda xp: 50)
     assert conv._chunks(x) == [slice(0, 2), slice(2, 4)]
+
+
+def test_conv_keeps_its_output_for_backward_only_when_a_relu_needs_it():
+    x = np.random.default_rng(0).standard_normal((2, 5, 5, 3)).astype(np.float32)
+    plain, relu = (MaskedConv2d(3, 4, 3, "A", rng=np.random.default_rng(1), relu=r) for r in (False, True))
+    plain.forward(x)
+    assert plain.y is None and plain.x is x
+    assert relu.forward(x) is relu.y
