@@ -119,6 +119,15 @@ EQUIVALENT = {
     **{f"minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_{n}": "reshape(-2, ...): NumPy, the stand-in and CuPy "
                                                                "read any negative size as 'the rest'"
        for n in (49, 108)},
+    "minipixel.layers.xǁLayerǁ__init____mutmut_2": "grads None: a layer reads grads only by the names of its own "
+                                                  "params, and every layer with params sets its own grads",
+    **{f"minipixel.layers.xǁMaskedConv2dǁ__init____mutmut_{n}": "the mask kept as float64: only gradcheck reads it, "
+                                                               "as 0/1 factors on float64 copies (same values)"
+       for n in (45, 47)},
+    "minipixel.layers.xǁMaskedConv2dǁ__init____mutmut_79": 'forward_at\'s state starts as "": start_at sets all of it '
+                                                          "before forward_at reads any; without start_at both fail",
+    "minipixel.layers.xǁMaskedConv2dǁweight_matrix__mutmut_17": "reshape(-2, ...): NumPy, the stand-in and CuPy read "
+                                                               "any negative size as 'the rest'",
     "minipixel.layers.xǁMaskedConv2dǁforward__mutmut_33": "reshape(-2, ...): NumPy, the stand-in and CuPy read any "
                                                          "negative size as 'the rest'",
     "minipixel.layers.xǁMaskedConv2dǁ_cols__mutmut_36": "reshape(..., -2): NumPy, the stand-in and CuPy read any "

@@ -423,3 +423,13 @@ def test_conv_keeps_its_output_for_backward_only_when_a_relu_needs_it():
     plain.forward(x)
     assert plain.y is None and plain.x is x
     assert relu.forward(x) is relu.y
+
+
+def test_conv_defaults_to_mask_b_and_seed_0_and_refuses_backward_before_forward():
+    default = MaskedConv2d(3, 4, 3)
+    explicit = MaskedConv2d(3, 4, 3, "B", rng=np.random.default_rng(0))
+    assert default.mask_type == "B"
+    np.testing.assert_array_equal(default.mask, explicit.mask)
+    np.testing.assert_array_equal(default.params["W"], explicit.params["W"])  # the same draw: seed 0
+    with pytest.raises(RuntimeError, match="^MaskedConv2d.backward: no forward to go back through"):
+        default.backward(np.zeros((1, 4, 4, 4), np.float32))
