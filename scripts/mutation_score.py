@@ -39,7 +39,7 @@ EQUIVALENT = {
     **{f"minipixel.layers.xǁLayerǁload_parameters__mutmut_{n}": "asarray without dtype: the assignment into p casts, "
                                                   "rounding the same" for n in (21, 23)},
     **{name: "array_module(None): NumPy's functions and ufuncs hand strict/CuPy arrays to their own module"
-       for name in ("minipixel.layers.xǁReLUǁforward_at__mutmut_2", "minipixel.layers.xǁReLUǁforward__mutmut_2", "minipixel.layers.xǁReLUǁbackward__mutmut_3")},
+       for name in ("minipixel.layers.xǁReLUǁforward_at__mutmut_2", "minipixel.layers.xǁReLUǁforward__mutmut_2", "minipixel.layers.xǁReLUǁbackward__mutmut_4")},
     "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_11": "kernel >= 1: a 1x1 layer then fills W_above/W_row, which it never reads",
     "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_12": "kernel > 2: conv_mask refuses even kernels, so > 1 and > 2 agree",
     "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_80": 'row_at = "": always set at (i, 0, 0) before it is read',
