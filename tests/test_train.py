@@ -584,7 +584,6 @@ def test_ranks_evaluate_their_slices_and_agree_on_the_whole_split(tiny_npz, tmp_
 def test_more_ranks_than_validation_images(tiny_npz, tmp_path):
     from minipixel.parallel import split
 
-
     valid = tmp_path / "two.npz"
     write_npz(valid, ImageSet(images=bars(2, seed=5), max_value=1, source="two"))
     r = _new_run(settings(tiny_npz, steps=1, valid=str(valid)), tmp_path / "run")
@@ -602,7 +601,6 @@ def test_more_ranks_than_validation_images(tiny_npz, tmp_path):
 
 
 def test_an_empty_validation_set_is_refused_before_training(tiny_npz, tmp_path):
-
     empty = tmp_path / "none.npz"
     write_npz(empty, ImageSet(images=np.zeros((0, 8, 8, 1), np.uint8), max_value=1, source="none"))
     with pytest.raises(ValueError, match=r"^validation data: .*none\.npz holds no images"):
@@ -992,7 +990,6 @@ def test_a_run_shows_its_progress_by_default(tiny_npz, tmp_path, capsys):
 
 
 def test_colour_training_at_many_levels(tmp_path):
-
     # 48 tiny RGB images, each filled with one of four colours: once a model has
     # seen the first pixel, the rest is predictable, so the loss can fall fast.
     palette = np.array([[250, 20, 20], [20, 250, 20], [20, 20, 250], [200, 200, 40]], np.uint8)
@@ -1020,7 +1017,6 @@ def test_bits_per_dim_of_a_uniform_model_by_hand():
 
 def labelled_npz(path, n=96, size=8, seed=0):
     """Binary images whose class decides their look: 0 a vertical bar, 1 a horizontal bar, 2 both."""
-
     rng = np.random.default_rng(seed)
     classes = np.arange(n) % 3
     images = np.zeros((n, size, size, 1), np.uint8)
@@ -1332,16 +1328,22 @@ def test_evaluate_draws_a_bar_that_it_clears_when_done_and_none_unless_asked(mon
             assert drawn == ""
 
 
+class _Recording:
+    """An optimizer that keeps a copy of the gradients it is given and changes nothing."""
+
+    def step(self, grads):
+        self.grads = {k: g.copy() for k, g in grads.items()}
+
+
+def _tiny_step():
+    """A small model and a batch of 4 binary 8x8 images: (model, inputs, labels)."""
+    labels = np.asarray(bars(4), np.int64)
+    return PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0)), labels.astype(np.float32), labels
+
+
 def test_a_train_step_on_a_slice_of_the_global_batch_scales_its_gradients_by_the_global_batch():
-    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
-    labels = np.asarray(bars(4)[..., :1], np.int64)
-    inputs = labels.astype(np.float32)
-
-    class Recording:  # an optimizer that keeps the gradients it is given and changes nothing
-        def step(self, grads):
-            self.grads = {k: g.copy() for k, g in grads.items()}
-
-    alone, slice_of_8 = Recording(), Recording()
+    model, inputs, labels = _tiny_step()
+    alone, slice_of_8 = _Recording(), _Recording()
     loss = train_module.train_step(model, alone, inputs, labels)
     assert train_module.train_step(model, slice_of_8, inputs, labels, batch=8) == pytest.approx(loss / 2, rel=1e-6)
     for name, g in alone.grads.items():
@@ -1349,13 +1351,7 @@ def test_a_train_step_on_a_slice_of_the_global_batch_scales_its_gradients_by_the
 
 
 def test_a_train_step_on_two_ranks_sums_their_gradients_and_losses_and_on_one_does_not():
-    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
-    labels = np.asarray(bars(4)[..., :1], np.int64)
-    inputs = labels.astype(np.float32)
-
-    class Recording:
-        def step(self, grads):
-            self.grads = {k: g.copy() for k, g in grads.items()}
+    model, inputs, labels = _tiny_step()
 
     class TwinRanks:  # two ranks that hold the same images: the other rank's part equals this one's
         def __init__(self, size):
@@ -1369,11 +1365,11 @@ def test_a_train_step_on_two_ranks_sums_their_gradients_and_losses_and_on_one_do
         def agree(self, values):
             return [2 * v for v in values]
 
-    alone = Recording()
+    alone = _Recording()
     loss = train_module.train_step(model, alone, inputs, labels, batch=8)
     one, two = TwinRanks(1), TwinRanks(2)
-    assert train_module.train_step(model, Recording(), inputs, labels, ranks=one, batch=8) == loss
-    both = Recording()
+    assert train_module.train_step(model, _Recording(), inputs, labels, ranks=one, batch=8) == loss
+    both = _Recording()
     assert train_module.train_step(model, both, inputs, labels, ranks=two, batch=8) == pytest.approx(2 * loss,
                                                                                                       rel=1e-6)
     assert (one.sums, two.sums) == (0, 1)
