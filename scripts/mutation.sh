@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of the core modules with mutmut (https://pypi.org/project/mutmut/),
-# not part of CI (too slow: a whole run took 98 minutes on 2 cores, survivors included; the
-# README's Tests section gives the measured figures). Run from anywhere:
+# not part of CI (too slow: a whole run takes about an hour on 2 cores, 63 minutes when last
+# measured; the README's Tests section gives the figures). Run from anywhere:
 #
 #     bash scripts/mutation.sh            # a fresh run: every mutant
 #     bash scripts/mutation.sh --resume   # go on with an interrupted run
