@@ -75,10 +75,11 @@ def draw_into(logits, u, temperature, labels, inputs):
 
 
 def _draw_twin(logits, u, temperature, labels, inputs):
+    from .data import labels_to_inputs
     from .sampling import draw
 
     labels[...] = draw(logits, u, temperature)
-    np.divide(labels, inputs.dtype.type(logits.shape[1] - 1), out=inputs)  # data.labels_to_inputs, in place
+    inputs[...] = labels_to_inputs(labels, logits.shape[1], inputs.dtype)
 
 
 # --- CUDA --------------------------------------------------------------------------
