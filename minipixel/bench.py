@@ -211,7 +211,7 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
     name = "keras.io reference: " if arch == "pixelcnn" else "gated, at the reference's width and depth: "
     threads = parallel.threads() if xp is np else 1
     result = {"device": device, "machine": machine(), "model": name + reference.to_json(), "repeat": repeat,
-              "threads": threads, "blas_threads": 1 if threads > 1 else parallel.blas_threads(), "batches": {}}
+              "threads": threads, "blas_threads": parallel.blas_threads_in(threads), "batches": {}}
     for batch in batches:
         x, labels = batch_of(model, batch)
         shapes = matmul_shapes(model, batch)

@@ -68,6 +68,14 @@ def _blas():
     return _controller
 
 
+def blas_threads_in(parts):
+    """How many threads BLAS uses inside ``run`` of ``parts`` tasks (None if it cannot be told)."""
+    if parts > 1:
+        return 1
+    now = blas_threads()
+    return now if _threads is None or now is None else min(now, _threads)
+
+
 def limit_blas(n):
     """From now on, NumPy's BLAS uses at most ``n`` threads in this process (an MPI
     rank shares the host's cores with the other ranks: more would fight over them)."""
@@ -119,10 +127,19 @@ def replica(model):
 
 def run(tasks):
     """Call every function of ``tasks`` (the first in this thread, the others
-    in the pool) with BLAS single-threaded; return their results in order."""
+    in the pool) with BLAS single-threaded; return their results in order.
+
+    One task runs in this thread with BLAS as it is, or, after ``set_threads(n)``,
+    with at most ``n`` BLAS threads: ``--threads 1`` means one core, and more
+    BLAS threads than cores left free by other processes spin against them
+    (an evaluation at ``--threads 1`` beside a 2-thread training was 14x slower).
+    """
     global _pool
     if len(tasks) == 1:
-        return [tasks[0]()]
+        if _threads is None:
+            return [tasks[0]()]
+        with _blas().limit(limits=blas_threads_in(1), user_api="blas"):
+            return [tasks[0]()]
     if _pool is None or _pool._max_workers < len(tasks) - 1:
         _pool = ThreadPoolExecutor(max_workers=len(tasks) - 1, thread_name_prefix="minipixel")
     with single_threaded_blas():

@@ -133,6 +133,21 @@ def test_inference_keeps_no_caches_and_gives_the_same_logits(arch):
     model.backward(np.ones(want.shape))
 
 
+def test_threads_1_means_one_blas_thread_too(threads):
+    # --threads 1 beside another busy process: BLAS's own extra threads spun against it (14x slower).
+    before = parallel.blas_threads()
+    if before is None or before < 2:
+        pytest.skip("BLAS runs on one thread here already (or cannot be told)")
+    seen = parallel.blas_threads
+    assert parallel.run([seen]) == [before]  # no --threads: BLAS as it is
+    threads(1)
+    assert parallel.run([seen]) == [1] and parallel.blas_threads_in(1) == 1
+    threads(2)
+    assert parallel.run([seen]) == [min(before, 2)]  # one part (a batch of 1): at most 2
+    assert parallel.run([seen, seen]) == [1, 1]  # parts in threads: one BLAS thread each
+    assert parallel.blas_threads() == before  # and back after each
+
+
 def test_threads_are_validated():
     for bad in (0, -1, 1.5, "2", 10**6):
         with pytest.raises(ValueError, match="threads: expected an int from 1 to 256"):
