@@ -406,8 +406,9 @@ class Run:
         self.time_up = False  # the --minutes budget is spent (rank 0's clock decides)
         self.started = time.time()
         self._order, self._order_epoch = None, None
-        # Masked taps of the weights are kept at zero; biases all count, even while zero.
-        live = sum(int(p.size) if name.endswith(".b") else int(np.count_nonzero(p))
+        # Masked taps of the weights are kept at zero; biases (and the per-class biases V of a
+        # conditional model) all count, even while zero.
+        live = sum(int(p.size) if name.endswith((".b", ".V")) else int(np.count_nonzero(p))
                    for name, p in self.model.parameters().items())
         log(f"model: {settings.arch}, {live} live parameters, {settings.filters} filters, "
             f"{settings.blocks} block{'s' if settings.blocks != 1 else ''}; "

@@ -1283,6 +1283,19 @@ def test_a_new_run_logs_its_live_parameters_every_bias_and_the_unmasked_weights(
     assert logged[-1].startswith("model: pixelcnn, 150 live parameters, 4 filters, 0 blocks; ")
 
 
+def test_a_conditional_run_counts_its_class_biases_among_the_live_parameters(tmp_path):
+    data = labelled_npz(tmp_path / "bars.npz", n=30)  # classes 0, 1, 2
+    counts = {}
+    for conditional in (False, True):
+        logged = []
+        r = train_module.Run(settings(data, valid=str(data), arch="gated", filters=4, blocks=1, conditional=conditional),
+                             tmp_path / f"run{conditional}", log=logged.append, progress=False)
+        counts[conditional] = int(logged[-1].split(" live parameters")[0].rsplit(" ", 1)[1])
+    V = [p for name, p in r.model.parameters().items() if name.endswith(".V")]
+    assert V and not any(v.any() for v in V)  # zero at the start, like the biases
+    assert counts[True] == counts[False] + sum(v.size for v in V)
+
+
 def test_evaluate_reads_batches_of_64_by_default_and_refuses_labels_beyond_the_models_levels(tiny_npz, monkeypatch):
     model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
     labels = np.zeros((100, 8, 8, 1), np.uint8)
