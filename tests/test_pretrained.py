@@ -1,12 +1,15 @@
 """--pretrained NAME and `minipixel pretrained`: installed models used by name, as checkpoints."""
+import importlib.util
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from minipixel import pretrained
+from minipixel.checkpoint import read_checkpoint
 from minipixel.cli import main
 
 
@@ -69,3 +72,44 @@ def test_with_nothing_installed_the_list_says_so(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out.startswith("No pretrained models are installed yet")
     assert main(["sample", "--pretrained", "binarized-mnist"]) == 1
     assert "(none is installed yet;" in capsys.readouterr().err
+
+
+def test_install_puts_a_runs_best_model_in_with_the_figures_it_recorded(tiny_npz, tmp_path, monkeypatch, capsys):
+    run, models = tmp_path / "run", tmp_path / "models"
+    assert main(["train", "--data", str(tiny_npz), "--steps", "4", "--eval-every", "2", "--filters", "8",
+                 "--blocks", "1", "--samples", "0", "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run / "best.npz"), "--data", str(tiny_npz), "--json"]) == 0
+    (run / "test.json").write_text(capsys.readouterr().out)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "install_pretrained.py"
+    spec = importlib.util.spec_from_file_location("install_pretrained", script)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main(["bars", str(run), "--reproduce", "bash make-bars.sh", "--models-dir", str(models)]) == 0
+    capsys.readouterr()
+    best = read_checkpoint(run / "best.npz")
+    config, params, optim, state = read_checkpoint(models / "bars.npz")
+    assert config == best[0] and not optim and state["step"] == best[3]["step"]
+    for name, value in best[1].items():
+        np.testing.assert_array_equal(params[name], value)
+    assert (models / "bars.npz").stat().st_size < (run / "best.npz").stat().st_size / 2  # no Adam moments
+    monkeypatch.setattr(pretrained, "FOLDER", models)
+    test = json.loads((run / "test.json").read_text())
+    entry = pretrained.index()["bars"]
+    assert entry["reproduce"] == "bash make-bars.sh" and entry["file"] == "bars.npz"
+    assert entry["results"] == (f"{best[3]['best_valid_nll']:.2f} nats/image ({best[3]['best_valid_nll'] / (64 * np.log(2)):.4f}"
+                                f" bits/dim) on the validation data; {test['nll_nats']:.2f} nats/image "
+                                f"({test['bits_per_dim']:.4f} bits/dim) on {test['images']:,} test images")
+    assert entry["about"].startswith("PixelCNN, 8 filters, a 7x7 mask-A layer and 1 residual blocks; 8x8x1, 2 levels")
+    assert main(["pretrained"]) == 0 and capsys.readouterr().out.startswith("bars\n    about:     PixelCNN, 8 filters")
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    assert main(["sample", "--pretrained", "bars", "-n", "2", "--out", str(a)]) == 0
+    assert main(["sample", "--checkpoint", str(run / "best.npz"), "-n", "2", "--out", str(b)]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+    # a second model joins the first; bad names and folders are refused with one line
+    assert pretrained.install("bars-2", run, "again", models)["reproduce"] == "again"
+    assert sorted(pretrained.index()) == ["bars", "bars-2"]
+    with pytest.raises(ValueError, match="model name: expected letters, digits"):
+        pretrained.install("../evil", run, "x", models)
+    with pytest.raises(FileNotFoundError, match="no such file; install takes a run folder with a best.npz"):
+        pretrained.install("none", tmp_path, "x", models)
