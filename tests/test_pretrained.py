@@ -113,3 +113,22 @@ def test_install_puts_a_runs_best_model_in_with_the_figures_it_recorded(tiny_npz
         pretrained.install("../evil", run, "x", models)
     with pytest.raises(FileNotFoundError, match="no such file; install takes a run folder with a best.npz"):
         pretrained.install("none", tmp_path, "x", models)
+
+
+def test_every_model_shipped_in_the_package_loads_and_draws_what_its_entry_says(tmp_path):
+    shipped = pretrained.index()
+    if not shipped:
+        pytest.skip("no model is installed in minipixel/models yet")
+    for name, entry in shipped.items():
+        config, params, optim, state = read_checkpoint(pretrained.path(name))
+        assert not optim, f"{name}: the shipped file should hold no optimizer state"
+        assert pretrained.path(name).stat().st_size < 4 * 2**20, f"{name}: a shipped model is a few MB at most"
+        assert f"{config.levels} levels" in entry["about"] and f"{config.filters} filters" in entry["about"]
+        assert f"{state['best_valid_nll']:.2f} nats/image" in entry["results"]
+        out = tmp_path / f"{name}.png"
+        if config.classes:
+            for k in (0, config.classes - 1):
+                assert main(["sample", "--pretrained", name, "-n", "1", "--class", str(k), "--out", str(out)]) == 0
+        else:
+            assert main(["sample", "--pretrained", name, "-n", "1", "--out", str(out)]) == 0
+        assert out.exists()
