@@ -17,13 +17,13 @@ validation NLL, and the test NLL of ``test.json`` when the run has one).
 ``minipixel sample``, ``eval``, ``complete`` and ``show field`` take
 ``--pretrained NAME`` in place of ``--checkpoint``; ``minipixel pretrained``
 lists what is installed. A model goes in only when its training is finished
-(see the README's "Pretrained models"); until then the index is empty.
+(see the README's "Pretrained models").
 """
 import json
-import math
 from pathlib import Path
 
 from .files import atomic_write
+from .losses import bits_per_dim
 
 FOLDER = Path(__file__).with_name("models")
 
@@ -46,7 +46,7 @@ def path(name):
     """The checkpoint file of the installed model ``name``."""
     entries = index()
     if name not in entries:
-        have = f"installed: {', '.join(sorted(entries))}" if entries else "none is installed yet"
+        have = f"installed: {', '.join(sorted(entries))}" if entries else "none is installed"
         raise ValueError(f"--pretrained: no model named {name!r} ({have}; `minipixel pretrained` lists them)")
     file = FOLDER / entries[name]["file"]
     if not file.is_file():
@@ -58,8 +58,8 @@ def describe():
     """The lines ``minipixel pretrained`` prints."""
     entries = index()
     if not entries:
-        return ["No pretrained models are installed yet: the first one (binarized MNIST) is still in training; "
-                "see the README's \"Pretrained models\"."]
+        return [f"No pretrained models are installed: {FOLDER / 'index.json'} is missing or empty "
+                "(minipixel ships them; reinstall it). See the README's \"Pretrained models\"."]
     lines = []
     for name, entry in sorted(entries.items()):
         lines.append(name)
@@ -86,9 +86,9 @@ def _describe_run(config, state, test):
     training = (f"{state['step']:,} steps of batch {settings.get('batch', '?')} ({state.get('epoch', 0):.2f} epochs), "
                 f"{state.get('seconds', 0) / 60:.0f} minutes on the CPU")
     dims = config.height * config.width * config.channels
-    per_dim = lambda nats: nats / (dims * math.log(2))
     best = state.get("best_valid_nll")
-    results = "not evaluated" if best is None else f"{best:.2f} nats/image ({per_dim(best):.4f} bits/dim) on the validation data"
+    results = ("not evaluated" if best is None else
+               f"{best:.2f} nats/image ({bits_per_dim(best, dims):.4f} bits/dim) on the validation data")
     if test is not None:
         results += (f"; {test['nll_nats']:.2f} nats/image ({test['bits_per_dim']:.4f} bits/dim) on "
                     f"{test['images']:,} test images")
@@ -124,4 +124,3 @@ def install(name, run, reproduce, folder=None):
     with atomic_write(folder / "index.json", "w") as f:
         f.write(json.dumps(entries, indent=2, sort_keys=True) + "\n")
     return entry
-

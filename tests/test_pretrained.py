@@ -69,9 +69,9 @@ def test_the_list_and_the_errors(installed, tmp_path, capsys):
 def test_with_nothing_installed_the_list_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pretrained, "FOLDER", tmp_path / "nothing")
     assert main(["pretrained"]) == 0
-    assert capsys.readouterr().out.startswith("No pretrained models are installed yet")
+    assert capsys.readouterr().out.startswith("No pretrained models are installed: ")
     assert main(["sample", "--pretrained", "binarized-mnist"]) == 1
-    assert "(none is installed yet;" in capsys.readouterr().err
+    assert "(none is installed;" in capsys.readouterr().err
 
 
 def test_install_puts_a_runs_best_model_in_with_the_figures_it_recorded(tiny_npz, tmp_path, monkeypatch, capsys):
