@@ -69,6 +69,13 @@ def describe():
     return lines
 
 
+def _data_name(data):
+    """A dataset as the index shows it: a named split as it is (``fashion-mnist:train``),
+    a file by its name only (the folder it had on the training machine means nothing
+    to a user)."""
+    return Path(data).name if data and "/" in data else data
+
+
 def _describe_run(config, state, test):
     """The index entry's about / data / training / results lines, from a run's own records."""
     settings = state.get("settings", {})
@@ -81,8 +88,8 @@ def _describe_run(config, state, test):
     about += f"; {config.height}x{config.width}x{config.channels}, {config.levels} levels"
     if config.classes:
         about += f", conditional on {config.classes} classes (sample --class K)"
-    valid = settings.get("valid") or "a 10% hold-out of the training data"
-    data = f"trained on {settings.get('data', '?')}, validated on {valid}"
+    valid = _data_name(settings.get("valid")) or "a 10% hold-out of the training data"
+    data = f"trained on {_data_name(settings.get('data')) or '?'}, validated on {valid}"
     training = (f"{state['step']:,} steps of batch {settings.get('batch', '?')} ({state.get('epoch', 0):.2f} epochs), "
                 f"{state.get('seconds', 0) / 60:.0f} minutes on the CPU")
     dims = config.height * config.width * config.channels
