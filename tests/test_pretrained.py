@@ -134,4 +134,3 @@ def test_every_model_shipped_in_the_package_loads_and_draws_what_its_entry_says(
         else:
             assert main(["sample", "--pretrained", name, "-n", "1", "--out", str(out)]) == 0
         assert out.exists()
-
