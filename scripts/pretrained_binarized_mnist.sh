@@ -30,6 +30,7 @@
 # reproduces the 32-filter run, whose best.npz (epoch 9) is the installed binarized-mnist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/pieces.sh
 DATA=${DATA:-../shared/data/binarized_mnist}
 OUT=${OUT:-pretrained/binarized-mnist}
 PIECE=${PIECE_MINUTES:-150}
@@ -37,9 +38,7 @@ SWITCH=12673  # the step after which the learning rate drops to LOW_LR
 LOW_LR=2.5e-4
 STEPS=156300  # 100 epochs of 1,563 steps: the run stops on --minutes long before
 if [[ -f $OUT/checkpoint.npz ]]; then
-    read -r so_far step < <(python -c "from minipixel.checkpoint import read_checkpoint as r
-state = r('$OUT')[3]; print(state['seconds'] / 60, state['step'])")
-    total=$(python -c "print(round($so_far + $PIECE, 1))")
+    read -r so_far step total < <(resume_plan "$OUT" "$PIECE")
     echo "continuing $OUT at step $step: $so_far minutes trained so far, stopping at $total"
     if (( step < SWITCH )); then
         minipixel train --resume "$OUT" --steps "$SWITCH" --minutes "$total" --threads 2 --quiet

@@ -23,14 +23,13 @@
 # folder that holds the .amat files as DATA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/pieces.sh
 DATA=${DATA:-../shared/data/binarized_mnist}
 OUT=${OUT:-pretrained/binarized-mnist-64}
 PIECE=${PIECE_MINUTES:-150}
 STEPS=31260
 if [[ -f $OUT/checkpoint.npz ]]; then
-    read -r so_far step < <(python -c "from minipixel.checkpoint import read_checkpoint as r
-state = r('$OUT')[3]; print(state['seconds'] / 60, state['step'])")
-    total=$(python -c "print(round($so_far + $PIECE, 1))")
+    read -r so_far step total < <(resume_plan "$OUT" "$PIECE")
     echo "continuing $OUT at step $step: $so_far minutes trained so far, stopping at $total"
     minipixel train --resume "$OUT" --steps "$STEPS" --minutes "$total" --threads 2 --quiet
 else

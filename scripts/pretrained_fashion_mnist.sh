@@ -24,6 +24,7 @@
 # step, 3 epochs (5,064 steps of 32: 1,688 an epoch of 54,000 images), seed 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/pieces.sh
 DATA_DIR=${DATA_DIR:-/usr/share/datasets}
 OUT=${OUT:-pretrained}
 PIECE=${PIECE_MINUTES:-150}
@@ -37,18 +38,18 @@ run() {  # run FOLDER [--conditional]
         return
     fi
     if [[ -f $out/checkpoint.npz ]]; then
-        local so_far
-        so_far=$(python -c "from minipixel.checkpoint import read_checkpoint as r; print(r('$out')[3]['seconds'] / 60)")
-        echo "continuing $out: $so_far minutes trained so far"
-        minipixel train --resume "$out" --steps "$STEPS" --minutes "$(python -c "print(round($so_far + $PIECE, 1))")" \
-            --threads 1 --quiet
+        local so_far step total
+        read -r so_far step total < <(resume_plan "$out" "$PIECE")
+        echo "continuing $out at step $step: $so_far minutes trained so far, stopping at $total"
+        minipixel train --resume "$out" --steps "$STEPS" --minutes "$total" --threads 1 --quiet
     else
         minipixel train --data fashion-mnist:train --data-dir "$DATA_DIR" --levels 8 --arch gated "$@" \
             --filters 32 --blocks 12 --batch 32 --lr 1e-3 --lr-decay 0.9998 --steps "$STEPS" --seed 0 \
             --threads 1 --samples 80 --minutes "$PIECE" --out "$out" --quiet
     fi
-    if python -c "from minipixel.checkpoint import read_checkpoint as r
-raise SystemExit(r('$out')[3]['step'] < $STEPS)"; then
+    local step_now
+    read -r _ step_now _ < <(resume_plan "$out" 0)
+    if (( step_now >= STEPS )); then
         minipixel eval --checkpoint "$out/best.npz" --data fashion-mnist:test --data-dir "$DATA_DIR" --threads 1 \
             --json > "$out/test.json.part"
         mv "$out/test.json.part" "$out/test.json"
