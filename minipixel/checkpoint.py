@@ -29,8 +29,12 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, or does not fit the requested model."""
 
 
-def save_checkpoint(path, model, optimizer=None, state=None):
-    """Write ``model`` (and optionally ``optimizer`` and a JSON-able ``state`` dict) to ``path``."""
+def save_checkpoint(path, model, optimizer=None, state=None, compress=False):
+    """Write ``model`` (and optionally ``optimizer`` and a JSON-able ``state`` dict) to ``path``.
+
+    ``compress`` deflates the members (``np.savez_compressed``): about half the size
+    for a model whose masked taps are stored as zeros, at some seconds of writing time,
+    so training checkpoints are stored plainly and shipped models compressed."""
     arrays = {"format": np.array(FORMAT), "config": np.array(model.config.to_json())}
     for name, p in model.parameters().items():
         arrays[f"param/{name}"] = to_numpy(p)
@@ -39,7 +43,7 @@ def save_checkpoint(path, model, optimizer=None, state=None):
             arrays[f"optim/{key}"] = np.asarray(value)
     arrays["state"] = np.array(json.dumps(state or {}, sort_keys=True))
     with atomic_write(path) as f:
-        np.savez(f, **arrays)
+        (np.savez_compressed if compress else np.savez)(f, **arrays)
     return Path(path)
 
 

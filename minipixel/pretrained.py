@@ -104,7 +104,7 @@ def _describe_run(config, state, test):
 
 def install(name, run, reproduce, folder=None):
     """Install the run folder ``run``'s best.npz as the model ``name``: the parameters
-    (no optimizer state) in ``folder``/NAME.npz and an entry in index.json, with
+    (no optimizer state, deflated) in ``folder``/NAME.npz and an entry in index.json, with
     ``reproduce`` (the command that makes the run) and the figures the run recorded
     (``test.json``, when the run has one, adds its test NLL). Returns the entry."""
     from .checkpoint import load_model, save_checkpoint
@@ -124,7 +124,7 @@ def install(name, run, reproduce, folder=None):
             raise ValueError(f"{run / 'test.json'}: expected the JSON of `minipixel eval --json`")
     kept = {k: state[k] for k in ("step", "epoch", "seconds", "seed", "settings", "best_valid_nll") if k in state}
     folder.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(folder / f"{name}.npz", model, state=kept)
+    save_checkpoint(folder / f"{name}.npz", model, state=kept, compress=True)
     entries = index(folder)
     entry = {"file": f"{name}.npz", **_describe_run(model.config, state, test), "reproduce": reproduce}
     entries[name] = entry
