@@ -5,7 +5,8 @@ Keys inside the file:
     format              "minipixel-checkpoint-1"
     config              the model's PixelCNNConfig as JSON
     param/<name>        every parameter, e.g. param/blocks.0.conv2.W
-    optim/<key>         the optimizer state (Adam's m/<name>, v/<name>, t)
+    optim/<key>         the optimizer state (Adam's m/<name>, v/<name>, t; with
+                        Polyak averaging also average/<name>, average_t)
     state               JSON: training state (step, epoch, seed, settings, ...)
 
 The file is written atomically (a temporary file, then a rename), so an
@@ -29,8 +30,9 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, or does not fit the requested model."""
 
 
-def save_checkpoint(path, model, optimizer=None, state=None, compress=False):
-    """Write ``model`` (and optionally ``optimizer`` and a JSON-able ``state`` dict) to ``path``.
+def save_checkpoint(path, model, optimizer=None, state=None, compress=False, average=None):
+    """Write ``model`` (and optionally ``optimizer``, its ``optim.Average`` and a JSON-able
+    ``state`` dict) to ``path``.
 
     ``compress`` deflates the members (``np.savez_compressed``): about half the size
     for a model whose masked taps are stored as zeros, at some seconds of writing time,
@@ -38,8 +40,8 @@ def save_checkpoint(path, model, optimizer=None, state=None, compress=False):
     arrays = {"format": np.array(FORMAT), "config": np.array(model.config.to_json())}
     for name, p in model.parameters().items():
         arrays[f"param/{name}"] = to_numpy(p)
-    if optimizer is not None:
-        for key, value in optimizer.state_dict().items():
+    for part in (optimizer, average):
+        for key, value in (part.state_dict() if part is not None else {}).items():
             arrays[f"optim/{key}"] = np.asarray(value)
     arrays["state"] = np.array(json.dumps(state or {}, sort_keys=True))
     with atomic_write(path) as f:
@@ -132,18 +134,21 @@ def read_checkpoint(path):
 
 def _check_optimizer_state(optim, model, path):
     """The optimizer's state: its step count ``t`` (an int >= 0) and, for each of
-    its moments (Adam's m and v, SGD's v), a finite array of every parameter's shape."""
+    its moments (Adam's m and v, SGD's v; the Polyak average, with its own count
+    ``average_t``), a finite array of every parameter's shape."""
     params = model.parameters()
-    moments = sorted({key.split("/", 1)[0] for key in optim if key != "t"})
-    wanted = {"t"} | {f"{moment}/{name}" for moment in moments for name in params}
+    moments = sorted({key.split("/", 1)[0] for key in optim if "/" in key})
+    counts = {"t"} | ({"average_t"} if "average" in moments else set())
+    wanted = counts | {f"{moment}/{name}" for moment in moments for name in params}
     if set(optim) != wanted:
         missing, extra = sorted(wanted - set(optim))[:5], sorted(set(optim) - wanted)[:5]
         raise CheckpointError(f"{path}: the optimizer state does not match the model: missing {missing}, "
                               f"unexpected {extra}")
-    t = optim["t"]
-    if t.shape != () or t.dtype.kind not in "iu" or int(t) < 0:
-        raise CheckpointError(f"{path}: expected the optimizer's step count t to be one int >= 0, got {t!r}")
-    arrays = {k: v for k, v in optim.items() if k != "t"}
+    for count in sorted(counts):
+        t = optim[count]
+        if t.shape != () or t.dtype.kind not in "iu" or int(t) < 0:
+            raise CheckpointError(f"{path}: expected the optimizer's step count {count} to be one int >= 0, got {t!r}")
+    arrays = {k: v for k, v in optim.items() if k not in counts}
     _check_numbers(arrays, path, "optimizer state")
     for key, value in arrays.items():
         shape = tuple(params[key.split("/", 1)[1]].shape)

@@ -27,6 +27,7 @@ RANGES = {
     "minutes": (float, 0.0, 1e7, True),
     "lr": (float, 0.0, 10.0, True),
     "lr_decay": (float, 0.0, 1.0, True),
+    "ema": (float, 0.0, 0.999999, False),  # 0: no Polyak averaging
     "seed": (int, 0, 2**32 - 1, False),
     "samples": (int, 0, 10_000, False),
     "temperature": (float, 0.0, 100.0, False),

@@ -55,6 +55,9 @@ def _train_parser(sub):
                                                  "with an evaluation and a checkpoint (default: no limit)")
     p.add_argument("--lr", type=option("lr"), help=f"Adam learning rate (default {d.lr})")
     p.add_argument("--lr-decay", type=option("lr_decay"), help=f"lr multiplier per step (default {d.lr_decay})")
+    p.add_argument("--ema", type=option("ema"), help="Polyak averaging: evaluate, keep best.npz and draw samples.png "
+                                                   "with a moving average of the weights of this decay a step, e.g. "
+                                                   "0.9995; can be switched on at a --resume (default 0: off)")
     p.add_argument("--seed", type=option("seed"), help=f"seed of weights, data order, hold-out (default {d.seed})")
     p.add_argument("--device", choices=["cpu", "gpu"], help="cpu (NumPy) or gpu (CuPy) (default cpu)")
     p.add_argument("--samples", type=option("samples"), help=f"images in samples.png at the end (default {d.samples})")
@@ -65,7 +68,7 @@ def _train_parser(sub):
                                                                   "at evaluations)")
     p.add_argument("--out", help="run folder (default runs/<data>-<date>-<time>, e.g. runs/mnist5k-train-20261125-143000)")
     p.add_argument("--resume", help="continue the run in this folder (or checkpoint file) where it stopped; "
-                                    "only --epochs, --steps, --minutes, --device, --lr, --lr-decay, --eval-every "
+                                    "only --epochs, --steps, --minutes, --device, --lr, --lr-decay, --ema, --eval-every "
                                     "and --save-every may change it (default: a new run)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_argument(p)

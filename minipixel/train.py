@@ -15,7 +15,10 @@ the loop needs: the model, the optimizer, the data, the step and the folder.
 
 A run writes into its folder (``runs/<name>/`` by default):
 
-    checkpoint.npz   model, Adam state, step, settings (written atomically)
+    checkpoint.npz   model, Adam state (and the Polyak average with --ema), step,
+                     settings (written atomically)
+    best.npz         the same, at the lowest validation NLL so far (with --ema,
+                     its weights are the average that was evaluated)
     metrics.jsonl    one JSON line per evaluation: step, epoch, train and
                      validation NLL in nats per image, validation bits/dim,
                      the learning rate, and the training seconds so far
@@ -27,12 +30,12 @@ Resuming: the order of the examples in epoch e is a pure function of
 the whole random state of training; ``--resume`` continues with exactly the
 batches, and therefore exactly the losses, that an uninterrupted run would see.
 """
+import contextlib
 import json
 import math
 import signal
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -45,7 +48,7 @@ from .files import FolderLock, atomic_write
 from .losses import bits_per_dim
 from .layers import ResidualBlock
 from .model import ARCHS, PixelCNNConfig, build_model
-from .optim import Adam
+from .optim import Adam, Average
 from .sampling import sample
 from .viz import default_scale, image_grid, learning_curve, save_png
 
@@ -76,6 +79,8 @@ class TrainSettings:
     minutes: float = None  # also stop after this many minutes of training (counted across resumes)
     lr: float = 1e-3
     lr_decay: float = 0.9998  # lr is multiplied by this every step
+    ema: float = 0.0  # Polyak averaging: evaluate, keep best.npz and draw with a moving average of the weights
+    #                   of this decay a step (optim.Average; e.g. 0.9995); 0: the weights as they are
     seed: int = 0  # weights, data order, hold-out split, stochastic binarization
     device: str = "cpu"
     eval_batch: int = None  # images per evaluation forward pass (None: the training batch; memory stays below a step's)
@@ -255,7 +260,7 @@ def evaluate(model, labels, batch_size=64, progress=False, classes=None):
     return {"nll_nats": nll, "bits_per_dim": bits_per_dim(nll, dims), "images": int(len(labels))}
 
 
-@contextmanager
+@contextlib.contextmanager
 def stop_requests():
     """Turn Ctrl-C into a request that the loop honours between steps, so the
     checkpoint written on the way out is never from the middle of an update."""
@@ -319,7 +324,7 @@ def _trim_steps(path, step):
 
 # What a resume may change (the CLI's --epochs, --steps, --minutes, --device, --lr,
 # --lr-decay, --eval-every, --save-every); everything else is the run's own.
-RESUME_FIELDS = ("epochs", "steps", "minutes", "device", "lr", "lr_decay", "eval_every", "save_every")
+RESUME_FIELDS = ("epochs", "steps", "minutes", "device", "lr", "lr_decay", "ema", "eval_every", "save_every")
 
 
 class Run:
@@ -390,6 +395,16 @@ class Run:
             self.optimizer.lr = new_lr / settings.lr_decay ** self.optimizer.t
             self.settings = settings = replace(settings, lr=self.optimizer.lr)
             log(f"learning rate {new_lr:g} from step {self.step + 1} on (decaying by {settings.lr_decay} a step)")
+        self.average = None  # optim.Average, with --ema
+        if settings.ema:
+            self.average = Average(self.model.parameters(), settings.ema, flat=self.model.packed)
+            if resume is not None and "average_t" in optim_state:
+                self.average.load_state_dict(optim_state)
+            elif resume is not None:  # switched on at this resume
+                log(f"Polyak averaging (decay {settings.ema:g}) from step {self.step + 1} on, starting at the "
+                    f"current weights")
+        elif resume is not None and "average_t" in optim_state:
+            log("Polyak averaging switched off (--ema 0): evaluating the weights as they are from now on")
         self.steps_per_epoch = math.ceil(N / settings.batch)
         self.total = settings.steps if settings.steps is not None else settings.epochs * self.steps_per_epoch
         self.checkpoint_path, self.metrics_path = self.folder / "checkpoint.npz", self.folder / "metrics.jsonl"
@@ -473,14 +488,21 @@ class Run:
         self.losses = []
         return row
 
+    def averaged(self):
+        """A ``with`` context in which the model holds the Polyak average of its weights
+        (with --ema; otherwise it changes nothing)."""
+        return self.average.swapped_in() if self.average is not None else contextlib.nullcontext()
+
     def evaluate_split(self):
-        """``evaluate`` on the validation data; with MPI, each rank a slice, the NLLs summed."""
+        """``evaluate`` on the validation data, with the averaged weights under --ema; with MPI,
+        each rank a slice, the NLLs summed."""
         part = parallel.split(len(self.valid_labels), self.ranks.size)[self.ranks.rank]
         classes = None if self.valid_classes is None else self.valid_classes[part]
         result = {"nll_nats": 0.0, "images": 0}  # more ranks than validation images: nothing here
         if part.stop > part.start:
-            result = evaluate(self.model, self.valid_labels[part], self.settings.eval_batch or self.settings.batch,
-                              classes=classes)
+            with self.averaged():
+                result = evaluate(self.model, self.valid_labels[part], self.settings.eval_batch or self.settings.batch,
+                                  classes=classes)
         if self.ranks.size > 1:
             images = len(self.valid_labels)
             nll = self.ranks.agree([result["nll_nats"] * result["images"]])[0] / images
@@ -496,17 +518,19 @@ class Run:
         state = {"step": self.step, "epoch": self.epoch(), "seed": self.settings.seed,
                  "settings": asdict(self.settings), "seconds": self.seconds(), "pending_losses": self.losses,
                  "best_valid_nll": None if math.isinf(self.best) else self.best}
-        save_checkpoint(path or self.checkpoint_path, self.model, self.optimizer, state)
+        save_checkpoint(path or self.checkpoint_path, self.model, self.optimizer, state, average=self.average)
 
     def evaluate_and_save(self):
-        """An evaluation point: evaluate, checkpoint, and keep best.npz if validation improved."""
+        """An evaluation point: evaluate, checkpoint, and keep best.npz if validation improved
+        (with --ema, best.npz's weights are the average that was evaluated)."""
         row = self.evaluate()
         improved = row["valid_nll_nats"] < self.best
         if improved:
             self.best = row["valid_nll_nats"]
         self.save()
         if improved:
-            self.save(self.best_path)
+            with self.averaged():
+                self.save(self.best_path)
         return row
 
     def draw(self):
@@ -517,8 +541,9 @@ class Run:
         s, K = self.settings, self.model.config.classes
         per_row = max(1, s.samples // K) if K else None
         classes = np.repeat(np.arange(K), per_row) if K else None
-        images = sample(self.model, len(classes) if K else s.samples, seed=s.seed, temperature=s.temperature,
-                        progress=self.progress, classes=classes)
+        with self.averaged():
+            images = sample(self.model, len(classes) if K else s.samples, seed=s.seed, temperature=s.temperature,
+                            progress=self.progress, classes=classes)
         grid = image_grid(images, s.levels, ncols=per_row, scale=default_scale(images.shape[1]))
         save_png(self.folder / "samples.png", grid)
 
@@ -572,6 +597,8 @@ def _loop(run, progress, log, on_step):
                 raise TrainingError(f"{err} at step {run.step + 1}; stopping. The last good checkpoint is "
                                     f"{last}; try a lower --lr") from None
             run.step += 1
+            if run.average is not None:
+                run.average.update()
             run.log_step(loss)
             if on_step is not None:
                 on_step(run.step, loss)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from minipixel import gradcheck
+from minipixel.checkpoint import read_checkpoint
 from minipixel.cli import main
 
 
@@ -37,9 +38,15 @@ def test_train_sample_eval(trained, tiny_npz, tmp_path, capsys):
 def test_resume_refuses_changed_settings(trained, capsys):
     code = main(["train", "--resume", str(trained), "--filters", "16", "--steps", "8", "--quiet"])
     assert code == 1
-    assert ("only --epochs, --steps, --minutes, --device, --lr, --lr-decay, --eval-every, --save-every and --out may "
-            "be given with it (got --filters)") in capsys.readouterr().err
+    assert ("only --epochs, --steps, --minutes, --device, --lr, --lr-decay, --ema, --eval-every, --save-every and "
+            "--out may be given with it (got --filters)") in capsys.readouterr().err
     assert main(["train", "--resume", str(trained), "--steps", "8", "--quiet"]) == 0
+    # Polyak averaging may start at a resume; its decay is checked like every number
+    with pytest.raises(SystemExit):
+        main(["train", "--resume", str(trained), "--steps", "9", "--ema", "1.5", "--quiet"])
+    assert "argument --ema: expected a number from 0 to 0.999999, got '1.5'" in capsys.readouterr().err
+    assert main(["train", "--resume", str(trained), "--steps", "9", "--ema", "0.99", "--quiet"]) == 0
+    assert read_checkpoint(trained)[3]["settings"]["ema"] == 0.99 and int(read_checkpoint(trained)[2]["average_t"]) == 1
 
 
 def test_errors_are_reported_not_raised(tmp_path, capsys):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from minipixel.losses import bits_per_dim, nll_per_image, softmax_cross_entropy
-from minipixel.optim import SGD, Adam
+from minipixel.optim import SGD, Adam, Average
 
 
 def test_loss_value_against_a_direct_computation():
@@ -253,3 +253,79 @@ def test_adam_on_the_packed_flat_arrays_equals_adam_per_parameter(arch):
         np.testing.assert_array_equal(states[0][key], states[1][key], err_msg=key)
     with pytest.raises(ValueError, match="flat: expected arrays of"):
         Adam(models[0].parameters(), flat=(flat_params[:-1], flat_grads[:-1]))
+
+
+def _averaged_by_hand(values, decay):
+    """The Polyak average of the parameter values after each of ``len(values) - 1``
+    updates, in float64 from the definition: a_0 = values[0], then with
+    d_t = min(decay, (1 + t) / (10 + t)), a_{t+1} = d_t a_t + (1 - d_t) values[t + 1]."""
+    a = np.array(values[0], dtype=np.float64)
+    for t, value in enumerate(values[1:]):
+        d = min(decay, (1 + t) / (10 + t))
+        a = d * a + (1 - d) * np.asarray(value, dtype=np.float64)
+    return a
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_the_polyak_average_follows_its_definition_with_warm_up(flat):
+    rng = np.random.default_rng(0)
+    if flat:  # two parameters that are views of one flat array, as model.packed gives
+        storage = np.zeros(7, np.float32)
+        params = {"a": storage[:3], "b": storage[3:].reshape(2, 2)}
+        average = Average(params, 0.9, flat=(storage, None))
+    else:
+        params = {"a": np.zeros(3, np.float32), "b": np.zeros((2, 2), np.float32)}
+        average = Average(params, 0.9)
+    seen = {k: [p.copy()] for k, p in params.items()}
+    for _ in range(40):  # past the warm-up: (1 + t) / (10 + t) reaches 0.9 at t = 80, so both rules act
+        for k, p in params.items():
+            p[...] = rng.normal(size=p.shape)
+            seen[k].append(p.copy())
+        average.update()
+    for k in params:
+        assert average.average[k].dtype == np.float32
+        np.testing.assert_allclose(average.average[k], _averaged_by_hand(seen[k], 0.9), rtol=1e-5, atol=1e-6)
+    assert average.t == 40
+
+
+def test_the_average_decay_caps_the_warm_up():
+    values = list(np.random.default_rng(1).normal(size=(60, 1)))
+    average = Average({"p": values[0].copy()}, 0.5)
+    p = average.params["p"]
+    for value in values[1:]:
+        p[...] = value
+        average.update()
+    # the warm-up's (1 + t) / (10 + t) rules up to t = 8, the cap 0.5 from t = 9 on
+    np.testing.assert_allclose(average.average["p"], _averaged_by_hand(values, 0.5), rtol=1e-12)
+    assert abs(_averaged_by_hand(values, 0.5) - _averaged_by_hand(values, 0.999)) > 1e-2  # and it matters
+
+
+def test_the_average_is_swapped_in_and_out_exactly_even_on_an_error():
+    p = np.array([1.0, 2.0])
+    average = Average({"p": p}, 0.99)
+    p[...] = [5.0, 6.0]
+    average.update()  # a = 0.1 * [1, 2] + 0.9 * [5, 6]
+    expected = 0.1 * np.array([1.0, 2.0]) + 0.9 * np.array([5.0, 6.0])
+    with average.swapped_in():
+        np.testing.assert_allclose(p, expected, rtol=1e-15)
+    np.testing.assert_array_equal(p, [5.0, 6.0])
+    with pytest.raises(RuntimeError):
+        with average.swapped_in():
+            raise RuntimeError
+    np.testing.assert_array_equal(p, [5.0, 6.0])
+    np.testing.assert_allclose(average.average["p"], expected, rtol=1e-15)  # the average is untouched by a swap
+
+
+def test_the_average_state_round_trips_and_refuses_a_wrong_shape():
+    p = np.array([1.0, 2.0, 3.0])
+    average = Average({"p": p}, 0.99)
+    p += 1
+    average.update()
+    other = Average({"p": np.zeros(3)}, 0.99)
+    other.load_state_dict(average.state_dict())
+    assert other.t == 1 and np.array_equal(other.average["p"], average.average["p"])
+    with pytest.raises(ValueError, match=r"average state average/p: expected shape \(4,\), got \(3,\)"):
+        Average({"p": np.zeros(4)}, 0.99).load_state_dict(average.state_dict())
+    for decay in (0, 1, 1.5, -0.1):
+        with pytest.raises(ValueError, match=r"decay must be in \(0, 1\)"):
+            Average({"p": p}, decay)
