@@ -323,7 +323,7 @@ def _trim_steps(path, step):
 
 
 # What a resume may change (the CLI's --epochs, --steps, --minutes, --device, --lr,
-# --lr-decay, --eval-every, --save-every); everything else is the run's own.
+# --lr-decay, --ema, --eval-every, --save-every); everything else is the run's own.
 RESUME_FIELDS = ("epochs", "steps", "minutes", "device", "lr", "lr_decay", "ema", "eval_every", "save_every")
 
 
