@@ -11,6 +11,28 @@ from contextlib import contextmanager
 from .backend import array_module, to_numpy
 
 
+def _views(flat, params):
+    """``{name: view}``: the arrays of ``params`` laid out in order in the flat array
+    ``flat`` (as ``Layer.pack_parameters`` lays out the parameters themselves)."""
+    views, start = {}, 0
+    for k, p in params.items():
+        stop = start + int(p.size)
+        views[k] = flat[start:stop].reshape(p.shape)
+        start = stop
+    return views
+
+
+def _load(buffers, state, prefix, what):
+    """Copy ``state[prefix/name]`` into each ``buffers[name]``, in place; a ValueError
+    naming the entry when it is missing or of another shape."""
+    for k, buf in buffers.items():
+        arr = state.get(f"{prefix}/{k}")
+        if arr is None or tuple(arr.shape) != tuple(buf.shape):
+            got = None if arr is None else tuple(arr.shape)
+            raise ValueError(f"{what} {prefix}/{k}: expected shape {tuple(buf.shape)}, got {got}")
+        buf[...] = array_module(buf).asarray(arr, dtype=buf.dtype)
+
+
 class Adam:
     """Adam (Kingma & Ba, 2015).
 
@@ -47,12 +69,7 @@ class Adam:
                                  f"(all the parameters), got {flat_params.size}")
             xp = array_module(flat_params)
             self.flat_m, self.flat_v = xp.zeros_like(flat_params), xp.zeros_like(flat_params)
-            self.m, self.v, start = {}, {}, 0
-            for k, p in params.items():  # the views, in the order of the flat arrays, for state_dict
-                stop = start + int(p.size)
-                self.m[k] = self.flat_m[start:stop].reshape(p.shape)
-                self.v[k] = self.flat_v[start:stop].reshape(p.shape)
-                start = stop
+            self.m, self.v = _views(self.flat_m, params), _views(self.flat_v, params)  # for state_dict
 
     def current_lr(self):
         return self.lr * self.decay ** max(self.t - 1, 0)
@@ -90,13 +107,8 @@ class Adam:
         return state
 
     def load_state_dict(self, state):
-        for k, p in self.params.items():
-            for name, buf in (("m", self.m), ("v", self.v)):
-                arr = state.get(f"{name}/{k}")
-                if arr is None or tuple(arr.shape) != tuple(p.shape):
-                    got = None if arr is None else tuple(arr.shape)
-                    raise ValueError(f"optimizer state {name}/{k}: expected shape {tuple(p.shape)}, got {got}")
-                buf[k][...] = array_module(p).asarray(arr, dtype=p.dtype)
+        _load(self.m, state, "m", "optimizer state")
+        _load(self.v, state, "v", "optimizer state")
         self.t = int(state["t"])
 
 
@@ -124,11 +136,8 @@ class Average:
             self.average = {k: p.copy() for k, p in params.items()}
             self._pairs = [(self.average[k], p) for k, p in params.items()]
         else:
-            flat_average, start, self.average = flat[0].copy(), 0, {}
-            for k, p in params.items():  # views of the flat average, for state_dict
-                stop = start + int(p.size)
-                self.average[k] = flat_average[start:stop].reshape(p.shape)
-                start = stop
+            flat_average = flat[0].copy()
+            self.average = _views(flat_average, params)  # for state_dict
             self._pairs = [(flat_average, flat[0])]
 
     def update(self):
@@ -159,12 +168,7 @@ class Average:
         return state
 
     def load_state_dict(self, state):
-        for k, a in self.average.items():
-            arr = state.get(f"average/{k}")
-            if arr is None or tuple(arr.shape) != tuple(a.shape):
-                got = None if arr is None else tuple(arr.shape)
-                raise ValueError(f"average state average/{k}: expected shape {tuple(a.shape)}, got {got}")
-            a[...] = array_module(a).asarray(arr, dtype=a.dtype)
+        _load(self.average, state, "average", "average state")
         self.t = int(state["average_t"])
 
 

@@ -277,7 +277,7 @@ def test_the_polyak_average_follows_its_definition_with_warm_up(flat):
         params = {"a": np.zeros(3, np.float32), "b": np.zeros((2, 2), np.float32)}
         average = Average(params, 0.9)
     seen = {k: [p.copy()] for k, p in params.items()}
-    for _ in range(40):  # past the warm-up: (1 + t) / (10 + t) reaches 0.9 at t = 80, so both rules act
+    for _ in range(40):  # within the warm-up ((1 + t) / (10 + t) < 0.9 up to t = 80); the cap: the next test
         for k, p in params.items():
             p[...] = rng.normal(size=p.shape)
             seen[k].append(p.copy())
