@@ -4,23 +4,35 @@
     python scripts/gpu_check.py --out gpu.json --quick
 
 Runs from a checkout without installing minipixel (it puts the checkout on the
-path). If the pure-Python helpers minipixel uses (tqdm, threadpoolctl, Pillow)
-are missing, as on a bare GPU machine with no network, it stands in for them
-(no progress bars, no PNGs) and says so in the JSON.
+path, and on the PYTHONPATH of the NCCL worker it starts). If the pure-Python
+helpers minipixel uses (tqdm, threadpoolctl, Pillow) are missing, as on a bare
+GPU machine with no network, it stands in for them (no progress bars, no PNGs)
+and says so in the JSON.
 
-What it does, each step recorded in the JSON with its figures and pass/fail:
+What it does, in this order, each step recorded in the JSON with its figures and pass/fail:
 1. the GPU, driver, CUDA and CuPy versions, and CUPY_TF32 (TF32 matmuls are
    off unless it is 1; the tolerances below assume off);
 2. a smoke test: a kernel compiled by NVRTC and a cuBLAS product (as
    ``backend.get_xp("gpu")`` does before anything else);
-3. every float64 gradient check of ``minipixel gradcheck`` with the layers on the GPU;
-4. one training step on the GPU against the CPU, same model and batch: loss,
+3. one training step on the GPU against the CPU, same model and batch: loss,
    gradients and updated parameters, in float64 (to 1e-9 relative) and in
    float32 (to 1e-3: float32 sums in another order, and Adam's first step
    moves every weight by lr whatever the size of its gradient);
-5. two identical GPU runs of 3 steps give bit-identical weights;
-6. the cached sampler gives the naive sampler's images on the GPU;
-7. timings (medians): training and forward at several batch sizes, sampling.
+4. two identical GPU runs of 3 steps give bit-identical weights;
+5. the cached sampler gives the naive sampler's images on the GPU;
+6. the MPI + NCCL gradient sum, where mpi4py is installed (GPU only);
+7. timings (medians): training and forward at several batch sizes, sampling;
+8. last, every float64 gradient check of ``minipixel gradcheck`` with the layers
+   on the GPU: the slowest step by far (the 37 of 2026-11-27 took ~5 minutes on an H200), so a
+   time limit cuts only these.
+
+The JSON is saved as it goes: rewritten whole (to a temporary file in the same
+folder, then renamed over the old one) before and after every check, and after
+every gradient-check case. A time limit or a kill keeps everything done so far;
+the check it stopped in says ``"running": true`` and ``"finished"`` stays false.
+A check that raises is recorded as failed, with the error and its traceback,
+and the next check runs; the exit status is 1 if any check failed (2 if the
+device cannot be used at all).
 
 ``--device strict`` runs it all on the CPU stand-in for CuPy (the tests do, to
 keep this script working without a GPU).
@@ -31,10 +43,12 @@ import os
 import platform
 import sys
 import time
+import traceback
 import types
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, installed or not
+CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(CHECKOUT))  # the checkout, installed or not
 STAND_INS = []
 
 
@@ -137,6 +151,25 @@ def compare_step(cfg, device, dtype, tolerance):
             "passed": all(e <= tolerance for e in errors.values())}
 
 
+def repeatable(cfg, device):
+    """Two identical runs of 3 float32 steps on ``device`` end with bit-identical weights."""
+    import numpy as np
+
+    runs = [one_step(cfg, device, "float32", steps=3) for _ in range(2)]
+    return {"passed": all(np.array_equal(runs[0]["params"][k], runs[1]["params"][k]) for k in runs[0]["params"])}
+
+
+def cached_equals_naive(cfg, device):
+    """The cached sampler draws the naive sampler's images, sub-pixel for sub-pixel."""
+    from minipixel.model import build_model
+    from minipixel.sampling import sample
+
+    model = build_model(cfg, seed=1, device=device)
+    cached = sample(model, 4, seed=2, method="cached")
+    naive = sample(model, 4, seed=2, method="naive")
+    return {"passed": bool((cached == naive).all()), "sub_pixels_differing": int((cached != naive).sum())}
+
+
 def timings(device, batches, repeat, sample_images):
     import numpy as np
 
@@ -163,7 +196,9 @@ def timings(device, batches, repeat, sample_images):
             times.append(time.perf_counter() - start)
         return float(np.median(times))
 
-    out = {"model": "the benchmark's reference (keras.io PixelCNN, 128 filters, 5 blocks)", "batches": {}}
+    # Figures, not a test: the step passes unless it raises.
+    out = {"passed": True, "model": "the benchmark's reference (keras.io PixelCNN, 128 filters, 5 blocks)",
+           "batches": {}}
     for batch in batches:
         x, labels = batch_of(model, batch)
         step = median(lambda: train_step(model, optimizer, x, labels))
@@ -186,17 +221,67 @@ def nccl_check(xp):
     if importlib.util.find_spec("mpi4py") is None:
         return {"passed": True, "skipped": "mpi4py is not installed"}
     gpus = xp.cuda.runtime.getDeviceCount()
-    worker = Path(__file__).resolve().parents[1] / "tests" / "mpi_worker.py"
+    worker = CHECKOUT / "tests" / "mpi_worker.py"
+    # The worker imports minipixel too, from a checkout that may not be installed:
+    # the checkout goes first on its PYTHONPATH, before whatever was there.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")])))
     mpiexec = shutil.which("mpiexec")
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "nccl.txt"
         command = [sys.executable, str(worker), "nccl", str(out)]
         if gpus > 1 and mpiexec:
             command = [mpiexec, "-n", "2"] + command
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
         if done.returncode or not out.exists():
             return {"passed": False, "error": done.stderr[-2000:]}
         return ast.literal_eval(out.read_text())
+
+
+def write_report(report, out):
+    """Write the whole report to ``out`` atomically: a temporary file in the same folder, then
+    ``os.replace``, so a kill at any moment leaves the last JSON or the new one, never half of one."""
+    out = Path(out)
+    temporary = out.with_name(out.name + ".tmp")
+    temporary.write_text(json.dumps(report, indent=2))
+    os.replace(temporary, out)
+
+
+def run_check(records, name, check, save):
+    """Run ``check()``, store the record it returns as ``records[name]`` and ``save()`` before and after.
+
+    While it runs the record is ``{"passed": false, "running": true}``, so where a time
+    limit or a kill stops the script the JSON names the check it stopped in. A check
+    that raises is recorded as failed, with the error and its traceback, and the script
+    goes on to the next; what the check had put in ``records[name]`` before it raised
+    (the gradient checks put each case there as it ends) is kept beside the error."""
+    records[name] = {"passed": False, "running": True}
+    save()
+    start = time.perf_counter()
+    try:
+        record = check()
+    except Exception as err:  # whatever a broken check raises: recorded, and the next check runs
+        record = {**records[name], "passed": False, "error": f"{type(err).__name__}: {err}",
+                  "traceback": traceback.format_exc()}
+    record.pop("running", None)
+    record.setdefault("seconds", round(time.perf_counter() - start, 2))
+    records[name] = record
+    save()
+    print(f"{name:40s} {'pass' if record['passed'] else 'FAIL'} ({record['seconds']} s)", flush=True)
+    return record
+
+
+def gradient_checks(cases, record, save):
+    """The float64 gradient checks, one case at a time, into ``record`` (the check's own record
+    in the report): each case's largest relative error goes into ``record["cases"]`` and the JSON
+    is saved as the case ends, so a time limit, a kill or a case that raises keeps the cases done."""
+    from minipixel.gradcheck import TOLERANCE
+
+    record.update(cases={}, cases_to_run=len(cases), tolerance=TOLERANCE)
+    for name, fn in cases:
+        record["cases"][name] = float(f"{max(fn().values()):.3g}")
+        save()
+    record["passed"] = all(err < TOLERANCE for err in record["cases"].values())
+    return record
 
 
 def main(argv=None):
@@ -207,71 +292,64 @@ def main(argv=None):
     args = parser.parse_args(argv)
     stand_in_for_missing_helpers()
 
-    import numpy as np
-
     from minipixel import backend, gradcheck
     from minipixel.model import PixelCNNConfig
-    from minipixel.sampling import sample
 
     if args.device == "strict":
         from minipixel.testing import strict
 
         backend.register_device("strict", strict)
-    report = {"checks": {}}
+    report = {"finished": False, "checks": {}}
+    checks = report["checks"]
+
+    def save():
+        write_report(report, args.out)
+
     start = time.perf_counter()
     try:
         xp = backend.get_xp(args.device)  # for "gpu": the smoke test, a compiled kernel and a cuBLAS product
     except backend.DeviceError as err:
         print(f"gpu_check: {err}", file=sys.stderr)
         report["error"] = str(err)
-        Path(args.out).write_text(json.dumps(report, indent=2))
+        save()
         return 2
     report["versions"] = versions(xp, args.device)
-    report["checks"]["smoke"] = {"passed": True, "seconds": round(time.perf_counter() - start, 2)}
+    checks["smoke"] = {"passed": True, "seconds": round(time.perf_counter() - start, 2)}
+    save()
     print(json.dumps(report["versions"]))
-
-    cases = gradcheck.cases(args.device)
-    if args.quick:
-        cases = [case for case in cases if case[0] in ("conv 3x3 mask B, RGB groups", "softmax cross-entropy, 7 levels",
-                                                       "gated layer, later, class bias")]
-    start = time.perf_counter()
-    rows = [(name, max(fn().values())) for name, fn in cases]
-    report["checks"]["gradcheck_float64"] = {
-        "cases": {name: float(f"{err:.3g}") for name, err in rows}, "tolerance": gradcheck.TOLERANCE,
-        "passed": all(err < gradcheck.TOLERANCE for _, err in rows), "seconds": round(time.perf_counter() - start, 1)}
 
     small = {"pixelcnn": PixelCNNConfig(height=8, width=8, channels=3, levels=4, filters=12, blocks=2, input_kernel=5),
              "gated": PixelCNNConfig(height=8, width=8, channels=3, levels=4, filters=12, blocks=2, input_kernel=5,
                                      arch="gated", classes=0)}
-    for arch, cfg in small.items():
-        report["checks"][f"step_vs_cpu_{arch}_float64"] = compare_step(cfg, args.device, "float64", 1e-9)
-        report["checks"][f"step_vs_cpu_{arch}_float32"] = compare_step(cfg, args.device, "float32", 1e-3)
-        runs = [one_step(cfg, args.device, "float32", steps=3) for _ in range(2)]
-        report["checks"][f"repeatable_{arch}"] = {"passed": all(
-            np.array_equal(runs[0]["params"][k], runs[1]["params"][k]) for k in runs[0]["params"])}
-        from minipixel.model import build_model
-
-        model = build_model(cfg, seed=1, device=args.device)
-        cached = sample(model, 4, seed=2, method="cached")
-        naive = sample(model, 4, seed=2, method="naive")
-        report["checks"][f"cached_equals_naive_{arch}"] = {
-            "passed": bool(np.array_equal(cached, naive)), "sub_pixels_differing": int((cached != naive).sum())}
+    for arch, cfg in small.items():  # each check runs at once, so the lambdas see this turn's cfg
+        run_check(checks, f"step_vs_cpu_{arch}_float64", lambda: compare_step(cfg, args.device, "float64", 1e-9), save)
+        run_check(checks, f"step_vs_cpu_{arch}_float32", lambda: compare_step(cfg, args.device, "float32", 1e-3), save)
+        run_check(checks, f"repeatable_{arch}", lambda: repeatable(cfg, args.device), save)
+        run_check(checks, f"cached_equals_naive_{arch}", lambda: cached_equals_naive(cfg, args.device), save)
 
     if args.device == "gpu":
-        report["checks"]["nccl_sum"] = nccl_check(xp)
+        run_check(checks, "nccl_sum", lambda: nccl_check(xp), save)
 
     batches, repeat, images = ((16, 64), 3, (16,)) if args.quick or args.device != "gpu" else ((16, 64, 256), 7, (16, 64))
     if args.device == "strict":
         batches, images = (4,), (2,)
-    report["timings"] = timings(args.device, batches, repeat, images)
-    passed = all(check["passed"] for check in report["checks"].values())
-    report["passed"] = passed
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    for name, check in report["checks"].items():
-        print(f"{name:40s} {'pass' if check['passed'] else 'FAIL'}")
+    run_check(report, "timings", lambda: timings(args.device, batches, repeat, images), save)
+
+    # Last: the slowest step, so that a time limit cuts only its later cases.
+    cases = gradcheck.cases(args.device)
+    if args.quick:
+        cases = [case for case in cases if case[0] in ("conv 3x3 mask B, RGB groups", "softmax cross-entropy, 7 levels",
+                                                       "gated layer, later, class bias")]
+    # gradient_checks fills the record run_check has just put in place, case by case.
+    run_check(checks, "gradcheck_float64", lambda: gradient_checks(cases, checks["gradcheck_float64"], save), save)
+
+    failed = [name for name, check in checks.items() if not check["passed"]]
+    failed += [] if report["timings"]["passed"] else ["timings"]
+    report.update(finished=True, passed=not failed)
+    save()
     print(json.dumps(report["timings"]))
-    print(f"gpu_check: {'all checks passed' if passed else 'SOME CHECKS FAILED'}; wrote {args.out}")
-    return 0 if passed else 1
+    print(f"gpu_check: {'FAILED: ' + ', '.join(failed) if failed else 'all checks passed'}; wrote {args.out}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ float64 OUT: K float64 training steps of a small model, the batch's slices on th
 fail DATA OUT: a training run in which rank 1 raises at step 3.
 nccl OUT: the GPU path (scripts/gpu_check.py runs it where a GPU is lent): each rank
     sums a CuPy array through NCCL and writes whether the sum is right.
+
+minipixel.train is imported only by the modes that train: it imports tqdm, which a
+bare GPU machine may lack (gpu_check.py stands in for it in its own process only).
 """
 import sys
 
@@ -15,10 +18,11 @@ from minipixel import distributed, parallel
 from minipixel.data import labels_to_inputs
 from minipixel.model import PixelCNN, PixelCNNConfig
 from minipixel.optim import Adam
-from minipixel.train import TrainSettings, train, train_step
 
 
 def float64_steps(out, steps=3, batch=7):
+    from minipixel.train import train_step
+
     ranks = distributed.ranks()
     parallel.set_threads(1)
     rng = np.random.default_rng(0)
@@ -43,6 +47,8 @@ def float64_steps(out, steps=3, batch=7):
 
 
 def fail(data, out):
+    from minipixel.train import TrainSettings, train
+
     def raise_on_rank_1(step, loss):
         if step == 3 and distributed.ranks().rank == 1:
             raise RuntimeError("rank 1 fails on purpose")
