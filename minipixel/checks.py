@@ -28,6 +28,7 @@ RANGES = {
     "lr": (float, 0.0, 10.0, True),
     "lr_decay": (float, 0.0, 1.0, True),
     "ema": (float, 0.0, 0.999999, False),  # 0: no Polyak averaging
+    "dropout": (float, 0.0, 0.95, False),  # 0: no dropout
     "seed": (int, 0, 2**32 - 1, False),
     "samples": (int, 0, 10_000, False),
     "temperature": (float, 0.0, 100.0, False),

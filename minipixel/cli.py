@@ -58,6 +58,9 @@ def _train_parser(sub):
     p.add_argument("--ema", type=option("ema"), help="Polyak averaging: evaluate, keep best.npz and draw samples.png "
                                                    "with a moving average of the weights of this decay a step, e.g. "
                                                    "0.9995; can be switched on at a --resume (default 0: off)")
+    p.add_argument("--dropout", type=option("dropout"), help="gated only: while training, zero each gated unit of the "
+                                                           "horizontal stacks with this probability, e.g. 0.1; "
+                                                           "can be changed at a --resume (default 0: off)")
     p.add_argument("--seed", type=option("seed"), help=f"seed of weights, data order, hold-out (default {d.seed})")
     p.add_argument("--device", choices=["cpu", "gpu"], help="cpu (NumPy) or gpu (CuPy) (default cpu)")
     p.add_argument("--samples", type=option("samples"), help=f"images in samples.png at the end (default {d.samples})")
@@ -68,7 +71,7 @@ def _train_parser(sub):
                                                                   "at evaluations)")
     p.add_argument("--out", help="run folder (default runs/<data>-<date>-<time>, e.g. runs/mnist5k-train-20261125-143000)")
     p.add_argument("--resume", help="continue the run in this folder (or checkpoint file) where it stopped; "
-                                    "only --epochs, --steps, --minutes, --device, --lr, --lr-decay, --ema, --eval-every "
+                                    "only --epochs, --steps, --minutes, --device, --lr, --lr-decay, --ema, --dropout, --eval-every "
                                     "and --save-every may change it (default: a new run)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_argument(p)

@@ -23,9 +23,14 @@ One layer (``GatedLayer``), with h filters (2h before each gate):
     v_pre = conv_v(v) [+ class bias]                                 (B, H, W, 2h)
     h_pre = conv_h(h) + link(shift_down(v_pre)) [+ class bias]       (B, H, W, 2h)
     v'    = gate(v_pre)                                              (B, H, W, h)
-    out   = conv_out(gate(h_pre))            1x1, mask B            (B, H, W, h)
+    out   = conv_out(dropout(gate(h_pre)))   1x1, mask B            (B, H, W, h)
     h'    = h + out   (the first layer: h' = out, see below)
     skip += out
+
+**Dropout** (``layers.Dropout``, training with ``--dropout P`` only; the identity
+otherwise) zeroes each gated unit of the horizontal stack with probability P before
+its 1x1 convolution, so ``out`` (the residual and the skip) cannot lean on any one
+unit; the vertical stack is left whole.
 
 The **gated unit** ``gate(a, b) = tanh(a) * sigmoid(b)`` replaces the ReLU;
 channels 2k and 2k + 1 of a pre-activation are the pair (a, b) of output
@@ -54,7 +59,7 @@ time. Over an image that is still one forward pass of arithmetic.
 import numpy as np
 
 from .backend import array_module, get_xp, to_numpy
-from .layers import Layer, MaskedConv2d, ReLU, check_array
+from .layers import Dropout, Layer, MaskedConv2d, ReLU, check_array
 from .masks import group_slices
 
 
@@ -179,7 +184,7 @@ class GatedLayer(Layer):
                                    input_grad=not first, **conv)
         self.link = MaskedConv2d(2 * channels, 2 * channels, 1, "B", **conv)
         self.conv_out = MaskedConv2d(channels, channels, 1, "B", colors=colors, **conv)
-        self.shift, self.gate_v, self.gate_h = ShiftDown(), Gate(), Gate()
+        self.shift, self.gate_v, self.gate_h, self.drop = ShiftDown(), Gate(), Gate(), Dropout()
         self.bias_v = ClassBias(classes, 2 * channels, dtype, xp) if classes else None
         self.bias_h = ClassBias(classes, 2 * channels, dtype, xp) if classes else None
         self.groups = group_slices(channels, colors)
@@ -189,7 +194,7 @@ class GatedLayer(Layer):
 
     def children(self):
         named = {"conv_v": self.conv_v, "conv_h": self.conv_h, "shift": self.shift, "link": self.link,
-                 "gate_v": self.gate_v, "gate_h": self.gate_h, "conv_out": self.conv_out}
+                 "gate_v": self.gate_v, "gate_h": self.gate_h, "drop": self.drop, "conv_out": self.conv_out}
         if self.bias_v is not None:
             named.update(bias_v=self.bias_v, bias_h=self.bias_h)
         return named
@@ -204,7 +209,7 @@ class GatedLayer(Layer):
         if self.bias_h is not None:
             h_pre = self.bias_h.forward(h_pre)
         v_next = self.gate_v.forward(v_pre)
-        out = self.conv_out.forward(self.gate_h.forward(h_pre))
+        out = self.conv_out.forward(self.drop.forward(self.gate_h.forward(h_pre)))
         h_next = out if self.first else h + out
         return v_next, h_next, out
 
@@ -212,7 +217,7 @@ class GatedLayer(Layer):
         dv_next, dh_next, dout = d
         # out feeds h' (h' = h + out) and the skip sum: its gradient is the sum.
         d_out = dout if dh_next is None else dout + dh_next
-        dh_pre = self.gate_h.backward(self.conv_out.backward(d_out))
+        dh_pre = self.gate_h.backward(self.drop.backward(self.conv_out.backward(d_out)))
         if self.bias_h is not None:
             dh_pre = self.bias_h.backward(dh_pre)
         # v_pre feeds v' (through its gate) and the link (through the shift).
@@ -259,6 +264,7 @@ class GatedLayer(Layer):
         h_pre = self.conv_h.forward_at(canvas, i, j, g) + self.link_row[:, j]
         if self.bias_h is not None:
             h_pre += self.bias_h.b_at
+        # (no dropout: sampling is never training)
         out = self.conv_out.forward_at(self.gate_h.forward_at(h_pre, i, j, g), i, j, g)
         group = self.groups[g]
         self.h_at[:, group] = out[:, group] if self.first else h[:, group] + out[:, group]

@@ -31,7 +31,7 @@ import numpy as np
 
 from .backend import array_module, get_xp, to_numpy
 from .conv_reference import conv2d_reference, conv2d_reference_backward
-from .layers import MaskedConv2d, ReLU, ResidualBlock
+from .layers import Dropout, MaskedConv2d, ReLU, ResidualBlock, set_dropout
 from .losses import softmax_cross_entropy
 from .masks import conv_mask
 from .gated import ClassBias, Gate, GatedLayer, ShiftDown
@@ -234,7 +234,7 @@ def cases(device="cpu"):
             return check_loss(logits, labels)
         return run
 
-    def model(channels, levels, block_widths, arch="pixelcnn", classes=0):
+    def model(channels, levels, block_widths, arch="pixelcnn", classes=0, dropout=0.0):
         def run():
             cfg = PixelCNNConfig(height=5, width=5, channels=channels, levels=levels, filters=3 * channels + 3, blocks=2,
                                  block=block_widths, input_kernel=5, arch=arch, classes=classes)
@@ -244,12 +244,20 @@ def cases(device="cpu"):
                 p += 0.05 * random(rng, *p.shape)  # non-zero biases: no output sits on a ReLU kink
             x = xp.asarray(rng.random((2, 5, 5, channels)))  # PixelCNN inputs lie in [0, 1]
             labels = xp.asarray(rng.integers(0, levels, (2, 5, 5, channels)))
+            if dropout:  # the same masks at every forward: a fixed key per image
+                set_dropout(m, dropout, np.array([[1, 2, 0], [1, 2, 1]]))
             return check_model(m, x, labels, classes=np.arange(2) % classes if classes else None)
         return run
 
     def gate():
         rng = np.random.default_rng(4)
         return check_layer(Gate(), 2 * random(rng, 2, 3, 3, 6))
+
+    def dropout():
+        rng = np.random.default_rng(9)
+        layer = Dropout()
+        layer.rate, layer.keys = 0.3, np.array([[0, 5, 0], [0, 5, 1]])
+        return check_layer(layer, random(rng, 2, 3, 3, 4))
 
     def shift():
         rng = np.random.default_rng(5)
@@ -262,7 +270,7 @@ def cases(device="cpu"):
         layer.condition(xp.asarray(np.eye(3)[[2, 0]]))
         return check_layer(layer, random(rng, 2, 3, 3, 4))
 
-    def gated_layer(first, colors, classes=0):
+    def gated_layer(first, colors, classes=0, dropout=0.0):
         def run():
             rng = np.random.default_rng(8)
             cin = colors if first else 6
@@ -273,6 +281,8 @@ def cases(device="cpu"):
                 for bias in (layer.bias_v, layer.bias_h):
                     bias.condition(xp.asarray(np.eye(classes)[[1, 0]]))
             v, h = random(rng, 2, 2, 4, 4, cin)
+            if dropout:
+                set_dropout(layer, dropout, np.array([[3, 1, 0], [3, 1, 1]]))
             return check_gated_layer(layer, v, h)
         return run
 
@@ -311,7 +321,10 @@ def cases(device="cpu"):
         ("gated layer, first (no residual), C=1", gated_layer(True, 1)),
         ("gated layer, later, RGB groups", gated_layer(False, 3)),
         ("gated layer, later, class bias", gated_layer(False, 1, classes=3)),
+        ("dropout, rate 0.3", dropout),
+        ("gated layer, later, dropout 0.3", gated_layer(False, 1, dropout=0.3)),
         ("gated model, C=1, 2 levels", model(1, 2, "half", arch="gated")),
+        ("gated model, C=1, 2 levels, dropout 0.3", model(1, 2, "half", arch="gated", dropout=0.3)),
         ("gated model, RGB, 4 levels", model(3, 4, "half", arch="gated")),
         ("gated model, conditional, RGB", model(3, 3, "half", arch="gated", classes=3)),
     ]

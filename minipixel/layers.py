@@ -1,4 +1,4 @@
-"""Layers with hand-written backward passes: MaskedConv2d, ReLU, ResidualBlock.
+"""Layers with hand-written backward passes: MaskedConv2d, ReLU, Dropout, ResidualBlock.
 
 Every layer (and the whole ``model.PixelCNN``) keeps one contract:
 
@@ -499,6 +499,65 @@ class ReLU(Layer):
         if self.y_at is None or self.y_at.shape != x.shape:
             self.y_at = xp.empty_like(x)
         return xp.maximum(x, 0, out=self.y_at)
+
+
+class Dropout(Layer):
+    """Inverted dropout, for training only: y = x * keep / (1 - rate), where
+    ``keep`` is 1 with probability 1 - rate, drawn anew for every image, step and
+    layer; dx = dy * keep / (1 - rate). Outside training it is the identity.
+
+    It is on only while a training step has given it a ``rate`` and one key per
+    image (``set_dropout``); the mask of image b is drawn from
+    ``np.random.default_rng([*keys[b], index])``, the key of the image (the run's
+    seed, the step, the image's place in the global batch) and the layer's place
+    in the model. So the masks of a step do not depend on how the batch was cut
+    into parts (threads, MPI ranks), and a resumed run draws the ones it would
+    have drawn. Drawn on the host (NumPy's generator) and copied to the device.
+    Inside ``inference()``, with rate 0 or without keys, ``forward`` returns x
+    itself: evaluation, sampling and the gradient checks see the whole network.
+    """
+
+    CACHE = ("scaled_keep",)
+
+    def __init__(self):
+        super().__init__()
+        self.rate, self.keys, self.index = 0.0, None, 0  # set by set_dropout
+        self.scaled_keep = None  # kept by forward for backward: keep / (1 - rate), or None (identity)
+
+    def active(self):
+        return self.caching and self.rate > 0 and self.keys is not None
+
+    def mask(self, shape, dtype):
+        """keep / (1 - rate) for a batch of ``shape`` (B, ...), as a host array."""
+        if len(self.keys) != shape[0]:
+            raise ValueError(f"Dropout: expected a key for each of the {shape[0]} images, got {len(self.keys)} keys")
+        keep = np.empty(shape, dtype=dtype)
+        for b, key in enumerate(self.keys):
+            rng = np.random.default_rng([int(k) for k in key] + [self.index])
+            keep[b] = rng.random(shape[1:], dtype=np.float32) >= self.rate
+        keep *= 1 / (1 - self.rate)
+        return keep
+
+    def forward(self, x):
+        if not self.active():
+            self.scaled_keep = None
+            return x
+        self.scaled_keep = array_module(x).asarray(self.mask(x.shape, x.dtype))
+        return x * self.scaled_keep
+
+    def backward(self, dy):
+        return dy if self.scaled_keep is None else dy * self.scaled_keep
+
+    def forward_at(self, x, i, j, g):
+        return x  # sampling is never training
+
+
+def set_dropout(model, rate=0.0, keys=None):
+    """Give every ``Dropout`` layer of ``model`` the rate and the per-image keys
+    of the next training step, (B, k) ints; ``set_dropout(model)`` switches them
+    off again. Each layer also gets its place among the model's dropout layers."""
+    for index, layer in enumerate(layer for layer in model.layers() if isinstance(layer, Dropout)):
+        layer.rate, layer.keys, layer.index = float(rate), keys, index
 
 
 class ResidualBlock(Layer):

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import checks
+from .layers import set_dropout
 from .losses import nll_per_image, softmax_cross_entropy
 
 _threads = None  # set_threads(); None: one per CPU core this process may use
@@ -164,13 +165,15 @@ def _part(values, part):
     return None if values is None else values[part]
 
 
-def loss_and_gradients(model, inputs, labels, classes=None, batch=None):
+def loss_and_gradients(model, inputs, labels, classes=None, batch=None, dropout=None):
     """Forward, loss and backward of one batch: fills ``model.gradients()`` and
     returns the loss (mean NLL per image, nats), the parts in parallel.
 
     inputs (B, H, W, C) floats, labels (B, H, W, C) ints, classes (B,) ints or None.
     batch: the images the mean is over: B (the default), or with MPI the global
     batch of which these B images are one rank's slice.
+    dropout: None, or (rate, keys (B, k) ints): each part's dropout layers get the
+    keys of its images (``layers.set_dropout``), and are switched off again after.
     """
     batch = batch or len(inputs)
     if len(inputs) == 0:  # an MPI rank whose slice of a small last batch is empty adds nothing
@@ -180,9 +183,15 @@ def loss_and_gradients(model, inputs, labels, classes=None, batch=None):
     models = replicas(model, len(inputs))
 
     def task(m, part):
-        logits = m.forward(inputs[part], _part(classes, part))
-        loss, dlogits = softmax_cross_entropy(logits, labels[part], batch=batch)  # each part divides by the batch
-        m.backward(dlogits)
+        if dropout is not None:
+            set_dropout(m, dropout[0], dropout[1][part])
+        try:
+            logits = m.forward(inputs[part], _part(classes, part))
+            loss, dlogits = softmax_cross_entropy(logits, labels[part], batch=batch)  # each part divides by the batch
+            m.backward(dlogits)
+        finally:
+            if dropout is not None:
+                set_dropout(m)
         return loss
 
     losses = run([lambda m=m, part=part: task(m, part) for m, part in zip(models, split(len(inputs), len(models)))])

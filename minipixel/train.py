@@ -81,6 +81,7 @@ class TrainSettings:
     lr_decay: float = 0.9998  # lr is multiplied by this every step
     ema: float = 0.0  # Polyak averaging: evaluate, keep best.npz and draw with a moving average of the weights
     #                   of this decay a step (optim.Average; e.g. 0.9995); 0: the weights as they are
+    dropout: float = 0.0  # gated only: training drops each gated unit of the horizontal stacks with this probability
     seed: int = 0  # weights, data order, hold-out split, stochastic binarization
     device: str = "cpu"
     eval_batch: int = None  # images per evaluation forward pass (None: the training batch; memory stays below a step's)
@@ -100,6 +101,9 @@ class TrainSettings:
                 checks.check(field.name, value)
             if field.name in self.CHOICES and value not in self.CHOICES[field.name]:
                 raise ValueError(f"{field.name}: expected one of {self.CHOICES[field.name]}, got {value!r}")
+        if self.dropout and self.arch != "gated":
+            raise ValueError(f"dropout: only the gated architecture has dropout layers (--arch gated), got "
+                             f"--dropout {self.dropout:g} with --arch {self.arch}")
         return self
 
     @classmethod
@@ -133,17 +137,26 @@ def saved_run_settings(path):
     return _checked_settings(read_checkpoint(path)[3].get("settings", {}), path)
 
 
-def train_step(model, optimizer, inputs, labels, classes=None, ranks=None, batch=None):
+def dropout_keys(seed, step, positions):
+    """The dropout key of each image of a step's batch, (B, 3) ints: (seed, step, the
+    image's place in the global batch); see ``layers.Dropout``."""
+    positions = np.asarray(positions, dtype=np.int64)
+    return np.stack([np.full_like(positions, seed), np.full_like(positions, step), positions], axis=1)
+
+
+def train_step(model, optimizer, inputs, labels, classes=None, ranks=None, batch=None, dropout=None):
     """One step of gradient descent on one batch; returns its loss in nats per image.
 
     inputs: (B, H, W, C) floats in [0, 1]; labels: (B, H, W, C) ints, on the model's device;
     classes: (B,) ints, each image's class, for a class-conditional model.
     ranks, batch: with MPI (``distributed``), the ranks, and the global batch of
     which these B images are this rank's slice.
+    dropout: None, or (rate, keys): the dropout rate and the images' keys, (B, 3) ints
+    (``dropout_keys``), for a model with dropout layers.
     """
     # logits = model.forward(inputs, classes); loss, dlogits = softmax_cross_entropy(logits, labels);
     # model.backward(dlogits): on the CPU, each core does that for its part of the batch.
-    loss = parallel.loss_and_gradients(model, inputs, labels, classes, batch)  # fills model.gradients()
+    loss = parallel.loss_and_gradients(model, inputs, labels, classes, batch, dropout)  # fills model.gradients()
     if ranks is not None and ranks.size > 1:  # every rank did its slice: the ranks meet here
         ranks.sum(model.packed[1])  # all the gradients, one flat array
         loss = ranks.agree([loss])[0]
@@ -324,7 +337,7 @@ def _trim_steps(path, step):
 
 # What a resume may change (the CLI's --epochs, --steps, --minutes, --device, --lr,
 # --lr-decay, --ema, --eval-every, --save-every); everything else is the run's own.
-RESUME_FIELDS = ("epochs", "steps", "minutes", "device", "lr", "lr_decay", "ema", "eval_every", "save_every")
+RESUME_FIELDS = ("epochs", "steps", "minutes", "device", "lr", "lr_decay", "ema", "dropout", "eval_every", "save_every")
 
 
 class Run:
@@ -405,6 +418,8 @@ class Run:
                     f"current weights")
         elif resume is not None and "average_t" in optim_state:
             log("Polyak averaging switched off (--ema 0): evaluating the weights as they are from now on")
+        if resume is not None and settings.dropout != saved.dropout:
+            log(f"dropout {settings.dropout:g} from step {self.step + 1} on (was {saved.dropout:g})")
         self.steps_per_epoch = math.ceil(N / settings.batch)
         self.total = settings.steps if settings.steps is not None else settings.epochs * self.steps_per_epoch
         self.checkpoint_path, self.metrics_path = self.folder / "checkpoint.npz", self.folder / "metrics.jsonl"
@@ -448,8 +463,13 @@ class Run:
         B = self.settings.batch
         idx = self._order[batch_in_epoch * B : (batch_in_epoch + 1) * B]
         self.batch_size = len(idx)  # the global batch (the last of an epoch may be smaller)
-        idx = idx[parallel.split(len(idx), self.ranks.size)[self.ranks.rank]]  # this rank's slice
+        mine = parallel.split(len(idx), self.ranks.size)[self.ranks.rank]  # this rank's slice
+        idx = idx[mine]
         inputs, labels = to_device(self.model, self.train_labels[idx])
+        self.dropout = None
+        if self.settings.dropout:
+            keys = dropout_keys(self.settings.seed, self.step, range(mine.start, mine.stop))
+            self.dropout = (self.settings.dropout, keys)
         return inputs, labels, None if self.train_classes is None else self.train_classes[idx]
 
     def out_of_time(self):
@@ -590,7 +610,8 @@ def _loop(run, progress, log, on_step):
         while run.step < run.total:
             inputs, labels, classes = run.next_batch()
             try:
-                loss = train_step(run.model, run.optimizer, inputs, labels, classes, run.ranks, run.batch_size)
+                loss = train_step(run.model, run.optimizer, inputs, labels, classes, run.ranks, run.batch_size,
+                                  run.dropout)
             except TrainingError as err:
                 bar.close()
                 last = run.checkpoint_path if run.checkpoint_path.exists() else "(none written yet)"

@@ -53,3 +53,4 @@ else
         --seed 0 --threads 2 --samples 64 --minutes "$PIECE" --out "$OUT" --quiet
 fi
 tail -n 3 "$OUT/metrics.jsonl"
+deflate_run "$OUT"

@@ -63,3 +63,5 @@ run fashion-mnist &
 unconditional=$!
 wait "$conditional"
 wait "$unconditional"
+deflate_run "$OUT/fashion-mnist-conditional"
+deflate_run "$OUT/fashion-mnist"

@@ -38,8 +38,8 @@ def test_train_sample_eval(trained, tiny_npz, tmp_path, capsys):
 def test_resume_refuses_changed_settings(trained, capsys):
     code = main(["train", "--resume", str(trained), "--filters", "16", "--steps", "8", "--quiet"])
     assert code == 1
-    assert ("only --epochs, --steps, --minutes, --device, --lr, --lr-decay, --ema, --eval-every, --save-every and "
-            "--out may be given with it (got --filters)") in capsys.readouterr().err
+    assert ("only --epochs, --steps, --minutes, --device, --lr, --lr-decay, --ema, --dropout, --eval-every, "
+            "--save-every and --out may be given with it (got --filters)") in capsys.readouterr().err
     assert main(["train", "--resume", str(trained), "--steps", "8", "--quiet"]) == 0
     # Polyak averaging may start at a resume; its decay is checked like every number
     with pytest.raises(SystemExit):

@@ -736,9 +736,9 @@ def _steps_on_this_rank_alone(monkeypatch):
     calls = []
     real = train_module.train_step
 
-    def step(model, optimizer, inputs, labels, classes=None, ranks=None, batch=None):
-        calls.append((ranks, batch, len(inputs)))
-        return real(model, optimizer, inputs, labels, classes)
+    def step(model, optimizer, inputs, labels, classes=None, ranks=None, batch=None, dropout=None):
+        calls.append((ranks, batch, len(inputs)) + (() if dropout is None else (dropout[1].tolist(),)))
+        return real(model, optimizer, inputs, labels, classes, dropout=dropout)
 
     monkeypatch.setattr(train_module, "train_step", step)
     return calls
@@ -760,6 +760,16 @@ def test_every_step_gives_train_step_the_ranks_and_the_global_batch(tiny_npz, tm
     _loop_as_rank(r, 0, [0, 0, 0])
     # each rank steps on half of the batch of 16, and train_step is told the whole batch
     assert calls == [(r.ranks, 16, 8), (r.ranks, 16, 8)]
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_with_dropout_each_rank_gives_its_images_the_keys_of_their_place_in_the_global_batch(
+        tiny_npz, tmp_path, monkeypatch, rank):
+    calls = _steps_on_this_rank_alone(monkeypatch)
+    r = _new_run(settings(tiny_npz, steps=2, arch="gated", filters=6, dropout=0.3), tmp_path / "run")
+    _loop_as_rank(r, rank, [0, 0, 0])
+    places = range(8 * rank, 8 * rank + 8)  # rank 0 has images 0-7 of each batch, rank 1 images 8-15
+    assert calls == [(r.ranks, 16, 8, [[3, step, b] for b in places]) for step in (0, 1)]
 
 
 def test_ranks_stop_together_after_the_step_any_of_them_was_interrupted(tiny_npz, tmp_path, monkeypatch):
@@ -1422,16 +1432,24 @@ def test_with_ema_a_run_evaluates_keeps_and_draws_the_average_of_its_weights(tin
     assert all(np.array_equal(raw[k], v) for k, v in read_checkpoint(straight)[1].items())
 
 
-def test_a_run_with_ema_resumes_exactly(tiny_npz, tmp_path):
-    s = lambda steps: settings(tiny_npz, steps=steps, ema=0.8)
-    straight = run(s(12), tmp_path / "a")
-    first = run(s(6), tmp_path / "b")
-    second = run(s(12), tmp_path / "b", resume=tmp_path / "b")
+def resume_is_exact(settings_for, tmp_path, steps=12):
+    """Train ``settings_for(steps)`` straight into tmp_path/a, and in two halves (the second a
+    resume) into tmp_path/b; assert the same losses and the same parameters and optimizer state
+    bit for bit. Returns the losses and both checkpoints' optimizer states."""
+    straight = run(settings_for(steps), tmp_path / "a")
+    first = run(settings_for(steps // 2), tmp_path / "b")
+    second = run(settings_for(steps), tmp_path / "b", resume=tmp_path / "b")
     assert first + second == straight
     _, pa, oa, _ = read_checkpoint(tmp_path / "a")
     _, pb, ob, _ = read_checkpoint(tmp_path / "b")
-    assert "average_t" in oa and sorted(oa) == sorted(ob)
+    assert sorted(pa) == sorted(pb) and sorted(oa) == sorted(ob)
     assert all(np.array_equal(pa[k], pb[k]) for k in pa) and all(np.array_equal(oa[k], ob[k]) for k in oa)
+    return straight, oa, ob
+
+
+def test_a_run_with_ema_resumes_exactly(tiny_npz, tmp_path):
+    _, oa, _ = resume_is_exact(lambda steps: settings(tiny_npz, steps=steps, ema=0.8), tmp_path)
+    assert "average_t" in oa
     rows = lambda d: [json.loads(x)["valid_nll_nats"] for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
     assert rows("a")[-1] == rows("b")[-1]
 
@@ -1466,3 +1484,37 @@ def test_a_damaged_polyak_average_in_a_checkpoint_is_refused_by_name(tmp_path):
     assert _refusal(bad) == f"{bad}: expected the optimizer's step count average_t to be one int >= 0, got array(-1)"
     bad = _rewrite(good, tmp_path / "nan.npz", **{"optim/average/conv_in.W": np.full((7, 7, 1, 4), np.nan, np.float32)})
     assert _refusal(bad) == f"{bad}: optimizer state average/conv_in.W holds NaN or infinite values; the checkpoint is damaged"
+
+
+def test_a_deflated_checkpoint_holds_the_same_arrays_and_resumes_exactly(tiny_npz, tmp_path):
+    from minipixel.files import deflate_npz
+
+    straight = run(settings(tiny_npz, steps=8, ema=0.9), tmp_path / "a")
+    first = run(settings(tiny_npz, steps=4, ema=0.9), tmp_path / "b")
+    plain = read_checkpoint(tmp_path / "b")
+    before, after = deflate_npz(tmp_path / "b" / "checkpoint.npz")
+    assert after < 0.8 * before and after == (tmp_path / "b" / "checkpoint.npz").stat().st_size
+    with zipfile.ZipFile(tmp_path / "b" / "checkpoint.npz") as z:
+        assert {info.compress_type for info in z.infolist()} == {zipfile.ZIP_DEFLATED}
+    deflated = read_checkpoint(tmp_path / "b")
+    assert plain[0] == deflated[0] and plain[3] == deflated[3]
+    for k in (1, 2):
+        assert sorted(plain[k]) == sorted(deflated[k])
+        assert all(np.array_equal(plain[k][name], deflated[k][name]) for name in plain[k])
+    assert first + run(settings(tiny_npz, steps=8, ema=0.9), tmp_path / "b", resume=tmp_path / "b") == straight
+
+
+def test_the_pretrained_scripts_deflate_every_npz_of_a_run_folder(tiny_npz, tmp_path):
+    import subprocess
+
+    run(settings(tiny_npz, steps=2), tmp_path / "run")
+    sizes = {p.name: p.stat().st_size for p in (tmp_path / "run").glob("*.npz")}
+    assert sorted(sizes) == ["best.npz", "checkpoint.npz"]
+    root = Path(__file__).resolve().parents[1]
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    out = subprocess.run(["bash", "-c", f"source {root}/scripts/pieces.sh && deflate_run {tmp_path / 'run'}"],
+                         capture_output=True, text=True, env=env, cwd=root, check=True).stdout
+    for name, before in sizes.items():
+        after = (tmp_path / "run" / name).stat().st_size
+        assert after < 0.8 * before and f"{name}: {before:,} -> {after:,} bytes" in out
+    assert read_checkpoint(tmp_path / "run")[3]["step"] == 2
