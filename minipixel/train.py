@@ -26,8 +26,9 @@ A run writes into its folder (``runs/<name>/`` by default):
     learning_curve.png  train and validation NLL by epoch (redrawn at every evaluation)
 
 Resuming: the order of the examples in epoch e is a pure function of
-(seed, e) (``data.epoch_permutation``), so a checkpoint's (seed, step) is
-the whole random state of training; ``--resume`` continues with exactly the
+(seed, e) (``data.epoch_permutation``) and the dropout masks of step t one of
+(seed, t) (``dropout_keys``), so a checkpoint's (seed, step) is the whole random
+state of training; ``--resume`` continues with exactly the
 batches, and therefore exactly the losses, that an uninterrupted run would see.
 """
 import contextlib
@@ -336,7 +337,7 @@ def _trim_steps(path, step):
 
 
 # What a resume may change (the CLI's --epochs, --steps, --minutes, --device, --lr,
-# --lr-decay, --ema, --eval-every, --save-every); everything else is the run's own.
+# --lr-decay, --ema, --dropout, --eval-every, --save-every); everything else is the run's own.
 RESUME_FIELDS = ("epochs", "steps", "minutes", "device", "lr", "lr_decay", "ema", "dropout", "eval_every", "save_every")
 
 
@@ -346,8 +347,8 @@ class Run:
 
     settings: TrainSettings, checked first (``TrainSettings.validate``). When
               resuming: None finishes the run with its own saved settings; given,
-              only its RESUME_FIELDS (schedule, device, learning rate, evaluation and
-              checkpoint intervals) are used, to extend or change
+              only its RESUME_FIELDS (schedule, device, learning rate, averaging,
+              dropout, evaluation and checkpoint intervals) are used, to extend or change
               the run; everything else comes from the checkpoint
     out:      the run folder (default runs/<dataset>-<time>; when resuming, the checkpoint's folder)
     resume:   a run folder or checkpoint file to continue from
@@ -436,6 +437,7 @@ class Run:
         self.time_up = False  # the --minutes budget is spent (rank 0's clock decides)
         self.started = time.time()
         self._order, self._order_epoch = None, None
+        self.dropout = None  # next_batch: (rate, keys) of the step's images under --dropout, else None
         # Masked taps of the weights are kept at zero; biases (and the per-class biases V of a
         # conditional model) all count, even while zero.
         live = sum(int(p.size) if name.endswith((".b", ".V")) else int(np.count_nonzero(p))

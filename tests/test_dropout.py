@@ -156,3 +156,23 @@ def test_each_step_of_a_run_gives_its_images_keys_of_the_seed_the_step_and_their
     given.clear()
     run(settings(data, steps=2, arch="gated", filters=6), tmp_path / "off")
     assert given == [None, None]
+
+
+def test_a_step_with_dropout_on_each_device_is_the_cpus(device):
+    # The masks are drawn on the host and copied to the device once a layer and step
+    # (an explicit copy: the CuPy stand-in refuses implicit ones).
+    from minipixel.backend import to_numpy
+
+    dropout = (0.3, dropout_keys(1, 2, range(4)))
+    inputs, labels = batch(n=4)
+    cfg = PixelCNNConfig(height=6, width=6, channels=1, levels=2, filters=6, blocks=2, arch="gated")
+    losses, grads = [], []
+    for name in ("cpu", device):
+        model = build_model(cfg, seed=0, dtype="float64", device=name)
+        xp = model.xp
+        losses.append(train_step(model, Adam(model.parameters(), lr=1e-3), xp.asarray(inputs, dtype="float64"),
+                                 xp.asarray(labels), dropout=dropout))
+        grads.append({k: to_numpy(g) for k, g in model.gradients().items()})
+    assert losses[1] == pytest.approx(losses[0], rel=1e-12)
+    for k, g in grads[0].items():
+        np.testing.assert_allclose(grads[1][k], g, rtol=1e-9, atol=1e-12, err_msg=k)
