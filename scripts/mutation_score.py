@@ -139,6 +139,14 @@ EQUIVALENT = {
     **{f"minipixel.train.xǁRunǁ__init____mutmut_{n}": "time_up starts as None or True: _loop sets it after every "
                                                      "step, before at_evaluation_point (its only reader) runs"
        for n in (244, 245)},
+    "minipixel.layers.xǁDropoutǁmask__mutmut_19": "> for >=: a float32 draw equals the rate with probability "
+                                                 "2^-24 at most (none for a rate that is no multiple of 2^-24)",
+    "minipixel.layers.xǁDropoutǁ__init____mutmut_2": "rate 1.0 at the start: without keys the layer is off, and "
+                                                     "set_dropout sets the rate with the keys",
+    "minipixel.train.xǁRunǁ__init____mutmut_248": 'dropout starts as "": next_batch sets it before _loop reads it',
+    **{f"minipixel.train.x_dropout_keys__mutmut_{n}": "asarray of the positions without dtype: a range of ints is "
+                                                     "int64 already"
+       for n in (3, 5)},
 }
 
 

@@ -75,13 +75,13 @@ MUTATION_TESTS = {
                "test_strict_device"),
     "conv_reference": ("test_conv", "test_gradcheck"),
     "layers": ("test_conv", "test_forward_at", "test_gradcheck", "test_autoregressive", "test_gated",
-               "test_sampling", "test_parallel", "test_strict_device"),
+               "test_sampling", "test_parallel", "test_strict_device", "test_dropout"),
     "losses": ("test_loss_optim", "test_gradcheck", "test_sampling", "test_train", "test_strict_device"),
     "optim": ("test_loss_optim", "test_train", "test_parallel", "test_strict_device"),
     "sampling": ("test_sampling", "test_sample_cli", "test_gated", "test_cli", "test_strict_device"),
     "data": ("test_data", "test_train", "test_cli", "test_fuzz"),
     "checkpoint": ("test_train", "test_cli", "test_fuzz", "test_sample_cli"),
-    "train": ("test_train", "test_cli", "test_parallel", "test_sample_cli", "test_strict_device"),
+    "train": ("test_train", "test_cli", "test_parallel", "test_sample_cli", "test_strict_device", "test_dropout"),
 }
 MUTATION_HEAVY = "test_backward_matches_central_differences[gated model, "
 

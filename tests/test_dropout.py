@@ -32,6 +32,21 @@ def test_dropout_zeroes_units_at_its_rate_and_scales_the_rest():
     assert not np.array_equal(y[0], y[1])  # each image its own mask
 
 
+def test_the_masks_are_the_documented_draws_so_a_later_version_resumes_a_run_exactly():
+    # A run resumed by a later minipixel must draw the masks it would have drawn: the
+    # mask of image b in dropout layer k is default_rng([*keys[b], k]).random(float32) >= rate.
+    x = np.ones((3, 4, 5, 6), dtype=np.float32)
+    keys = dropout_keys(2, 40, range(10, 13))
+    layer = keyed(0.25, keys)
+    layer.index = 4
+    y = layer.forward(x)
+    assert y.dtype == np.float32
+    for b, key in enumerate(keys):
+        draws = np.random.default_rng([*key.tolist(), 4]).random((4, 5, 6), dtype=np.float32)
+        np.testing.assert_array_equal(y[b], np.where(draws >= 0.25, np.float32(1 / 0.75), 0))
+    assert np.array_equal(layer.backward(x), y)  # dx = dy * keep / (1 - rate)
+
+
 def test_an_images_mask_depends_on_its_key_and_the_layer_alone():
     x = np.random.default_rng(0).standard_normal((4, 5, 5, 6))
     keys = dropout_keys(3, 11, range(4))
@@ -49,6 +64,7 @@ def test_an_images_mask_depends_on_its_key_and_the_layer_alone():
 def test_dropout_is_the_identity_outside_a_training_step():
     x = np.random.default_rng(1).standard_normal((2, 3, 3, 4))
     keys = dropout_keys(0, 0, range(2))
+    assert Dropout().backward(x) is x  # nothing dropped yet
     assert Dropout().forward(x) is x  # no rate, no keys
     assert keyed(0.0, keys).forward(x) is x
     layer = keyed(0.5, keys)

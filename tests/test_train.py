@@ -839,6 +839,17 @@ def test_a_new_run_builds_the_model_asked_for_and_ranks_check_its_start(tiny_npz
     assert len(checked) == 1 and checked[0][0] is r.model.packed[0] and checked[0][1] == "initial parameters"
 
 
+def test_a_new_run_starts_from_the_weights_of_its_seed_and_averages_the_flat_parameters(tiny_npz, tmp_path):
+    from minipixel.model import build_model
+
+    r = train_module.Run(settings(tiny_npz, seed=5, ema=0.9), tmp_path / "run", log=lambda *a: None, progress=False)
+    r.lock.release()
+    fresh = build_model(r.model.config, seed=5).parameters()
+    assert all(np.array_equal(p, fresh[name]) for name, p in r.model.parameters().items())
+    # Polyak averaging over the one flat array of parameters: a single pair, the model's own
+    assert len(r.average._pairs) == 1 and r.average._pairs[0][1] is r.model.packed[0]
+
+
 def test_a_run_removes_the_half_written_files_a_killed_run_left(tiny_npz, tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
