@@ -27,7 +27,8 @@
 # Where it stands: at 32 filters the valid NLL levelled out at 83.34 nats (epochs 9 and
 # 10, step 15,685, 289 minutes); the target (81.30) needs a wider model:
 # scripts/pretrained_binarized_mnist_64.sh (README, "Pretrained models"). This script
-# reproduces the 32-filter run, whose best.npz (epoch 9) is the installed binarized-mnist.
+# reproduces the 32-filter run, whose best.npz (epoch 9) was the installed binarized-mnist
+# until 2026-12-03 (now the 64-filter run's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pieces.sh
