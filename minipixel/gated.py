@@ -264,8 +264,8 @@ class GatedLayer(Layer):
         h_pre = self.conv_h.forward_at(canvas, i, j, g) + self.link_row[:, j]
         if self.bias_h is not None:
             h_pre += self.bias_h.b_at
-        # (no dropout: sampling is never training)
-        out = self.conv_out.forward_at(self.gate_h.forward_at(h_pre, i, j, g), i, j, g)
+        gated = self.drop.forward_at(self.gate_h.forward_at(h_pre, i, j, g), i, j, g)  # dropout: the identity here
+        out = self.conv_out.forward_at(gated, i, j, g)
         group = self.groups[g]
         self.h_at[:, group] = out[:, group] if self.first else h[:, group] + out[:, group]
         return self.h_at, out

@@ -71,6 +71,8 @@ def test_dropout_is_the_identity_outside_a_training_step():
     with layer.inference():
         assert layer.forward(x) is x
     assert layer.forward(x) is not x  # training again
+    v = x[:, 1, 1]
+    assert layer.forward_at(v, 1, 1, 0) is v  # the sampler's one-position forward: never dropped
     with pytest.raises(ValueError, match="expected a key for each of the 2 images, got 3 keys"):
         keyed(0.5, dropout_keys(0, 0, range(3))).forward(x)
 
