@@ -15,12 +15,15 @@ sampler is launch-bound. So on CuPy each function here is **one** kernel
   labels and the network's input value (label / (levels - 1)) in place.
 
 Each has a NumPy twin, written with the same array calls the layers would make
-without it: that twin is what runs on the CPU (so the CPU path is exactly the
+without it (``draw_into``'s does ``draw``'s arithmetic in reused buffers, the same
+draws bit for bit): that twin is what runs on the CPU (so the CPU path is exactly the
 NumPy code), and on the CuPy stand-in (``testing.strict``), which runs it and
 counts it as one launch. The tests compare each CUDA kernel with its twin on a
 GPU. The kernels sum in their own order (one thread per output, k = 0, 1, ...),
 so they agree with NumPy and cuBLAS to rounding, not bit for bit.
 """
+import threading
+
 import numpy as np
 
 from .backend import _is_cupy, array_module
@@ -75,11 +78,49 @@ def draw_into(logits, u, temperature, labels, inputs):
 
 
 def _draw_twin(logits, u, temperature, labels, inputs):
-    from .data import labels_to_inputs
-    from .sampling import draw
+    """``sampling.draw`` step by step in reused buffers, then the input value.
 
-    labels[...] = draw(logits, u, temperature)
-    inputs[...] = labels_to_inputs(labels, logits.shape[1], inputs.dtype)
+    The same float64 arithmetic in the same order, so the same draws, bit for
+    bit (tested against ``draw``); only the temporaries are gone: the CPU
+    sampler calls this once per sub-pixel, where each allocation and extra call
+    costs about a microsecond.
+    """
+    n, levels = logits.shape
+    if temperature == 0:
+        from .sampling import draw
+
+        labels[...] = draw(logits, u, temperature)
+    else:
+        z, cdf, top, below = _draw_buffers(n, levels)
+        np.copyto(z, logits)
+        if temperature != 1:  # x / 1.0 is x exactly
+            z /= temperature
+        np.maximum.reduce(z, axis=1, keepdims=True, out=top)  # the ufunc methods: np.max's wrapper costs more here
+        z -= top
+        np.exp(z, out=z)
+        np.add.accumulate(z, axis=1, out=cdf)  # cumsum
+        np.multiply(u[:, None], cdf[:, -1:], out=top)
+        # draw() counts cdf[k] <= u * total over every k and clips to levels - 1.
+        # cdf[-1] <= u * total holds only where u * total reaches the total (u = 1:
+        # for u < 1 the float64 product stays below it), and then every earlier k
+        # counts too: counting the first levels - 1 gives the same, without the clip.
+        np.less_equal(cdf[:, :-1], top, out=below)
+        np.add.reduce(below, axis=1, out=labels)  # sum
+    np.copyto(inputs, labels)  # labels_to_inputs: label / (levels - 1), divided in the inputs' dtype
+    inputs /= levels - 1
+
+
+_local = threading.local()
+
+
+def _draw_buffers(n, levels):
+    """This thread's buffers for ``_draw_twin`` at n images and ``levels``: z, cdf, top, below."""
+    key = (n, levels)
+    if getattr(_local, "key", None) != key:
+        _local.key = key
+        _local.buffers = (np.empty((n, levels)), np.empty((n, levels)), np.empty((n, 1)),
+                          np.empty((n, levels - 1), dtype=bool))
+    return _local.buffers
 
 
 # --- CUDA --------------------------------------------------------------------------

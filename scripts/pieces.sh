@@ -23,6 +23,22 @@ minutes_left() {
     python -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" "$1" "$2"
 }
 
+#     run_phase FOLDER FROM TO STOP_AT [TRAIN_OPTIONS...]
+#
+# one phase of a run whose settings change at set steps (averaging from one step on,
+# dropout from another): when the run in FOLDER stands at a step in [FROM, TO) and has
+# time left before STOP_AT, `minipixel train --resume FOLDER --steps TO --minutes
+# STOP_AT TRAIN_OPTIONS...` takes it on to step TO or to the piece's end; otherwise
+# nothing runs. A script calls it once per phase, in order.
+run_phase() {
+    local folder=$1 from=$2 to=$3 stop_at=$4 so_far step
+    shift 4
+    read -r so_far step _ < <(resume_plan "$folder" 0)
+    if (( step >= from && step < to )) && minutes_left "$so_far" "$stop_at"; then
+        minipixel train --resume "$folder" --steps "$to" --minutes "$stop_at" "$@"
+    fi
+}
+
 #     deflate_run FOLDER
 #
 # deflates the run's .npz files in place (minipixel.files.deflate_npz; every array stays

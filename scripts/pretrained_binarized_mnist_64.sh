@@ -44,23 +44,14 @@ DROPOUT=0.1
 if [[ -f $OUT/checkpoint.npz ]]; then
     read -r so_far step stop_at < <(resume_plan "$OUT" "$PIECE")
     echo "continuing $OUT at step $step: $so_far minutes trained so far, stopping at $stop_at"
-    if (( step < EMA_FROM )); then
-        minipixel train --resume "$OUT" --steps "$EMA_FROM" --minutes "$stop_at" --threads 2 --quiet
-    fi
 else
     stop_at=$PIECE
     minipixel train --data "$DATA/binarized_mnist_train.amat.gz" --valid "$DATA/binarized_mnist_valid.amat.gz" \
         --arch gated --filters 64 --blocks 12 --batch 32 --lr 1e-3 --lr-decay 0.99991 --steps "$EMA_FROM" \
         --seed 0 --threads 2 --samples 64 --minutes "$PIECE" --out "$OUT" --quiet
 fi
-read -r so_far step _ < <(resume_plan "$OUT" 0)
-if (( step >= EMA_FROM && step < DROPOUT_FROM )) && minutes_left "$so_far" "$stop_at"; then
-    minipixel train --resume "$OUT" --steps "$DROPOUT_FROM" --ema "$EMA" --minutes "$stop_at" --threads 2 --quiet
-fi
-read -r so_far step _ < <(resume_plan "$OUT" 0)
-if (( step >= DROPOUT_FROM && step < STEPS )) && minutes_left "$so_far" "$stop_at"; then
-    minipixel train --resume "$OUT" --steps "$STEPS" --ema "$EMA" --dropout "$DROPOUT" --minutes "$stop_at" \
-        --threads 2 --quiet
-fi
+run_phase "$OUT" 0 "$EMA_FROM" "$stop_at" --threads 2 --quiet
+run_phase "$OUT" "$EMA_FROM" "$DROPOUT_FROM" "$stop_at" --ema "$EMA" --threads 2 --quiet
+run_phase "$OUT" "$DROPOUT_FROM" "$STEPS" "$stop_at" --ema "$EMA" --dropout "$DROPOUT" --threads 2 --quiet
 tail -n 3 "$OUT/metrics.jsonl"
 deflate_run "$OUT"

@@ -49,6 +49,7 @@ def test_draw_into_draws_and_writes_the_label_and_the_input_value(levels, temper
     n = 300
     logits = (3 * rng.standard_normal((n, levels + 2))).astype(dtype)[:, 1 : levels + 1]  # strided rows
     u = rng.random(n)
+    u[:20] = 1.0  # the edge of draw()'s guard: u * total == total, clipped to the top level
     labels = np.full((n, 3), 7, np.uint8)  # the sampler writes one column of (n, H, W, C) arrays
     inputs = np.full((n, 2), -1.0, dtype)
     d_labels, d_inputs = xp.asarray(labels), xp.asarray(inputs)

@@ -1529,3 +1529,24 @@ def test_the_pretrained_scripts_deflate_every_npz_of_a_run_folder(tiny_npz, tmp_
         after = (tmp_path / "run" / name).stat().st_size
         assert after < 0.8 * before and f"{name}: {before:,} -> {after:,} bytes" in out
     assert read_checkpoint(tmp_path / "run")[3]["step"] == 2
+
+
+def test_run_phase_resumes_a_run_only_inside_its_steps_and_its_time(tiny_npz, tmp_path):
+    import subprocess
+
+    run(settings(tiny_npz, steps=2), tmp_path / "run")  # stands at step 2, a few seconds trained
+    stub = tmp_path / "bin" / "minipixel"  # records the command instead of training
+    stub.parent.mkdir()
+    stub.write_text(f'#!/bin/sh\necho "minipixel $*" >> {tmp_path / "calls"}\n')
+    stub.chmod(0o755)
+    root = Path(__file__).resolve().parents[1]
+    env = {"PATH": f"{stub.parent}:{Path(sys.executable).parent}:/usr/bin:/bin"}
+    folder = tmp_path / "run"
+    phases = [f"0 5 100 --dropout 0.2 --quiet", "3 5 100", "0 2 100", "2 3 0", "2 3 90"]
+    script = f"source {root}/scripts/pieces.sh && " + " && ".join(f"run_phase {folder} {p}" for p in phases)
+    subprocess.run(["bash", "-c", script], env=env, cwd=root, check=True)
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        f"minipixel train --resume {folder} --steps 5 --minutes 100 --dropout 0.2 --quiet",  # step 2 in [0, 5)
+        # [3, 5) and [0, 2) leave out step 2; STOP_AT 0 leaves no time
+        f"minipixel train --resume {folder} --steps 3 --minutes 90",
+    ]
