@@ -186,9 +186,15 @@ def launch_counts(arch="pixelcnn", batch=64, sample_rows=4, sample_images=16):
         strict.counts.clear()
         sample(model, sample_images, height=sample_rows, width=W)
         per_sub_pixel = strict.launches() / (sample_rows * W * REFERENCES[arch].channels)
+        counts = {"train_step": step, "train_batch": batch, "per_sampled_sub_pixel": round(per_sub_pixel, 1)}
+        if arch == "pixelcnn":  # the wavefront's steps cover several rows: counted over whole images
+            H = REFERENCES[arch].height
+            strict.counts.clear()
+            sample(model, sample_images, method="wavefront")
+            counts["per_sampled_sub_pixel_wavefront"] = round(strict.launches() / (H * W * REFERENCES[arch].channels), 1)
     finally:
         strict.whole_batch = before
-    return {"train_step": step, "train_batch": batch, "per_sampled_sub_pixel": round(per_sub_pixel, 1)}
+    return counts
 
 
 def machine():
@@ -263,6 +269,15 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
         "naive_note": f"extrapolated: the first {naive_rows} of {H} rows took {partial:.2f} s, times {H / naive_rows:g}",
         "speedup": round(naive_s / cached_s, 1),
     }
+    if arch == "pixelcnn":
+        wavefront_s = median_time(lambda: sample(model, n, seed=0, method="wavefront"), xp, repeat=5)
+        result["sampling"].update(wavefront_s=round(wavefront_s, 3), speedup_wavefront=round(naive_s / wavefront_s, 1))
+    forward = result["batches"].get(str(n))
+    if forward:  # the aim: n images in at most the time of two forward passes of a batch of n
+        two = 2 * forward["forward_ms"] / 1e3
+        result["sampling"]["per_two_forward_passes"] = {
+            method: round(result["sampling"][f"{method}_s"] / two, 2)
+            for method in ("cached", "wavefront") if f"{method}_s" in result["sampling"]}
     return result
 
 

@@ -129,7 +129,8 @@ def _sample_parser(sub):
                    help="class-conditional model: draw this class (default: every class, one row each)")
     p.add_argument("--seed", type=option("seed"), default=0, help="random seed (default 0)")
     p.add_argument("--temperature", type=option("temperature"), default=1.0, help="softmax temperature; 0 = argmax (default 1.0)")
-    p.add_argument("--method", choices=["cached", "naive"], default="cached", help="sampler (default cached)")
+    p.add_argument("--method", choices=["cached", "naive", "wavefront"], default="cached",
+                   help="sampler (default cached; wavefront: PixelCNN models only, several rows at a time)")
     p.add_argument("--out", default=DEFAULT_SAMPLES_PNG, help="PNG grid to write (default samples.png)")
     p.add_argument("--npy", action="store_true",
                    help="also save the labels, (n, H, W, C) uint8, in the --out path with its suffix replaced by .npy "

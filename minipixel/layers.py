@@ -38,6 +38,14 @@ input ``x`` is the input vector at ``(i, j)``, except for a ``k x k``
 convolution, which reads a window of earlier positions: its input is a
 ``Canvas``, the input map kept by whoever produces it (the sampler for the
 image, a residual block for its 3x3 convolution).
+
+``forward_many(x, rows, cols, g)`` is the same at P positions at once, for the
+wavefront sampler (``sampling``), which runs several rows side by side: the
+output at ``(rows[p], cols[p])`` for every p, an ``(n, P, C_out)`` array, from
+the input vectors there ((n, P, C_in)) or, for a ``k x k`` convolution, the
+``Canvas``, which must be final wherever those outputs look. A ``k x k``
+layer gathers all its live taps at once there (``forward_at`` splits them into
+the rows above, computed once per row, and the current row).
 """
 import contextlib
 import math
@@ -88,6 +96,10 @@ class Canvas:
         """Set the whole row i: ``value`` (n, W, C)."""
         p = self.pad
         self.data[:, i + p, p : self.data.shape[2] - p] = value
+
+    def write_many(self, rows, cols, value, channels=slice(None)):
+        """Set the map at the positions (rows[p], cols[p]): ``value`` (n, P, len(channels))."""
+        self.data[:, rows + self.pad, cols + self.pad, channels] = value
 
     def image(self):
         """The map without its padding: (n, H, W, C)."""
@@ -394,8 +406,13 @@ class MaskedConv2d(Layer):
                 end = groups_in[g].start if self.mask_type == "A" else groups_in[g].stop
                 step.update(end=end, W=xp.ascontiguousarray(Wm[:end, out]))
             else:
-                step.update(W=xp.ascontiguousarray(W_row[:, out]))
+                # forward_many: every live tap at once (the colour mask's zeros included)
+                step.update(W=xp.ascontiguousarray(W_row[:, out]), W_all=xp.ascontiguousarray(Wm[:, out]))
             self.steps.append(step)
+        if self.kernel > 1:  # forward_many: each live tap's offset in the padded map
+            self.tap_rows = xp.asarray([ky for ky, _ in self.taps])
+            self.tap_cols = xp.asarray([kx for _, kx in self.taps])
+        self.y_many = None  # forward_many's output, (n, P, out_channels)
         self.y_at = xp.zeros((n, self.out_channels), dtype=self.dtype)
         self.row_at = None  # a k x k layer: the current row's part from the rows above, (n, W, C_out)
         self.W_at = Wm  # every output group at once, for forward_row
@@ -430,6 +447,44 @@ class MaskedConv2d(Layer):
         fused.dense(cols, step["W"], bias, out[:, group], relu_in=relu_in, relu=self.relu,
                     residual=None if residual is None else residual[:, group])
         return out
+
+    def forward_many(self, x, rows, cols, g, relu_in=False, residual=None):
+        """Output group g at the positions (rows[p], cols[p]), written into (and returning)
+        the (n, P, out_channels) array ``y_many`` (new at g = 0: P changes from call to call).
+
+        x: for a 1x1 layer, the input vectors there, (n, P, in_channels); for a k x k
+        layer, the ``Canvas`` of its input, final wherever these outputs look. rows,
+        cols: (P,) int arrays on the layer's device. ``relu_in`` and ``residual``
+        ((n, P, out_channels)) as in ``forward_at``.
+        """
+        xp, step = self.xp, self.steps[g]
+        if self.kernel == 1:
+            n, P = x.shape[:2]
+            cols_matrix = x[..., : step["end"]].reshape(n * P, -1)
+            W = step["W"]
+        else:
+            # The im2col matrix of these P positions: one gather from the flattened map.
+            n, height, width, C = x.data.shape
+            P = len(rows)
+            index = (rows[:, None] + self.tap_rows) * width + cols[:, None] + self.tap_cols  # (P, T)
+            cols_matrix = xp.take(x.data.reshape(n, height * width, C), index.ravel(), axis=1).reshape(n * P, -1)
+            W = step["W_all"]
+        if relu_in:
+            cols_matrix = xp.maximum(cols_matrix, 0)
+        y = cols_matrix @ W
+        y += step["b"]
+        group = step["out"]
+        if residual is not None:
+            y += residual[:, :, group].reshape(n * P, -1)
+        if self.relu:
+            xp.maximum(y, 0, out=y)
+        if self.colors == 1:
+            self.y_many = y.reshape(n, P, self.out_channels)
+        else:
+            if g == 0:
+                self.y_many = xp.zeros((n, P, self.out_channels), dtype=self.dtype)
+            self.y_many[:, :, group] = y.reshape(n, P, -1)
+        return self.y_many
 
     def forward_row(self, x, i, taps=None, W=None):
         """Output row i at every column, (n, W, out_channels), reading the ``Canvas`` x
@@ -624,3 +679,11 @@ class ResidualBlock(Layer):
         self.conv1.forward_at(x, i, j, g, relu_in=True, out=self.canvas2.at(i, j))
         h = self.conv2.forward_at(self.canvas2, i, j, g)
         return self.conv3.forward_at(h, i, j, g, residual=x)
+
+    def forward_many(self, x, rows, cols, g):
+        """``forward_at`` at the positions (rows[p], cols[p]): x (n, P, h) -> (n, P, h)."""
+        h = self.conv1.forward_many(x, rows, cols, g, relu_in=True)
+        group = self.conv1.steps[g]["out"]
+        self.canvas2.write_many(rows, cols, h[:, :, group], channels=group)  # conv2 reads it from the map
+        h = self.conv2.forward_many(self.canvas2, rows, cols, g)
+        return self.conv3.forward_many(h, rows, cols, g, residual=x)

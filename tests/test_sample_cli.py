@@ -229,3 +229,14 @@ def test_sampling_frame_paints_what_is_not_drawn():
     assert frame[1, 2].tolist() == [85, UNDRAWN[1], UNDRAWN[2]]
     grey = sampling_frame(np.ones((1, 1, 2, 1), int), 1, 2)
     assert grey[1, 1].tolist() == [255] * 3 and grey[1, 2].tolist() == list(UNDRAWN)
+
+
+def test_the_wavefront_sampler_from_the_command_line(trained, tmp_path, capsys):
+    cached = run_sample(trained, tmp_path, "c", "-n", "6", "--seed", "3")
+    assert np.array_equal(run_sample(trained, tmp_path, "w", "-n", "6", "--seed", "3", "--method", "wavefront"), cached)
+    assert main(["sample", "--checkpoint", str(trained), "--out", str(tmp_path / "a.png"), "--method", "wavefront",
+                 "--animate", str(tmp_path / "a.gif")]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith("error: snapshot (--animate) needs method 'cached' or 'naive': the wavefront sampler draws "
+                        "several rows side by side, not in raster order\n")
+    assert not (tmp_path / "a.png").exists() and not (tmp_path / "a.gif").exists()

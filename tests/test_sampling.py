@@ -25,6 +25,7 @@ def test_cached_sampler_matches_naive(channels, levels, block, device):
     naive = sample(model, 7, seed=3, method="naive")
     cached = sample(model, 7, seed=3, method="cached", batch_size=3)  # another batch size, same images
     assert np.array_equal(naive, cached)
+    assert np.array_equal(naive, sample(model, 7, seed=3, method="wavefront", batch_size=4))
     assert len(np.unique(naive)) > 1  # not a degenerate all-zero image
 
 
@@ -82,6 +83,7 @@ def test_samplers_agree_at_any_temperature_and_draw_from_the_scaled_softmax(temp
     naive = sample(model, 40, seed=4, temperature=temperature, method="naive")
     cached = sample(model, 40, seed=4, temperature=temperature, method="cached", batch_size=16)
     assert np.array_equal(naive, cached)
+    assert np.array_equal(naive, sample(model, 40, seed=4, temperature=temperature, method="wavefront"))
     logits = model.forward(np.zeros((1, 6, 5, 1)))[0, 0, 0, 0]
     p = np.exp(logits / temperature - (logits / temperature).max())
     cdf = np.cumsum(p / p.sum())
@@ -116,6 +118,7 @@ def test_completion_keeps_the_known_rows_and_both_samplers_agree(channels):
     naive = sample(model, 3, seed=2, method="naive", known=known, known_rows=2)
     cached = sample(model, 3, seed=2, method="cached", known=known, known_rows=2)
     assert np.array_equal(naive, cached)
+    assert np.array_equal(naive, sample(model, 3, seed=2, method="wavefront", known=known, known_rows=2))
     assert np.array_equal(cached[:, :2], known[:, :2])
     assert not np.array_equal(cached[:, 2:], known[:, 2:])
     # the sampled rows depend on the kept ones
@@ -327,7 +330,7 @@ def test_sampling_checks_the_memory_first(monkeypatch):
         sample(model, 3, height=4, width=5)
 
 
-@pytest.mark.parametrize("method", ["cached", "naive"])
+@pytest.mark.parametrize("method", ["cached", "naive", "wavefront"])
 def test_progress_bar_counts_the_rows_of_all_images(capsys, method):
     model = tiny_model()
     sample(model, 3, method=method, progress=True)
@@ -382,3 +385,72 @@ def test_draw_never_gives_a_level_past_the_last():
     # u is in [0, 1); at 1.0 itself (a float32 just below 1 rounds to it) the last level, not one more.
     logits = np.log(np.array([[0.25, 0.25, 0.5]] * 2))
     assert draw(logits, np.array([np.nextafter(1.0, 0), 1.0])).tolist() == [2, 2]
+
+
+# The wavefront sampler: rows side by side, each wavefront_lag columns behind the one above.
+
+
+def wide_model(input_kernel, channels=1, levels=3, dtype="float64"):
+    """Wide images, so that several rows are in flight at once."""
+    cfg = PixelCNNConfig(height=7, width=17, channels=channels, levels=levels, filters=12, blocks=3,
+                         input_kernel=input_kernel)
+    model = PixelCNN(cfg, seed=1, dtype=dtype)
+    rng = np.random.default_rng(7)
+    for p in model.parameters().values():
+        p += 0.3 * rng.standard_normal(p.shape) * (p != 0) if p.ndim > 1 else 0.2 * rng.standard_normal(p.shape)
+    return model
+
+
+@pytest.mark.parametrize("input_kernel,channels", [(3, 1), (5, 3), (7, 1), (7, 3)])
+def test_the_wavefront_sampler_draws_the_cached_sampler_s_images_with_several_rows_in_flight(input_kernel, channels):
+    from minipixel.sampling import wavefront_lag
+
+    model = wide_model(input_kernel, channels)
+    lag = wavefront_lag(model)
+    assert lag == 1 + max(input_kernel // 2, 1)  # the blocks' 3x3 convolutions look one column right
+    assert 17 // lag >= 2  # rows in flight side by side
+    want = sample(model, 5, seed=6, method="cached")
+    assert np.array_equal(sample(model, 5, seed=6, method="wavefront"), want)
+    assert len(np.unique(want)) == 3
+
+
+def test_a_wavefront_one_column_too_close_reads_positions_not_yet_drawn(monkeypatch):
+    # The lag is the least that works: one less and row i reads a position of row
+    # i - 1 (at the right edge of its 7x7 window) that is still zero: other images.
+    import minipixel.sampling as sampling
+
+    model = wide_model(7)
+    want = sample(model, 5, seed=6, method="cached")
+    monkeypatch.setattr(sampling, "wavefront_lag", lambda m: 3)
+    assert not np.array_equal(sample(model, 5, seed=6, method="wavefront"), want)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_wavefront_sampler_splits_the_images_over_the_threads_without_changing_them(threads):
+    from minipixel import parallel
+
+    model = wide_model(5, channels=3, levels=4)
+    want = sample(model, 5, seed=2, method="cached")
+    parallel.set_threads(threads)
+    try:
+        assert len(parallel.replicas(model, 5)) == threads
+        assert np.array_equal(sample(model, 5, seed=2, method="wavefront"), want)
+    finally:
+        parallel.set_threads(None)
+
+
+def test_the_wavefront_sampler_in_float32_gives_the_cached_sampler_s_images():
+    # In float32 the two sum in another order: a draw could flip only where a
+    # probability lies within rounding of u; on these 8 images none does.
+    model = wide_model(7, levels=2, dtype="float32")
+    assert np.array_equal(sample(model, 8, seed=0, method="wavefront"), sample(model, 8, seed=0))
+
+
+def test_the_wavefront_sampler_refuses_the_gated_model_and_snapshots():
+    from test_gated import gated_model
+
+    with pytest.raises(ValueError, match=r"^the wavefront sampler runs PixelCNN models \(arch pixelcnn\), not a "
+                                         r"GatedPixelCNN: use method 'cached'$"):
+        sample(gated_model(1, blocks=1), 2, method="wavefront")
+    with pytest.raises(ValueError, match=r"^snapshot \(--animate\) needs method 'cached' or 'naive'"):
+        sample(tiny_model(), 2, method="wavefront", snapshot=lambda start, labels, drawn: None)
