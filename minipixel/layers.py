@@ -279,6 +279,8 @@ class MaskedConv2d(Layer):
         # Kept by start_at for forward_at: per colour step, the weights it needs; the output vector;
         # a k x k layer's weights of the taps above the current row, and that row's part from them.
         self.steps = self.y_at = self.W_at = self.W_above = self.taps_above = self.row_at = None
+        # Kept by start_at for forward_many: a k x k layer's tap offsets; and forward_many's output.
+        self.tap_rows = self.tap_cols = self.y_many = None
 
     def weight_matrix(self):
         """The live taps of ``W * mask`` as a ``(T * in_channels, out_channels)`` matrix
@@ -412,7 +414,6 @@ class MaskedConv2d(Layer):
         if self.kernel > 1:  # forward_many: each live tap's offset in the padded map
             self.tap_rows = xp.asarray([ky for ky, _ in self.taps])
             self.tap_cols = xp.asarray([kx for _, kx in self.taps])
-        self.y_many = None  # forward_many's output, (n, P, out_channels)
         self.y_at = xp.zeros((n, self.out_channels), dtype=self.dtype)
         self.row_at = None  # a k x k layer: the current row's part from the rows above, (n, W, C_out)
         self.W_at = Wm  # every output group at once, for forward_row
@@ -683,7 +684,8 @@ class ResidualBlock(Layer):
     def forward_many(self, x, rows, cols, g):
         """``forward_at`` at the positions (rows[p], cols[p]): x (n, P, h) -> (n, P, h)."""
         h = self.conv1.forward_many(x, rows, cols, g, relu_in=True)
-        group = self.conv1.steps[g]["out"]
-        self.canvas2.write_many(rows, cols, h[:, :, group], channels=group)  # conv2 reads it from the map
+        # Into conv2's map: at these positions conv2 reads groups <= g only, and the
+        # later groups, not yet computed, are written again at their own steps.
+        self.canvas2.write_many(rows, cols, h)
         h = self.conv2.forward_many(self.canvas2, rows, cols, g)
         return self.conv3.forward_many(h, rows, cols, g, residual=x)

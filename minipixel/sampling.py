@@ -316,7 +316,7 @@ def wavefront_lag(model):
     """
     from .layers import MaskedConv2d
 
-    return 1 + max((layer.kernel // 2 for layer in model.layers() if isinstance(layer, MaskedConv2d)), default=0)
+    return 1 + max(layer.kernel // 2 for layer in model.layers() if isinstance(layer, MaskedConv2d))
 
 
 def sample_wavefront(model, u, temperature, bar, known=None, classes=None, watch=None):
@@ -329,11 +329,12 @@ def sample_wavefront(model, u, temperature, bar, known=None, classes=None, watch
     # On the CPU the images are split over the threads (``parallel``), each part
     # sampled by its own replica of the model with a single-threaded BLAS: every
     # image has its own uniform numbers, so the split changes no draw.
+    model.condition(classes)  # a PixelCNN takes none: refused there
     models = parallel.replicas(model, len(u))
     parts = parallel.split(len(u), len(models))
-    bar = bar if len(models) == 1 else _SharedBar(bar)
-    tasks = [lambda m=m, part=part: _sample_wavefront(m, u[part], temperature, bar, None if known is None else
-                                                      known[part], None if classes is None else classes[part])
+    bar = _SharedBar(bar)
+    tasks = [lambda m=m, part=part: _sample_wavefront(m, u[part], temperature, bar,
+                                                      None if known is None else known[part])
              for m, part in zip(models, parts)]
     if len(tasks) == 1:
         with parallel.single_threaded_blas():  # products of a few positions: one thread does them sooner
@@ -341,11 +342,10 @@ def sample_wavefront(model, u, temperature, bar, known=None, classes=None, watch
     return np.concatenate(parallel.run(tasks))
 
 
-def _sample_wavefront(model, u, temperature, bar, known, classes):
+def _sample_wavefront(model, u, temperature, bar, known):
     xp, L = model.xp, model.config.levels
     n, H, W, C = u.shape
     labels, u, first = _start(model, u, known)
-    model.condition(classes)
     model.start_at(n, H, W)
     canvas = model.canvas(n, H, W)  # the model's input, filled as the labels are drawn
     lag, every_row = wavefront_lag(model), np.arange(H)
@@ -362,7 +362,7 @@ def _sample_wavefront(model, u, temperature, bar, known, classes):
             if known_here < len(rows):
                 r, k = rows_d[known_here:], cols_d[known_here:]
                 drawn = draw(logits[:, known_here:].reshape(-1, L), u[:, r, k, c].reshape(-1), temperature)
-                drawn = drawn.reshape(n, -1).astype(np.uint8)
+                drawn = drawn.reshape(n, -1)
                 labels[:, r, k, c] = drawn
                 canvas.write_many(r, k, labels_to_inputs(drawn, L, model.dtype, xp), channels=c)
         if cols[0] == W - 1:  # the top row in flight has reached its last column

@@ -43,15 +43,32 @@ EQUIVALENT = {
     "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_11": "kernel >= 1: a 1x1 layer then fills W_above/W_row, which it never reads",
     **{name: "kernel > 2: conv_mask refuses even kernels, so > 1 and > 2 agree"
        for name in ("minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_12",
+                    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_80",
                     "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_144")},
-    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_80": 'row_at = "": always set at (i, 0, 0) before it is read',
+    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_90": 'row_at = "": always set at (i, 0, 0) before it is read',
+    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_79": "kernel >= 1: a 1x1 layer then gets tap offsets, which its "
+                                                          "forward_many never reads",
+    **{f"minipixel.layers.xǁResidualBlockǁforward_many__mutmut_{n}": "rows or cols None in the calls to conv1/conv3: "
+                                                                    "1x1 layers ignore the positions"
+       for n in (3, 4, 29, 30)},
+    **{f"minipixel.sampling.x__sample_wavefront__mutmut_{n}": "labels_to_inputs(..., dtype=None): the assignment into "
+                                                             "the canvas casts, and k/(L-1) rounded via float64 is the "
+                                                             "float32 quotient (as sample_naive's 51)" for n in (73, 115)},
+    "minipixel.sampling.x__sample_wavefront__mutmut_79": "known_here <= len(rows): where every row in flight is known, "
+                                                        "an empty draw writes nothing",
+    "minipixel.sampling.x__sample_wavefront__mutmut_124": "the bar counts a row one step before its last column: "
+                                                         "each row still once, and the last at the last step",
     **{name: "reshape(..., -2): any negative size is 'the rest'"
        for name in ("minipixel.layers.xǁMaskedConv2dǁforward_at__mutmut_36", "minipixel.layers.xǁMaskedConv2dǁforward_row__mutmut_35",
                     "minipixel.layers.xǁLayerǁpack_parameters__mutmut_31", "minipixel.im2col.x_gather_index__mutmut_69",
                     "minipixel.im2col.x_gather_index__mutmut_78", "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_49",
                     "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_108",
                     "minipixel.layers.xǁMaskedConv2dǁweight_matrix__mutmut_17",
-                    "minipixel.layers.xǁMaskedConv2dǁforward__mutmut_33", "minipixel.layers.xǁMaskedConv2dǁ_cols__mutmut_36")},
+                    "minipixel.layers.xǁMaskedConv2dǁforward__mutmut_33", "minipixel.layers.xǁMaskedConv2dǁ_cols__mutmut_36",
+                    *(f"minipixel.layers.xǁMaskedConv2dǁforward_many__mutmut_{n}" for n in (16, 48, 76, 108)),
+                    *(f"minipixel.sampling.x__sample_wavefront__mutmut_{n}" for n in (93, 96, 103)))},
+    "minipixel.layers.xǁMaskedConv2dǁforward_many__mutmut_85": "colors == 2 (never true) for == 1: a grey layer then "
+                                                              "writes its one group into a zeroed buffer, the same values",
     "minipixel.layers.xǁMaskedConv2dǁforward_row__mutmut_11": "relu = None: only its truth value is read (False and None agree)",
     **{f"minipixel.layers.xǁResidualBlockǁ__init____mutmut_{n}": 'mask argument dropped: MaskedConv2d\'s default is "B"'
        for n in (40, 56, 70)},
@@ -126,8 +143,10 @@ EQUIVALENT = {
     **{f"minipixel.layers.xǁMaskedConv2dǁ__init____mutmut_{n}": "the mask kept as float64: only gradcheck reads it, "
                                                                "as 0/1 factors on float64 copies (same values)"
        for n in (45, 47)},
-    "minipixel.layers.xǁMaskedConv2dǁ__init____mutmut_79": 'forward_at\'s state starts as "": start_at sets all of it '
-                                                          "before forward_at reads any; without start_at both fail",
+    **{f"minipixel.layers.xǁMaskedConv2dǁ__init____mutmut_{n}": 'forward_at\'s (79) or forward_many\'s (80) state '
+                                                               'starts as "": start_at sets all of it before either '
+                                                               "reads any (forward_many sets y_many itself); without "
+                                                               "start_at both fail" for n in (79, 80)},
     **{f"minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_{n}": "the ReLU-masked gradient written to a new array, "
                                                                "or to a scratch buffer of another name: the same "
                                                                "values (memory only)"

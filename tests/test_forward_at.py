@@ -179,3 +179,83 @@ def test_forward_row_equals_forward_row_by_row(k, mask, relu):
     canvas.image()[...] = x
     for i in range(4):
         np.testing.assert_allclose(layer.forward_row(canvas, i), y[:, i], rtol=1e-12, atol=1e-12)
+
+
+# forward_many: the same at many positions at once (the wavefront sampler's step).
+
+
+def walk_many(layer, x, colors, xp=np, relu_in=False, residual=None, lag=None):
+    """``forward_many`` over x (B, H, W, C), colour step by colour step: every position
+    at once in a shuffled order (the order is free where the inputs are all given), or,
+    with ``lag``, in the wavefront sampler's steps (row i at column t - lag * i: a
+    block's 3x3 conv then reads its own map, final only at earlier steps).
+    Returns the output as (B, H, W, C_out) and its dtype."""
+    B, H, W, C = x.shape
+    layer.start_at(B, H, W)
+    if lag is None:
+        order = np.random.default_rng(0).permutation(H * W)
+        steps = [(order // W, order % W)]
+    else:
+        every = np.arange(H)
+        steps = [(every[(t - lag * every >= 0) & (t - lag * every < W)],) for t in range(W + lag * (H - 1))]
+        steps = [(rows, t - lag * rows) for t, (rows,) in enumerate(steps)]
+    if isinstance(layer, MaskedConv2d) and layer.kernel > 1:
+        canvas = layer.canvas(B, H, W)
+        canvas.image()[...] = xp.asarray(x)
+    out = None
+    for rows, cols in steps:
+        source = canvas if isinstance(layer, MaskedConv2d) and layer.kernel > 1 else xp.asarray(x[:, rows, cols])
+        kw = dict(relu_in=True) if relu_in else {}  # without it, forward_many's own default
+        if residual is not None:
+            kw["residual"] = xp.asarray(residual[:, rows, cols])
+        for g in range(colors):
+            y = layer.forward_many(source, xp.asarray(rows), xp.asarray(cols), g, **kw)
+            if out is None:
+                out = np.full((B, H, W, y.shape[2]), np.nan)
+            group = group_slices(y.shape[2], colors)[g]
+            out[:, rows, cols, group] = to_numpy(y[:, :, group])
+    return out, y.dtype
+
+
+@pytest.mark.parametrize("k,mask,colors,cin,cout,relu", [
+    (1, "B", 1, 3, 4, False), (3, "A", 1, 1, 5, False), (3, "B", 1, 4, 2, True), (5, "B", 1, 2, 3, False),
+    (7, "A", 1, 1, 4, False), (3, "A", 3, 3, 6, False), (5, "B", 3, 6, 7, True), (1, "A", 3, 3, 3, False),
+    (1, "B", 3, 6, 9, True), (7, "A", 3, 3, 12, False),
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_conv_forward_many_equals_forward(k, mask, colors, cin, cout, relu, dtype, device):
+    rng = np.random.default_rng(k + cin)
+    xp = get_xp(device)
+    layer = MaskedConv2d(cin, cout, k, mask, colors=colors, rng=rng, dtype=dtype, relu=relu, xp=xp)
+    layer.params["b"][...] = xp.asarray(rng.standard_normal(cout))
+    x = rng.standard_normal((2, 6, 5, cin)).astype(dtype)
+    got, got_dtype = walk_many(layer, x, colors, xp)
+    assert got_dtype == dtype
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got, to_numpy(layer.forward(xp.asarray(x))), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("colors", [1, 3])
+def test_conv_forward_many_applies_relu_in_and_adds_the_residual(colors, device):
+    rng = np.random.default_rng(3)
+    xp = get_xp(device)
+    layer = MaskedConv2d(6, 9, 1, "B", colors=colors, rng=rng, dtype=np.float64, xp=xp)
+    layer.params["b"][...] = xp.asarray(rng.standard_normal(9))
+    x, r = rng.standard_normal((2, 4, 5, 6)), rng.standard_normal((2, 4, 5, 9))
+    want = to_numpy(layer.forward(xp.asarray(np.maximum(x, 0)))) + r
+    np.testing.assert_allclose(walk_many(layer, x, colors, xp, relu_in=True, residual=r)[0], want,
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(walk_many(layer, x, colors, xp)[0], to_numpy(layer.forward(xp.asarray(x))),
+                               rtol=1e-12, atol=1e-12)  # and neither by default
+
+
+@pytest.mark.parametrize("widths,colors", [("half", 1), ("keras", 1), ("half", 3), ("keras", 3)])
+def test_residual_block_forward_many_equals_forward(widths, colors, device):
+    rng = np.random.default_rng(5)
+    xp = get_xp(device)
+    block = ResidualBlock(12, widths, colors=colors, rng=rng, dtype=np.float64, xp=xp)
+    for _, p, _ in block.named_parameters():
+        p += xp.asarray(0.1 * rng.standard_normal(p.shape)) * (p != 0 if p.ndim > 1 else 1)
+    x = rng.standard_normal((3, 5, 6, 12))
+    np.testing.assert_allclose(walk_many(block, x, colors, xp, lag=2)[0], to_numpy(block.forward(xp.asarray(x))),
+                               rtol=1e-12, atol=1e-12)

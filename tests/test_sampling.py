@@ -454,3 +454,24 @@ def test_the_wavefront_sampler_refuses_the_gated_model_and_snapshots():
         sample(gated_model(1, blocks=1), 2, method="wavefront")
     with pytest.raises(ValueError, match=r"^snapshot \(--animate\) needs method 'cached' or 'naive'"):
         sample(tiny_model(), 2, method="wavefront", snapshot=lambda start, labels, drawn: None)
+
+
+def test_the_wavefront_sampler_at_another_size_than_the_model_s_and_without_classes():
+    model = wide_model(5, channels=3)
+    want = sample(model, 3, seed=1, height=9, width=12)
+    assert np.array_equal(sample(model, 3, seed=1, height=9, width=12, method="wavefront"), want)
+    assert np.array_equal(sample(model, 3, seed=1, height=5, width=21, method="wavefront"),
+                          sample(model, 3, seed=1, height=5, width=21))
+    with pytest.raises(ValueError, match="^classes: this model is not class-conditional"):
+        sample(model, 3, method="wavefront", classes=[0, 1, 0])
+
+
+def test_the_wavefront_sampler_keeps_known_rows_on_every_device(device):
+    known = np.random.default_rng(0).integers(0, 3, (4, 7, 17, 3)).astype(np.uint8)
+    want = sample(wide_model(5, channels=3), 4, seed=2, known=known, known_rows=3)
+    model = wide_model(5, channels=3)
+    if device != "cpu":
+        model = PixelCNN(model.config, dtype="float64", device=device)
+        model.load_parameters(wide_model(5, channels=3).parameters())
+    got = sample(model, 4, seed=2, method="wavefront", known=known, known_rows=3)
+    assert np.array_equal(got, want) and np.array_equal(got[:, :3], known[:, :3])
