@@ -34,8 +34,6 @@ gives the same images on the CPU and the GPU, with any sampler and any
 batch size. A value is drawn by inverse CDF: the first level whose cumulative
 probability exceeds the uniform number.
 """
-import threading
-
 import numpy as np
 from tqdm import tqdm
 
@@ -326,20 +324,11 @@ def sample_wavefront(model, u, temperature, bar, known=None, classes=None, watch
     """
     if watch is not None:
         raise ValueError("the wavefront sampler takes no watch: it does not draw in raster order")
-    # On the CPU the images are split over the threads (``parallel``), each part
-    # sampled by its own replica of the model with a single-threaded BLAS: every
-    # image has its own uniform numbers, so the split changes no draw.
     model.condition(classes)  # a PixelCNN takes none: refused there
-    models = parallel.replicas(model, len(u))
-    parts = parallel.split(len(u), len(models))
-    bar = _SharedBar(bar)
-    tasks = [lambda m=m, part=part: _sample_wavefront(m, u[part], temperature, bar,
-                                                      None if known is None else known[part])
-             for m, part in zip(models, parts)]
-    if len(tasks) == 1:
-        with parallel.single_threaded_blas():  # products of a few positions: one thread does them sooner
-            return tasks[0]()
-    return np.concatenate(parallel.run(tasks))
+    # One thread: splitting the images over two (one replica each) was slower,
+    # measured side by side (0.40-0.41 s against 0.34-0.35 s for 16 images).
+    with parallel.single_threaded_blas():  # products of a few positions: one thread does them sooner
+        return _sample_wavefront(model, u, temperature, bar, known)
 
 
 def _sample_wavefront(model, u, temperature, bar, known):
@@ -369,13 +358,3 @@ def _sample_wavefront(model, u, temperature, bar, known):
             bar.update(n)
     return to_numpy(labels)
 
-
-class _SharedBar:
-    """A progress bar that several threads update: one at a time (``+=`` is not atomic)."""
-
-    def __init__(self, bar):
-        self.bar, self.lock = bar, threading.Lock()
-
-    def update(self, n):
-        with self.lock:
-            self.bar.update(n)

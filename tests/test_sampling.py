@@ -425,20 +425,6 @@ def test_a_wavefront_one_column_too_close_reads_positions_not_yet_drawn(monkeypa
     assert not np.array_equal(sample(model, 5, seed=6, method="wavefront"), want)
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_the_wavefront_sampler_splits_the_images_over_the_threads_without_changing_them(threads):
-    from minipixel import parallel
-
-    model = wide_model(5, channels=3, levels=4)
-    want = sample(model, 5, seed=2, method="cached")
-    parallel.set_threads(threads)
-    try:
-        assert len(parallel.replicas(model, 5)) == threads
-        assert np.array_equal(sample(model, 5, seed=2, method="wavefront"), want)
-    finally:
-        parallel.set_threads(None)
-
-
 def test_the_wavefront_sampler_in_float32_gives_the_cached_sampler_s_images():
     # In float32 the two sum in another order: a draw could flip only where a
     # probability lies within rounding of u; on these 8 images none does.
