@@ -39,13 +39,14 @@ convolution, which reads a window of earlier positions: its input is a
 ``Canvas``, the input map kept by whoever produces it (the sampler for the
 image, a residual block for its 3x3 convolution).
 
-``forward_many(x, rows, cols, g)`` is the same at P positions at once, for the
+``forward_many(x, at, g)`` is the same at P positions at once, for the
 wavefront sampler (``sampling``), which runs several rows side by side: the
-output at ``(rows[p], cols[p])`` for every p, an ``(n, P, C_out)`` array, from
-the input vectors there ((n, P, C_in)) or, for a ``k x k`` convolution, the
-``Canvas``, which must be final wherever those outputs look. A ``k x k``
-layer gathers all its live taps at once there (``forward_at`` splits them into
-the rows above, computed once per row, and the current row).
+output at the ``Positions`` ``at`` ((rows[p], cols[p]) for every p), an
+``(n, P, C_out)`` array, from the input vectors there ((n, P, C_in)) or, for a
+``k x k`` convolution, the ``Canvas``, which must be final wherever those
+outputs look. A ``k x k`` layer gathers all its live taps at once there
+(``forward_at`` splits them into the rows above, computed once per row, and
+the current row), with flat indices that ``at`` makes once and keeps.
 """
 import contextlib
 import math
@@ -83,6 +84,7 @@ class Canvas:
     def __init__(self, n, height, width, channels, kernel, dtype, xp):
         self.pad = kernel // 2
         self.data = xp.zeros((n, height + self.pad, width + 2 * self.pad, channels), dtype=dtype)
+        self.flat = self.data.reshape(n, -1, channels)  # a view: the positions in one axis, row after row
 
     def write(self, i, j, value, channels=slice(None)):
         """Set the map at position (i, j): ``value`` (n, len(channels))."""
@@ -97,14 +99,46 @@ class Canvas:
         p = self.pad
         self.data[:, i + p, p : self.data.shape[2] - p] = value
 
-    def write_many(self, rows, cols, value, channels=slice(None)):
-        """Set the map at the positions (rows[p], cols[p]): ``value`` (n, P, len(channels))."""
-        self.data[:, rows + self.pad, cols + self.pad, channels] = value
+    def write_many(self, at, value, channels=slice(None)):
+        """Set the map at the ``Positions`` at: ``value`` (n, P, len(channels))."""
+        pad, width = self.pad, self.data.shape[2]
+        where = at.index(("canvas", pad, width), lambda rows, cols: (rows + pad) * width + cols + pad)
+        self.flat[:, where, channels] = value
 
     def image(self):
         """The map without its padding: (n, H, W, C)."""
         p = self.pad
         return self.data[:, p:, p : self.data.shape[2] - p]
+
+
+class Positions:
+    """P positions (rows[p], cols[p]) that ``forward_many`` computes at once.
+
+    rows, cols: (P,) int arrays on the layers' device. The layers and canvases
+    ask it for the flat indices they gather and write with (``index``); each is
+    made once and kept. ``at[a:b]`` is positions a .. b-1, whose indices are
+    slices of ``at``'s: the wavefront sampler lays out all H * W positions step
+    after step, so each index is made once for the whole image, not per step.
+    """
+
+    def __init__(self, rows, cols, whole=None, span=None):
+        self.rows, self.cols = rows, cols
+        self.whole, self.span, self.made = whole, span, {}
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, span):
+        return Positions(self.rows[span], self.cols[span], self, span)
+
+    def index(self, key, make):
+        """``make(rows, cols)``: an array with one row per position, made once per ``key``."""
+        if self.whole is not None:
+            return self.whole.index(key, make)[self.span]
+        made = self.made.get(key)
+        if made is None:
+            made = self.made[key] = make(self.rows, self.cols)
+        return made
 
 
 class Layer:
@@ -414,6 +448,7 @@ class MaskedConv2d(Layer):
         if self.kernel > 1:  # forward_many: each live tap's offset in the padded map
             self.tap_rows = xp.asarray([ky for ky, _ in self.taps])
             self.tap_cols = xp.asarray([kx for _, kx in self.taps])
+            self.tap_key = ("taps", tuple(self.taps))  # layers with the same taps share their gather index
         self.y_at = xp.zeros((n, self.out_channels), dtype=self.dtype)
         self.row_at = None  # a k x k layer: the current row's part from the rows above, (n, W, C_out)
         self.W_at = Wm  # every output group at once, for forward_row
@@ -449,14 +484,13 @@ class MaskedConv2d(Layer):
                     residual=None if residual is None else residual[:, group])
         return out
 
-    def forward_many(self, x, rows, cols, g, relu_in=False, residual=None):
-        """Output group g at the positions (rows[p], cols[p]), written into (and returning)
-        the (n, P, out_channels) array ``y_many`` (new at g = 0: P changes from call to call).
+    def forward_many(self, x, at, g, relu_in=False, residual=None):
+        """Output group g at the ``Positions`` at, written into (and returning) the
+        (n, P, out_channels) array ``y_many`` (new at g = 0: P changes from call to call).
 
         x: for a 1x1 layer, the input vectors there, (n, P, in_channels); for a k x k
-        layer, the ``Canvas`` of its input, final wherever these outputs look. rows,
-        cols: (P,) int arrays on the layer's device. ``relu_in`` and ``residual``
-        ((n, P, out_channels)) as in ``forward_at``.
+        layer, the ``Canvas`` of its input, final wherever these outputs look.
+        ``relu_in`` and ``residual`` ((n, P, out_channels)) as in ``forward_at``.
         """
         xp, step = self.xp, self.steps[g]
         if self.kernel == 1:
@@ -465,10 +499,11 @@ class MaskedConv2d(Layer):
             W = step["W"]
         else:
             # The im2col matrix of these P positions: one gather from the flattened map.
-            n, height, width, C = x.data.shape
-            P = len(rows)
-            index = (rows[:, None] + self.tap_rows) * width + cols[:, None] + self.tap_cols  # (P, T)
-            cols_matrix = xp.take(x.data.reshape(n, height * width, C), index.ravel(), axis=1).reshape(n * P, -1)
+            n, P, width = x.data.shape[0], len(at), x.data.shape[2]
+            tap_rows, tap_cols = self.tap_rows, self.tap_cols
+            index = at.index((self.tap_key, width),  # (P, T): where each live tap reads, in x.flat
+                             lambda rows, cols: (rows[:, None] + tap_rows) * width + cols[:, None] + tap_cols)
+            cols_matrix = xp.take(x.flat, index.ravel(), axis=1).reshape(n * P, -1)
             W = step["W_all"]
         if relu_in:
             cols_matrix = xp.maximum(cols_matrix, 0)
@@ -476,7 +511,7 @@ class MaskedConv2d(Layer):
         y += step["b"]
         group = step["out"]
         if residual is not None:
-            y += residual[:, :, group].reshape(n * P, -1)
+            y += (residual if self.colors == 1 else residual[:, :, group]).reshape(n * P, -1)
         if self.relu:
             xp.maximum(y, 0, out=y)
         if self.colors == 1:
@@ -681,11 +716,11 @@ class ResidualBlock(Layer):
         h = self.conv2.forward_at(self.canvas2, i, j, g)
         return self.conv3.forward_at(h, i, j, g, residual=x)
 
-    def forward_many(self, x, rows, cols, g):
-        """``forward_at`` at the positions (rows[p], cols[p]): x (n, P, h) -> (n, P, h)."""
-        h = self.conv1.forward_many(x, rows, cols, g, relu_in=True)
+    def forward_many(self, x, at, g):
+        """``forward_at`` at the ``Positions`` at: x (n, P, h) -> (n, P, h)."""
+        h = self.conv1.forward_many(x, at, g, relu_in=True)
         # Into conv2's map: at these positions conv2 reads groups <= g only, and the
         # later groups, not yet computed, are written again at their own steps.
-        self.canvas2.write_many(rows, cols, h)
-        h = self.conv2.forward_many(self.canvas2, rows, cols, g)
-        return self.conv3.forward_many(h, rows, cols, g, residual=x)
+        self.canvas2.write_many(at, h)
+        h = self.conv2.forward_many(self.canvas2, at, g)
+        return self.conv3.forward_many(h, at, g, residual=x)

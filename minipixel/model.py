@@ -189,20 +189,19 @@ class PixelCNN(Layer):
         L = self.config.levels
         return out[:, g * L : (g + 1) * L]
 
-    def forward_many(self, canvas, rows, cols, g):
-        """The logits of sub-pixel g at the positions (rows[p], cols[p]), (n, P, levels):
+    def forward_many(self, canvas, at, g):
+        """The logits of sub-pixel g at the ``layers.Positions`` at, (n, P, levels):
         ``forward_at`` at P positions at once (the wavefront sampler's step).
 
-        rows, cols: (P,) int arrays on the model's device; ``canvas`` and every
-        layer's map must be final wherever these positions look (``sampling``'s
-        wavefront order sees to it).
+        ``canvas`` and every layer's map must be final wherever these positions
+        look (``sampling``'s wavefront order sees to it).
         """
-        h = self.conv_in.forward_many(canvas, rows, cols, g)
+        h = self.conv_in.forward_many(canvas, at, g)
         for block in self.blocks:
-            h = block.forward_many(h, rows, cols, g)
-        h = self.head1.forward_many(h, rows, cols, g, relu_in=True)
-        h = self.head2.forward_many(h, rows, cols, g)
-        out = self.conv_out.forward_many(h, rows, cols, g)
+            h = block.forward_many(h, at, g)
+        h = self.head1.forward_many(h, at, g, relu_in=True)
+        h = self.head2.forward_many(h, at, g)
+        out = self.conv_out.forward_many(h, at, g)
         L = self.config.levels
         return out[:, :, g * L : (g + 1) * L]
 

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from . import checks, fused, parallel
 from .backend import to_numpy
 from .data import labels_to_inputs
+from .layers import Positions
 
 METHODS = ("cached", "naive", "wavefront")
 
@@ -325,10 +326,25 @@ def sample_wavefront(model, u, temperature, bar, known=None, classes=None, watch
     if watch is not None:
         raise ValueError("the wavefront sampler takes no watch: it does not draw in raster order")
     model.condition(classes)  # a PixelCNN takes none: refused there
-    # One thread: splitting the images over two (one replica each) was slower,
-    # measured side by side (0.40-0.41 s against 0.34-0.35 s for 16 images).
-    with parallel.single_threaded_blas():  # products of a few positions: one thread does them sooner
-        return _sample_wavefront(model, u, temperature, bar, known)
+    # One thread (splitting the images over two, one replica each, measured slower
+    # side by side: 0.40-0.41 s against 0.34-0.35 s for 16 images), and BLAS left
+    # free to split the larger products over the cores.
+    return _sample_wavefront(model, u, temperature, bar, known)
+
+
+def wavefront_order(height, width, lag):
+    """Every position in the order the wavefront sampler computes them: step after
+    step (step t holds row i at column t - lag * i, for each row where that is in
+    the image), rows ascending within a step.
+
+    Returns (rows, cols, bounds): (H * W,) ints, and the offsets at which each
+    step begins and the last ends (step t is positions bounds[t] .. bounds[t + 1] - 1).
+    """
+    rows, cols = np.divmod(np.arange(height * width), width)
+    step = cols + lag * rows
+    order = np.lexsort((rows, step))  # by step, then by row
+    bounds = np.searchsorted(step[order], np.arange(width + lag * (height - 1) + 1))
+    return rows[order], cols[order], bounds
 
 
 def _sample_wavefront(model, u, temperature, bar, known):
@@ -337,24 +353,29 @@ def _sample_wavefront(model, u, temperature, bar, known):
     labels, u, first = _start(model, u, known)
     model.start_at(n, H, W)
     canvas = model.canvas(n, H, W)  # the model's input, filled as the labels are drawn
-    lag, every_row = wavefront_lag(model), np.arange(H)
-    for t in range(W + lag * (H - 1)):
-        rows = every_row[(t - lag * every_row >= 0) & (t - lag * every_row < W)]  # ascending
-        cols = t - lag * rows
-        known_here = int(np.searchsorted(rows, first))  # rows above `first` are given, not drawn
-        rows_d, cols_d = xp.asarray(rows), xp.asarray(cols)
+    rows, cols, bounds = wavefront_order(H, W, wavefront_lag(model))
+    everywhere = Positions(xp.asarray(rows), xp.asarray(cols))  # each step is a slice of it
+    # The labels and uniforms, their positions in the same order: a step's are a slice.
+    order = xp.asarray(rows * W + cols)
+    labels_w = labels.reshape(n, H * W, C)[:, order]
+    u_w = u.reshape(n, H * W, C)[:, order]
+    for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        at = everywhere[start:stop]
+        mid = start + int(np.count_nonzero(rows[start:stop] < first))  # rows above `first` are given, not drawn
         for c in range(C):
-            logits = model.forward_many(canvas, rows_d, cols_d, c)  # (n, P, L)
-            if known_here:  # known rows: their labels go in, as the other samplers do
-                r, k = rows_d[:known_here], cols_d[:known_here]
-                canvas.write_many(r, k, labels_to_inputs(labels[:, r, k, c], L, model.dtype, xp), channels=c)
-            if known_here < len(rows):
-                r, k = rows_d[known_here:], cols_d[known_here:]
-                drawn = draw(logits[:, known_here:].reshape(-1, L), u[:, r, k, c].reshape(-1), temperature)
-                drawn = drawn.reshape(n, -1)
-                labels[:, r, k, c] = drawn
-                canvas.write_many(r, k, labels_to_inputs(drawn, L, model.dtype, xp), channels=c)
-        if cols[0] == W - 1:  # the top row in flight has reached its last column
+            logits = model.forward_many(canvas, at, c)  # (n, P, L)
+            if mid > start:  # known rows: their labels go in, as the other samplers do
+                value = labels_to_inputs(labels_w[:, start:mid, c], L, model.dtype, xp)
+                canvas.write_many(everywhere[start:mid], value, channels=c)
+            if mid < stop:  # draw(): the labels and the input values into buffers, then in place
+                drawn = xp.empty(n * (stop - mid), dtype=np.uint8)
+                value = xp.empty(n * (stop - mid), dtype=model.dtype)
+                fused.draw_into(logits[:, mid - start :].reshape(-1, L), u_w[:, mid:stop, c].reshape(-1),
+                                temperature, drawn, value)
+                labels_w[:, mid:stop, c] = drawn.reshape(n, -1)
+                canvas.write_many(everywhere[mid:stop], value.reshape(n, -1), channels=c)
+        if cols[start] == W - 1:  # the top row in flight has reached its last column
             bar.update(n)
+    labels.reshape(n, H * W, C)[:, order] = labels_w
     return to_numpy(labels)
 

@@ -8,7 +8,7 @@ import pytest
 
 from minipixel import backend
 from minipixel.backend import get_xp, to_numpy
-from minipixel.layers import Canvas, MaskedConv2d, ReLU, ResidualBlock
+from minipixel.layers import Canvas, MaskedConv2d, Positions, ReLU, ResidualBlock
 from minipixel.masks import group_slices
 from minipixel.testing import strict
 
@@ -33,6 +33,23 @@ def walk(layer, x, colors, xp=np):
                 group = group_slices(y.shape[1], colors)[g]
                 out[:, i, j, group] = to_numpy(y[:, group])
     return out
+
+
+def test_positions_make_each_index_once_and_slice_it_for_their_parts():
+    made = []
+
+    def make(rows, cols):
+        made.append(1)
+        return rows * 10 + cols
+
+    whole = Positions(np.array([0, 0, 1, 2, 2]), np.array([3, 4, 0, 1, 2]))
+    part = whole[1:4]
+    assert len(part) == 3 and part.rows.tolist() == [0, 1, 2] and part.cols.tolist() == [4, 0, 1]
+    assert part.index("k", make).tolist() == [4, 10, 21]
+    assert part[1:].index("k", make).tolist() == [10, 21]  # a part of a part
+    assert whole.index("k", make).tolist() == [3, 4, 10, 21, 22]
+    assert len(made) == 1  # made once, for the whole, on first use
+    assert whole.index("other", lambda r, c: r + c).tolist() == [3, 4, 1, 3, 4]  # another key, another index
 
 
 @pytest.mark.parametrize("k,mask,colors,cin,cout,relu", [
@@ -209,7 +226,7 @@ def walk_many(layer, x, colors, xp=np, relu_in=False, residual=None, lag=None):
         if residual is not None:
             kw["residual"] = xp.asarray(residual[:, rows, cols])
         for g in range(colors):
-            y = layer.forward_many(source, xp.asarray(rows), xp.asarray(cols), g, **kw)
+            y = layer.forward_many(source, Positions(xp.asarray(rows), xp.asarray(cols)), g, **kw)
             if out is None:
                 out = np.full((B, H, W, y.shape[2]), np.nan)
             group = group_slices(y.shape[2], colors)[g]

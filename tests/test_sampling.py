@@ -414,6 +414,19 @@ def test_the_wavefront_sampler_draws_the_cached_sampler_s_images_with_several_ro
     assert len(np.unique(want)) == 3
 
 
+@pytest.mark.parametrize("height,width,lag", [(7, 17, 4), (28, 28, 4), (5, 3, 2), (1, 6, 3), (6, 1, 2)])
+def test_the_wavefront_order_holds_every_position_once_step_by_step(height, width, lag):
+    from minipixel.sampling import wavefront_order
+
+    rows, cols, bounds = wavefront_order(height, width, lag)
+    assert sorted(zip(rows.tolist(), cols.tolist())) == [(i, j) for i in range(height) for j in range(width)]
+    assert len(bounds) == width + lag * (height - 1) + 1 and bounds[0] == 0 and bounds[-1] == height * width
+    for t in range(len(bounds) - 1):  # step t: row i at column t - lag * i, rows ascending
+        r = rows[bounds[t] : bounds[t + 1]]
+        want = [i for i in range(height) if 0 <= t - lag * i < width]
+        assert r.tolist() == want and (cols[bounds[t] : bounds[t + 1]] == t - lag * r).all()
+
+
 def test_a_wavefront_one_column_too_close_reads_positions_not_yet_drawn(monkeypatch):
     # The lag is the least that works: one less and row i reads a position of row
     # i - 1 (at the right edge of its 7x7 window) that is still zero: other images.
