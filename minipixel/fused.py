@@ -65,7 +65,11 @@ def draw_into(logits, u, temperature, labels, inputs):
     logits: (n, levels); u: (n,) uniform numbers; labels: (n,) uint8, set to
     the levels drawn; inputs: (n,) floats, set to label / (levels - 1) (the
     network's input there, as ``data.labels_to_inputs``). Returns ``labels``.
+    u must be float64 and inputs of the logits' dtype (the CUDA kernel's types).
     """
+    if labels.dtype != np.uint8 or u.dtype != np.float64 or inputs.dtype != logits.dtype:
+        raise TypeError(f"fused draw: expected uint8 labels, float64 u and inputs of the logits' dtype, "
+                        f"got {labels.dtype}, {u.dtype}, {inputs.dtype}")
     if isinstance(labels, np.ndarray):
         _draw_twin(logits, u, temperature, labels, inputs)
         return labels
@@ -229,9 +233,6 @@ def _dense_cuda(cp, x, W, bias, out, relu_in, relu, residual):
 
 def _draw_cuda(cp, logits, u, temperature, labels, inputs):
     n, L = logits.shape
-    if labels.dtype != np.uint8 or u.dtype != np.float64 or inputs.dtype != logits.dtype:
-        raise TypeError(f"fused draw: expected uint8 labels, float64 u and inputs of the logits' dtype, "
-                        f"got {labels.dtype}, {u.dtype}, {inputs.dtype}")
     kernel = _module(cp).get_function(f"draw_into<{_ctype(logits)}>")
     stride = lambda a: np.int64(a.strides[0] // a.itemsize)  # noqa: E731
     kernel(((n + _BLOCK - 1) // _BLOCK,), (_BLOCK,),

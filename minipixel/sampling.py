@@ -360,6 +360,8 @@ def _sample_wavefront(model, u, temperature, bar, known):
     labels_w = labels.reshape(n, H * W, C)[:, order]
     u_w = u.reshape(n, H * W, C)[:, order]
     for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        if start == stop:  # an image narrower than the lag: no row has a column at this step
+            continue
         at = everywhere[start:stop]
         mid = start + int(np.count_nonzero(rows[start:stop] < first))  # rows above `first` are given, not drawn
         for c in range(C):

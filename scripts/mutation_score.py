@@ -45,19 +45,25 @@ EQUIVALENT = {
        for name in ("minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_12",
                     "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_80",
                     "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_144")},
-    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_90": 'row_at = "": always set at (i, 0, 0) before it is read',
-    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_79": "kernel >= 1: a 1x1 layer then gets tap offsets, which its "
-                                                          "forward_many never reads",
-    **{f"minipixel.layers.xǁResidualBlockǁforward_many__mutmut_{n}": "rows or cols None in the calls to conv1/conv3: "
-                                                                    "1x1 layers ignore the positions"
-       for n in (3, 4, 29, 30)},
-    **{f"minipixel.sampling.x__sample_wavefront__mutmut_{n}": "labels_to_inputs(..., dtype=None): the assignment into "
-                                                             "the canvas casts, and k/(L-1) rounded via float64 is the "
-                                                             "float32 quotient (as sample_naive's 51)" for n in (73, 115)},
-    "minipixel.sampling.x__sample_wavefront__mutmut_79": "known_here <= len(rows): where every row in flight is known, "
-                                                        "an empty draw writes nothing",
-    "minipixel.sampling.x__sample_wavefront__mutmut_124": "the bar counts a row one step before its last column: "
-                                                         "each row still once, and the last at the last step",
+    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_94": 'row_at = "": always set at (i, 0, 0) before it is read',
+    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_79": "kernel >= 1: a 1x1 layer then gets tap offsets and a tap "
+                                                          "key, which its forward_many never reads",
+    **{f"minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_{n}": "the tap key's label: every layer's key has the same one"
+       for n in (86, 87)},
+    **{f"minipixel.layers.xǁCanvasǁwrite_many__mutmut_{n}": "the index key's label: every canvas's key has the same one"
+       for n in (9, 10)},
+    **{f"minipixel.layers.xǁResidualBlockǁforward_many__mutmut_{n}": "positions None in the calls to conv1/conv3: "
+                                                                    "1x1 layers ignore them"
+       for n in (3, 23)},
+    "minipixel.sampling.x__sample_wavefront__mutmut_85": "labels_to_inputs(..., dtype=None): the write into the canvas "
+                                                        "casts, and k/(L-1) rounded via float64 is the float32 quotient "
+                                                        "(as sample_naive's 51)",
+    **{f"minipixel.sampling.x__sample_wavefront__mutmut_{n}": "mid >= start / mid <= stop: an empty write or draw "
+                                                             "(no known or no drawn row in flight) changes nothing"
+       for n in (81, 97)},
+    **{f"minipixel.layers.xǁMaskedConv2dǁforward_many__mutmut_{n}": "the residual sliced to group g for grey layers too: "
+                                                                    "there the group is every channel"
+       for n in (75, 78)},
     **{name: "reshape(..., -2): any negative size is 'the rest'"
        for name in ("minipixel.layers.xǁMaskedConv2dǁforward_at__mutmut_36", "minipixel.layers.xǁMaskedConv2dǁforward_row__mutmut_35",
                     "minipixel.layers.xǁLayerǁpack_parameters__mutmut_31", "minipixel.im2col.x_gather_index__mutmut_69",
@@ -65,9 +71,10 @@ EQUIVALENT = {
                     "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_108",
                     "minipixel.layers.xǁMaskedConv2dǁweight_matrix__mutmut_17",
                     "minipixel.layers.xǁMaskedConv2dǁforward__mutmut_33", "minipixel.layers.xǁMaskedConv2dǁ_cols__mutmut_36",
-                    *(f"minipixel.layers.xǁMaskedConv2dǁforward_many__mutmut_{n}" for n in (16, 48, 76, 108)),
-                    *(f"minipixel.sampling.x__sample_wavefront__mutmut_{n}" for n in (93, 96, 103)))},
-    "minipixel.layers.xǁMaskedConv2dǁforward_many__mutmut_85": "colors == 2 (never true) for == 1: a grey layer then "
+                    "minipixel.layers.xǁCanvasǁ__init____mutmut_21",
+                    *(f"minipixel.sampling.x__sample_wavefront__mutmut_{n}" for n in (128, 131, 138, 150)),
+                    *(f"minipixel.layers.xǁMaskedConv2dǁforward_many__mutmut_{n}" for n in (16, 49, 81, 113)))},
+    "minipixel.layers.xǁMaskedConv2dǁforward_many__mutmut_90": "colors == 2 (never true) for == 1: a grey layer then "
                                                               "writes its one group into a zeroed buffer, the same values",
     "minipixel.layers.xǁMaskedConv2dǁforward_row__mutmut_11": "relu = None: only its truth value is read (False and None agree)",
     **{f"minipixel.layers.xǁResidualBlockǁ__init____mutmut_{n}": 'mask argument dropped: MaskedConv2d\'s default is "B"'

@@ -65,6 +65,21 @@ def test_draw_into_draws_and_writes_the_label_and_the_input_value(levels, temper
     np.testing.assert_array_equal(got_inputs[:, 1], -1.0)
 
 
+@pytest.mark.parametrize("wrong", ["labels", "u", "inputs"])
+def test_draw_into_refuses_the_types_its_cuda_kernel_cannot_take_on_every_device(wrong, device):
+    # The CUDA kernel reads uint8 labels, float64 u and inputs of the logits' dtype;
+    # the NumPy twin would take others, so the check comes first, on every device.
+    xp = get_xp(device)
+    logits, u = xp.zeros((4, 2), dtype=np.float32), xp.full(4, 0.5)
+    labels, inputs = xp.zeros(4, dtype=np.uint8), xp.zeros(4, dtype=np.float32)
+    args = dict(labels=labels, u=u, inputs=inputs)
+    args[wrong] = xp.zeros(4, dtype=np.float64 if wrong != "u" else np.float32)
+    with pytest.raises(TypeError, match=r"^fused draw: expected uint8 labels, float64 u and inputs of the logits' dtype"):
+        fused.draw_into(logits, args["u"], 1.0, args["labels"], args["inputs"])
+    fused.draw_into(logits, u, 1.0, labels, inputs)  # the right types: drawn
+    assert to_numpy(inputs).tolist() == to_numpy(labels).astype(float).tolist()
+
+
 def test_the_stand_in_counts_a_fused_kernel_as_one_launch_and_refuses_host_arrays():
     x, W, b = strict.ones((4, 3)), strict.ones((3, 2)), strict.zeros(2)
     out, residual = strict.empty((4, 2)), strict.ones((4, 2))

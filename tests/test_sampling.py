@@ -339,6 +339,15 @@ def test_progress_bar_counts_the_rows_of_all_images(capsys, method):
     assert f"sampling ({method}): 100%|" in err and "| 12/12 [" in err and err.endswith("row/s]\n")
 
 
+def test_the_wavefront_sampler_takes_images_narrower_than_its_lag_and_counts_their_rows(capsys):
+    # One column, lag 4: three steps in four hold no position; each row ends at its first step.
+    model = wide_model(7)
+    got = sample(model, 3, method="wavefront", progress=True, width=1)
+    assert "| 21/21 [" in capsys.readouterr().err  # 3 images of 7 rows
+    assert np.array_equal(got, sample(model, 3, method="cached", width=1))
+    assert np.array_equal(sample(model, 3, method="wavefront", width=3), sample(model, 3, method="cached", width=3))
+
+
 def test_cached_sampling_is_cached_and_naive_is_naive(monkeypatch):
     # The default sampler never runs the whole network; the naive one runs it once per sub-pixel.
     model = tiny_model()
