@@ -511,7 +511,7 @@ class MaskedConv2d(Layer):
         y += step["b"]
         group = step["out"]
         if residual is not None:
-            y += (residual if self.colors == 1 else residual[:, :, group]).reshape(n * P, -1)
+            y += residual[:, :, group].reshape(n * P, -1)
         if self.relu:
             xp.maximum(y, 0, out=y)
         if self.colors == 1:

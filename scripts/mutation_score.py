@@ -61,9 +61,6 @@ EQUIVALENT = {
     **{f"minipixel.sampling.x__sample_wavefront__mutmut_{n}": "mid >= start / mid <= stop: an empty write or draw "
                                                              "(no known or no drawn row in flight) changes nothing"
        for n in (81, 97)},
-    **{f"minipixel.layers.xǁMaskedConv2dǁforward_many__mutmut_{n}": "the residual sliced to group g for grey layers too: "
-                                                                    "there the group is every channel"
-       for n in (75, 78)},
     **{name: "reshape(..., -2): any negative size is 'the rest'"
        for name in ("minipixel.layers.xǁMaskedConv2dǁforward_at__mutmut_36", "minipixel.layers.xǁMaskedConv2dǁforward_row__mutmut_35",
                     "minipixel.layers.xǁLayerǁpack_parameters__mutmut_31", "minipixel.im2col.x_gather_index__mutmut_69",
@@ -73,9 +70,7 @@ EQUIVALENT = {
                     "minipixel.layers.xǁMaskedConv2dǁforward__mutmut_33", "minipixel.layers.xǁMaskedConv2dǁ_cols__mutmut_36",
                     "minipixel.layers.xǁCanvasǁ__init____mutmut_21",
                     *(f"minipixel.sampling.x__sample_wavefront__mutmut_{n}" for n in (128, 131, 138, 150)),
-                    *(f"minipixel.layers.xǁMaskedConv2dǁforward_many__mutmut_{n}" for n in (16, 49, 81, 113)))},
-    "minipixel.layers.xǁMaskedConv2dǁforward_many__mutmut_90": "colors == 2 (never true) for == 1: a grey layer then "
-                                                              "writes its one group into a zeroed buffer, the same values",
+                    *(f"minipixel.layers.xǁMaskedConv2dǁforward_many__mutmut_{n}" for n in (16, 49, 77, 109)))},
     "minipixel.layers.xǁMaskedConv2dǁforward_row__mutmut_11": "relu = None: only its truth value is read (False and None agree)",
     **{f"minipixel.layers.xǁResidualBlockǁ__init____mutmut_{n}": 'mask argument dropped: MaskedConv2d\'s default is "B"'
        for n in (40, 56, 70)},

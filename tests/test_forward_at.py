@@ -67,14 +67,20 @@ def test_conv_forward_at_equals_forward(k, mask, colors, cin, cout, relu, device
                                rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("widths,colors", [("half", 1), ("keras", 1), ("half", 3), ("keras", 3)])
-def test_residual_block_forward_at_equals_forward(widths, colors, device):
+def perturbed_block(widths, colors, xp):
+    """A float64 residual block of 12 channels with every live parameter moved off its
+    initial value (the biases start at zero), and an input for it, (3, 5, 6, 12)."""
     rng = np.random.default_rng(5)
-    xp = get_xp(device)
     block = ResidualBlock(12, widths, colors=colors, rng=rng, dtype=np.float64, xp=xp)
     for _, p, _ in block.named_parameters():
         p += xp.asarray(0.1 * rng.standard_normal(p.shape)) * (p != 0 if p.ndim > 1 else 1)
-    x = rng.standard_normal((3, 5, 6, 12))
+    return block, rng.standard_normal((3, 5, 6, 12))
+
+
+@pytest.mark.parametrize("widths,colors", [("half", 1), ("keras", 1), ("half", 3), ("keras", 3)])
+def test_residual_block_forward_at_equals_forward(widths, colors, device):
+    xp = get_xp(device)
+    block, x = perturbed_block(widths, colors, xp)
     np.testing.assert_allclose(walk(block, x, colors, xp), to_numpy(block.forward(xp.asarray(x))),
                                rtol=1e-12, atol=1e-12)
 
@@ -268,11 +274,7 @@ def test_conv_forward_many_applies_relu_in_and_adds_the_residual(colors, device)
 
 @pytest.mark.parametrize("widths,colors", [("half", 1), ("keras", 1), ("half", 3), ("keras", 3)])
 def test_residual_block_forward_many_equals_forward(widths, colors, device):
-    rng = np.random.default_rng(5)
     xp = get_xp(device)
-    block = ResidualBlock(12, widths, colors=colors, rng=rng, dtype=np.float64, xp=xp)
-    for _, p, _ in block.named_parameters():
-        p += xp.asarray(0.1 * rng.standard_normal(p.shape)) * (p != 0 if p.ndim > 1 else 1)
-    x = rng.standard_normal((3, 5, 6, 12))
+    block, x = perturbed_block(widths, colors, xp)
     np.testing.assert_allclose(walk_many(block, x, colors, xp, lag=2)[0], to_numpy(block.forward(xp.asarray(x))),
                                rtol=1e-12, atol=1e-12)
