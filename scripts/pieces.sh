@@ -23,6 +23,24 @@ minutes_left() {
     python -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" "$1" "$2"
 }
 
+#     begin_piece FOLDER PIECE_MINUTES TRAIN_OPTIONS...
+#
+# the start of a piece: when FOLDER holds a checkpoint, says where the run stands;
+# otherwise starts it with `minipixel train TRAIN_OPTIONS... --minutes PIECE_MINUTES
+# --out FOLDER --quiet`. Either way it sets STOP_AT, the run's minutes at which this
+# piece ends, for the run_phase calls that follow.
+begin_piece() {
+    local out=$1 piece=$2 so_far step
+    shift 2
+    if [[ -f $out/checkpoint.npz ]]; then
+        read -r so_far step STOP_AT < <(resume_plan "$out" "$piece")
+        echo "continuing $out at step $step: $so_far minutes trained so far, stopping at $STOP_AT"
+    else
+        STOP_AT=$piece
+        minipixel train "$@" --minutes "$piece" --out "$out" --quiet
+    fi
+}
+
 #     run_phase FOLDER FROM TO STOP_AT [TRAIN_OPTIONS...]
 #
 # one phase of a run whose settings change at set steps (averaging from one step on,
@@ -53,4 +71,27 @@ from minipixel.files import deflate_npz
 for path in sorted(Path(sys.argv[1]).glob('*.npz')):
     before, after = deflate_npz(path)
     print(f'{path}: {before:,} -> {after:,} bytes')" "$1"
+}
+
+#     gated_dropout_run FOLDER FILTERS PIECE_MINUTES DATA
+#
+# the whole of a binarized-MNIST run with dropout from the first step, started or
+# continued for one more piece: scripts/pretrained_binarized_mnist_dropout.sh with 64
+# filters, and the wider run the README's plan names, if the pilot earns it, with 96.
+# Every setting but the width is fixed here: the gated PixelCNN with FILTERS filters per stack, a 7x7 first layer and
+# 12 more gated layers, dropout 0.2 in the gated layers, batch 32, seed 0, 2 threads;
+# Adam at 1e-3 decayed by 0.99991 a step (x0.87 an epoch of 1,563 steps); Polyak
+# averaging (--ema 0.9995) from the end of epoch 4 (step 6,252) on; at most 20 epochs
+# (31,260 steps); an evaluation on the 10,000 valid images ends every epoch and every
+# piece. DATA is the folder that holds the .amat.gz files. The folder is deflated at the
+# end (deflate_run).
+gated_dropout_run() {
+    local out=$1 filters=$2 piece=$3 data=$4 steps=31260 ema_from=6252 ema=0.9995 dropout=0.2
+    begin_piece "$out" "$piece" --data "$data/binarized_mnist_train.amat.gz" \
+        --valid "$data/binarized_mnist_valid.amat.gz" --arch gated --filters "$filters" --blocks 12 --batch 32 \
+        --lr 1e-3 --lr-decay 0.99991 --steps "$ema_from" --dropout "$dropout" --seed 0 --threads 2 --samples 64
+    run_phase "$out" 0 "$ema_from" "$STOP_AT" --dropout "$dropout" --threads 2 --quiet
+    run_phase "$out" "$ema_from" "$steps" "$STOP_AT" --ema "$ema" --dropout "$dropout" --threads 2 --quiet
+    tail -n 3 "$out/metrics.jsonl"
+    deflate_run "$out"
 }

@@ -41,17 +41,11 @@ EMA_FROM=6252  # the end of epoch 4: Polyak averaging from the next step on
 EMA=0.9995
 DROPOUT_FROM=10859  # where the third piece stopped: dropout from the next step on
 DROPOUT=0.1
-if [[ -f $OUT/checkpoint.npz ]]; then
-    read -r so_far step stop_at < <(resume_plan "$OUT" "$PIECE")
-    echo "continuing $OUT at step $step: $so_far minutes trained so far, stopping at $stop_at"
-else
-    stop_at=$PIECE
-    minipixel train --data "$DATA/binarized_mnist_train.amat.gz" --valid "$DATA/binarized_mnist_valid.amat.gz" \
-        --arch gated --filters 64 --blocks 12 --batch 32 --lr 1e-3 --lr-decay 0.99991 --steps "$EMA_FROM" \
-        --seed 0 --threads 2 --samples 64 --minutes "$PIECE" --out "$OUT" --quiet
-fi
-run_phase "$OUT" 0 "$EMA_FROM" "$stop_at" --threads 2 --quiet
-run_phase "$OUT" "$EMA_FROM" "$DROPOUT_FROM" "$stop_at" --ema "$EMA" --threads 2 --quiet
-run_phase "$OUT" "$DROPOUT_FROM" "$STEPS" "$stop_at" --ema "$EMA" --dropout "$DROPOUT" --threads 2 --quiet
+begin_piece "$OUT" "$PIECE" --data "$DATA/binarized_mnist_train.amat.gz" --valid "$DATA/binarized_mnist_valid.amat.gz" \
+    --arch gated --filters 64 --blocks 12 --batch 32 --lr 1e-3 --lr-decay 0.99991 --steps "$EMA_FROM" \
+    --seed 0 --threads 2 --samples 64
+run_phase "$OUT" 0 "$EMA_FROM" "$STOP_AT" --threads 2 --quiet
+run_phase "$OUT" "$EMA_FROM" "$DROPOUT_FROM" "$STOP_AT" --ema "$EMA" --threads 2 --quiet
+run_phase "$OUT" "$DROPOUT_FROM" "$STEPS" "$STOP_AT" --ema "$EMA" --dropout "$DROPOUT" --threads 2 --quiet
 tail -n 3 "$OUT/metrics.jsonl"
 deflate_run "$OUT"

@@ -23,6 +23,7 @@
 # at 1e-3 decayed by 0.99991 a step (x0.87 an epoch of 1,563 steps); Polyak averaging
 # (--ema 0.9995) from the end of epoch 4 (step 6,252) on; at most 20 epochs (31,260
 # steps); an evaluation on the 10,000 valid images ends every epoch and every piece.
+# The commands are gated_dropout_run's in scripts/pieces.sh.
 #
 # Data: the statically binarized MNIST of Larochelle & Murray, from
 # ../shared/data/binarized_mnist or `minipixel download binarized-mnist` (pass the
@@ -30,23 +31,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pieces.sh
-DATA=${DATA:-../shared/data/binarized_mnist}
-OUT=${OUT:-pretrained/binarized-mnist-64-dropout}
-PIECE=${PIECE_MINUTES:-150}
-STEPS=31260
-EMA_FROM=6252  # the end of epoch 4: Polyak averaging from the next step on
-EMA=0.9995
-DROPOUT=0.2
-if [[ -f $OUT/checkpoint.npz ]]; then
-    read -r so_far step stop_at < <(resume_plan "$OUT" "$PIECE")
-    echo "continuing $OUT at step $step: $so_far minutes trained so far, stopping at $stop_at"
-else
-    stop_at=$PIECE
-    minipixel train --data "$DATA/binarized_mnist_train.amat.gz" --valid "$DATA/binarized_mnist_valid.amat.gz" \
-        --arch gated --filters 64 --blocks 12 --batch 32 --lr 1e-3 --lr-decay 0.99991 --steps "$EMA_FROM" \
-        --dropout "$DROPOUT" --seed 0 --threads 2 --samples 64 --minutes "$PIECE" --out "$OUT" --quiet
-fi
-run_phase "$OUT" 0 "$EMA_FROM" "$stop_at" --dropout "$DROPOUT" --threads 2 --quiet
-run_phase "$OUT" "$EMA_FROM" "$STEPS" "$stop_at" --ema "$EMA" --dropout "$DROPOUT" --threads 2 --quiet
-tail -n 3 "$OUT/metrics.jsonl"
-deflate_run "$OUT"
+gated_dropout_run "${OUT:-pretrained/binarized-mnist-64-dropout}" 64 "${PIECE_MINUTES:-150}" "${DATA:-../shared/data/binarized_mnist}"
