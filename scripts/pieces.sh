@@ -78,13 +78,13 @@ for path in sorted(Path(sys.argv[1]).glob('*.npz')):
 # the whole of a binarized-MNIST run with dropout from the first step, started or
 # continued for one more piece: scripts/pretrained_binarized_mnist_dropout.sh with 64
 # filters, and the wider run the README's plan names, if the pilot earns it, with 96.
-# Every setting but the width is fixed here: the gated PixelCNN with FILTERS filters per stack, a 7x7 first layer and
-# 12 more gated layers, dropout 0.2 in the gated layers, batch 32, seed 0, 2 threads;
-# Adam at 1e-3 decayed by 0.99991 a step (x0.87 an epoch of 1,563 steps); Polyak
-# averaging (--ema 0.9995) from the end of epoch 4 (step 6,252) on; at most 20 epochs
-# (31,260 steps); an evaluation on the 10,000 valid images ends every epoch and every
-# piece. DATA is the folder that holds the .amat.gz files. The folder is deflated at the
-# end (deflate_run).
+# Every setting but the width is fixed here: the gated PixelCNN with FILTERS filters
+# per stack, a 7x7 first layer and 12 more gated layers, dropout 0.2 in the gated
+# layers, batch 32, seed 0, 2 threads; Adam at 1e-3 decayed by 0.99991 a step (x0.87 an
+# epoch of 1,563 steps); Polyak averaging (--ema 0.9995) from the end of epoch 4 (step
+# 6,252) on; at most 20 epochs (31,260 steps); an evaluation on the 10,000 valid images
+# ends every epoch and every piece. DATA is the folder that holds the .amat.gz files.
+# The folder is deflated at the end (deflate_run).
 gated_dropout_run() {
     local out=$1 filters=$2 piece=$3 data=$4 steps=31260 ema_from=6252 ema=0.9995 dropout=0.2
     begin_piece "$out" "$piece" --data "$data/binarized_mnist_train.amat.gz" \
