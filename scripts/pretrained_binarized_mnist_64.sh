@@ -33,19 +33,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pieces.sh
-DATA=${DATA:-../shared/data/binarized_mnist}
-OUT=${OUT:-pretrained/binarized-mnist-64}
-PIECE=${PIECE_MINUTES:-150}
-STEPS=31260
-EMA_FROM=6252  # the end of epoch 4: Polyak averaging from the next step on
-EMA=0.9995
-DROPOUT_FROM=10859  # where the third piece stopped: dropout from the next step on
-DROPOUT=0.1
-begin_piece "$OUT" "$PIECE" --data "$DATA/binarized_mnist_train.amat.gz" --valid "$DATA/binarized_mnist_valid.amat.gz" \
-    --arch gated --filters 64 --blocks 12 --batch 32 --lr 1e-3 --lr-decay 0.99991 --steps "$EMA_FROM" \
-    --seed 0 --threads 2 --samples 64
-run_phase "$OUT" 0 "$EMA_FROM" "$STOP_AT" --threads 2 --quiet
-run_phase "$OUT" "$EMA_FROM" "$DROPOUT_FROM" "$STOP_AT" --ema "$EMA" --threads 2 --quiet
-run_phase "$OUT" "$DROPOUT_FROM" "$STEPS" "$STOP_AT" --ema "$EMA" --dropout "$DROPOUT" --threads 2 --quiet
-tail -n 3 "$OUT/metrics.jsonl"
-deflate_run "$OUT"
+# The commands are gated_late_dropout_run's in scripts/pieces.sh.
+gated_late_dropout_run "${OUT:-pretrained/binarized-mnist-64}" 64 "${PIECE_MINUTES:-150}" \
+    "${DATA:-../shared/data/binarized_mnist}" 10859

@@ -1557,21 +1557,24 @@ def test_run_phase_resumes_a_run_only_inside_its_steps_and_its_time(tiny_npz, tm
     ]
 
 
-def test_gated_dropout_run_starts_a_run_with_its_settings_and_resumes_one_in_its_phase(tiny_npz, tmp_path):
+@pytest.mark.parametrize("call, dropout", [("gated_dropout_run {} 96 30 DATA", " --dropout 0.2"),
+                                           ("gated_late_dropout_run {} 96 30 DATA 10859", "")])
+def test_the_gated_runs_start_a_run_with_their_settings_and_resume_one_in_its_phase(tiny_npz, tmp_path, call,
+                                                                                      dropout):
     import subprocess
 
     root, env = Path(__file__).resolve().parents[1], recording_minipixel(tmp_path)
     fresh, started = tmp_path / "fresh", tmp_path / "started"
     run(settings(tiny_npz, steps=2), started)  # stands at step 2, a few seconds trained
     for folder in (fresh, started):
-        subprocess.run(["bash", "-c", f"source {root}/scripts/pieces.sh && gated_dropout_run {folder} 96 30 DATA"],
+        subprocess.run(["bash", "-c", f"source {root}/scripts/pieces.sh && " + call.format(folder)],
                        env=env, cwd=root, capture_output=True)
     calls = (tmp_path / "calls").read_text().splitlines()
     assert calls[0] == (
         "minipixel train --data DATA/binarized_mnist_train.amat.gz --valid DATA/binarized_mnist_valid.amat.gz "
-        "--arch gated --filters 96 --blocks 12 --batch 32 --lr 1e-3 --lr-decay 0.99991 --steps 6252 --dropout 0.2 "
+        f"--arch gated --filters 96 --blocks 12 --batch 32 --lr 1e-3 --lr-decay 0.99991 --steps 6252{dropout} "
         f"--seed 0 --threads 2 --samples 64 --minutes 30 --out {fresh} --quiet")
     minutes = round(read_checkpoint(started)[3]["seconds"] / 60 + 30, 1)
     # the started run is in the first phase: on to step 6,252 without averaging, for 30 more minutes
-    assert calls[1:] == [f"minipixel train --resume {started} --steps 6252 --minutes {minutes} --dropout 0.2 "
+    assert calls[1:] == [f"minipixel train --resume {started} --steps 6252 --minutes {minutes}{dropout} "
                          "--threads 2 --quiet"]
