@@ -96,23 +96,25 @@ gated_dropout_run() {
     deflate_run "$out"
 }
 
-#     gated_late_dropout_run FOLDER FILTERS PIECE_MINUTES DATA DROPOUT_FROM
+#     gated_late_dropout_run FOLDER FILTERS PIECE_MINUTES DATA DROPOUT_FROM [LAYERS]
 #
 # the whole of a binarized-MNIST run with dropout switched on late, started or
 # continued for one more piece: scripts/pretrained_binarized_mnist_64.sh (dropout from
-# step 10,860) and scripts/pretrained_binarized_mnist_128.sh (from step 6,253). Every
-# setting but the width and that step is fixed here: the gated PixelCNN with FILTERS
-# filters per stack, a 7x7 first layer and 12 more gated layers, batch 32, seed 0, 2
-# threads; Adam at 1e-3 decayed by 0.99991 a step (x0.87 an epoch of 1,563 steps);
-# Polyak averaging (--ema 0.9995) from the end of epoch 4 (step 6,252) on; dropout 0.1
-# in the gated layers after step DROPOUT_FROM (at least 6,252); at most 20 epochs
-# (31,260 steps); an evaluation on the 10,000 valid images ends every epoch and every
-# piece. DATA is the folder that holds the .amat.gz files. The folder is deflated at
-# the end (deflate_run).
+# step 10,860), scripts/pretrained_binarized_mnist_128.sh and
+# scripts/pretrained_binarized_mnist_64x20.sh (from step 6,253). Every setting but the
+# width, the depth and that step is fixed here: the gated PixelCNN with FILTERS
+# filters per stack, a 7x7 first layer and LAYERS (12 unless given) more gated
+# layers, batch 32, seed 0, 2 threads; Adam at 1e-3 decayed by 0.99991 a step (x0.87
+# an epoch of 1,563 steps); Polyak averaging (--ema 0.9995) from the end of epoch 4
+# (step 6,252) on; dropout 0.1 in the gated layers after step DROPOUT_FROM (at least
+# 6,252); at most 20 epochs (31,260 steps); an evaluation on the 10,000 valid images
+# ends every epoch and every piece. DATA is the folder that holds the .amat.gz files.
+# The folder is deflated at the end (deflate_run).
 gated_late_dropout_run() {
-    local out=$1 filters=$2 piece=$3 data=$4 dropout_from=$5 steps=31260 ema_from=6252 ema=0.9995 dropout=0.1
+    local out=$1 filters=$2 piece=$3 data=$4 dropout_from=$5 layers=${6:-12} steps=31260 ema_from=6252 ema=0.9995
+    local dropout=0.1
     begin_piece "$out" "$piece" --data "$data/binarized_mnist_train.amat.gz" \
-        --valid "$data/binarized_mnist_valid.amat.gz" --arch gated --filters "$filters" --blocks 12 --batch 32 \
+        --valid "$data/binarized_mnist_valid.amat.gz" --arch gated --filters "$filters" --blocks "$layers" --batch 32 \
         --lr 1e-3 --lr-decay 0.99991 --steps "$ema_from" --seed 0 --threads 2 --samples 64
     run_phase "$out" 0 "$ema_from" "$STOP_AT" --threads 2 --quiet
     run_phase "$out" "$ema_from" "$dropout_from" "$STOP_AT" --ema "$ema" --threads 2 --quiet

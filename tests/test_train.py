@@ -1557,10 +1557,11 @@ def test_run_phase_resumes_a_run_only_inside_its_steps_and_its_time(tiny_npz, tm
     ]
 
 
-@pytest.mark.parametrize("call, dropout", [("gated_dropout_run {} 96 30 DATA", " --dropout 0.2"),
-                                           ("gated_late_dropout_run {} 96 30 DATA 10859", "")])
+@pytest.mark.parametrize("call, dropout, layers", [("gated_dropout_run {} 96 30 DATA", " --dropout 0.2", 12),
+                                                   ("gated_late_dropout_run {} 96 30 DATA 10859", "", 12),
+                                                   ("gated_late_dropout_run {} 96 30 DATA 6252 20", "", 20)])
 def test_the_gated_runs_start_a_run_with_their_settings_and_resume_one_in_its_phase(tiny_npz, tmp_path, call,
-                                                                                      dropout):
+                                                                                      dropout, layers):
     import subprocess
 
     root, env = Path(__file__).resolve().parents[1], recording_minipixel(tmp_path)
@@ -1572,7 +1573,7 @@ def test_the_gated_runs_start_a_run_with_their_settings_and_resume_one_in_its_ph
     calls = (tmp_path / "calls").read_text().splitlines()
     assert calls[0] == (
         "minipixel train --data DATA/binarized_mnist_train.amat.gz --valid DATA/binarized_mnist_valid.amat.gz "
-        f"--arch gated --filters 96 --blocks 12 --batch 32 --lr 1e-3 --lr-decay 0.99991 --steps 6252{dropout} "
+        f"--arch gated --filters 96 --blocks {layers} --batch 32 --lr 1e-3 --lr-decay 0.99991 --steps 6252{dropout} "
         f"--seed 0 --threads 2 --samples 64 --minutes 30 --out {fresh} --quiet")
     minutes = round(read_checkpoint(started)[3]["seconds"] / 60 + 30, 1)
     # the started run is in the first phase: on to step 6,252 without averaging, for 30 more minutes
