@@ -33,15 +33,15 @@ from dataclasses import replace
 import numpy as np
 from tqdm import tqdm
 
-from . import parallel
-from .checks import Parser, option
+from . import evaluate, threads
+from .options import Parser, add_threads_argument, option
 from .backend import chunk_rows, get_xp, synchronize
 from .data import labels_to_inputs
-from .layers import MaskedConv2d
+from .conv import MaskedConv2d
 from .model import PixelCNNConfig, build_model
 from .optim import Adam
 from .sampling import sample, sample_naive
-from .train import train_step
+from .step import train_step
 
 REFERENCE = PixelCNNConfig(height=28, width=28, channels=1, levels=2, filters=128, blocks=5, block="keras")
 # The gated model at the same width and depth: 128 filters in both stacks, a
@@ -87,7 +87,7 @@ def replay_matmuls(model, batch):
     H, W = model.config.height, model.config.width
     per_chunk = max(1, chunk_rows(xp) // (H * W))
     parts = []
-    for part in parallel.split(batch, len(parallel.replicas(model, batch))):
+    for part in threads.split(batch, len(threads.replicas(model, batch))):
         images = part.stop - part.start
         arrays = []
         for start in range(0, images, per_chunk):
@@ -106,7 +106,7 @@ def replay_matmuls(model, batch):
         for a, b in arrays:
             a @ b
 
-    return lambda: parallel.run([lambda arrays=arrays: products(arrays) for arrays in parts])
+    return lambda: threads.run([lambda arrays=arrays: products(arrays) for arrays in parts])
 
 
 def timed(fn, xp):
@@ -138,12 +138,12 @@ def peak_rss_training(batch, steps=3, device="cpu", arch="pixelcnn", threads=Non
     """Peak resident memory (bytes) of a fresh process that builds the reference
     model and runs ``steps`` training steps at ``batch``."""
     return peak_rss(
-        "from minipixel import parallel\n"
+        "from minipixel import threads\n"
         "from minipixel.bench import REFERENCES, batch_of\n"
         "from minipixel.model import build_model\n"
         "from minipixel.optim import Adam\n"
-        "from minipixel.train import train_step\n"
-        f"parallel.set_threads({threads!r})\n"
+        "from minipixel.step import train_step\n"
+        f"threads.set_threads({threads!r})\n"
         f"m = build_model(REFERENCES[{arch!r}], device={device!r})\n"
         "opt = Adam(m.parameters(), flat=m.packed)\n"
         f"x, y = batch_of(m, {batch})\n"
@@ -215,15 +215,15 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
     model = build_model(reference, seed=0, device=device)
     optimizer = Adam(model.parameters(), lr=1e-4, flat=model.packed)
     name = "keras.io reference: " if arch == "pixelcnn" else "gated, at the reference's width and depth: "
-    threads = parallel.threads() if xp is np else 1
+    n_threads = threads.threads() if xp is np else 1
     result = {"device": device, "machine": machine(), "model": name + reference.to_json(), "repeat": repeat,
-              "threads": threads, "blas_threads": parallel.blas_threads_in(threads), "batches": {}}
+              "threads": n_threads, "blas_threads": threads.blas_threads_in(n_threads), "batches": {}}
     for batch in batches:
         x, labels = batch_of(model, batch)
         shapes = matmul_shapes(model, batch)
         replay = replay_matmuls(model, batch)
         step = lambda: train_step(model, optimizer, x, labels)
-        forward_s = median_time(lambda: parallel.forward(model, x), xp, repeat)
+        forward_s = median_time(lambda: evaluate.forward(model, x), xp, repeat)
         # The machine's speed drifts by tens of percent over seconds (shared
         # hardware), so the training step and its matmul replay are timed in
         # alternation and compared round by round.
@@ -297,13 +297,12 @@ def add_arguments(parser):
     parser.add_argument("--naive-rows", type=option("rows"), default=2,
                         help="rows the naive sampler runs before extrapolating (default 2)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS measurements (subprocesses)")
-    from .cli import add_threads_argument
 
     add_threads_argument(parser)
 
 
 def run_from_args(args):
-    parallel.set_threads(args.threads)
+    threads.set_threads(args.threads)
     result = run(args.device, args.batches, args.repeat, args.sample_images, args.naive_rows, memory=not args.no_memory,
                  arch=args.arch)
     print(json.dumps(result, indent=2))

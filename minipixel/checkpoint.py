@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checks
+from . import memory
 from .backend import to_numpy
 from .files import atomic_write, read_npz_arrays
 from .model import PixelCNNConfig, build_model
@@ -125,7 +125,7 @@ def read_checkpoint(path):
     params = {k[len("param/"):]: v for k, v in data.items() if k.startswith("param/")}
     optim = {k[len("optim/"):]: v for k, v in data.items() if k.startswith("optim/")}
     _check_numbers(params, path, "parameter")
-    held, described = sum(int(v.size) for v in params.values()), checks.parameter_count(config)
+    held, described = sum(int(v.size) for v in params.values()), memory.parameter_count(config)
     if described > 2 * held + 1000:  # checked before the model is built: a damaged config cannot make it huge
         raise CheckpointError(f"{path}: the config describes a model of about {described:,} numbers, but the file "
                               f"holds {held:,}; the checkpoint is damaged")

@@ -1,6 +1,6 @@
 """The masked convolution written as directly as the math: the reference.
 
-``layers.MaskedConv2d`` computes exactly this, but gathers only the live taps
+``conv.MaskedConv2d`` computes exactly this, but gathers only the live taps
 into an im2col matrix, cuts the batch into cache-sized chunks, reuses scratch
 buffers and fuses the bias and the ReLU. This file has none of that: one loop
 over the kernel taps, a padded copy of the input, and the chain rule. Read it

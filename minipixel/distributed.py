@@ -3,13 +3,13 @@
     mpiexec -n 4 minipixel train --batch 64 ...   # 4 ranks, 16 images each a step
 
 Every rank holds the whole model and the same data. Each step, rank r takes its
-slice of the same global batch (``parallel.split(B, size)[r]``), runs forward,
+slice of the same global batch (``threads.split(B, size)[r]``), runs forward,
 loss and backward on it, and then the ranks meet in one place, ``sum``: every
 rank's gradients sit in one flat array (``model.packed``), the arrays of all
 ranks are gathered, and each rank adds them up in rank order. So every rank
 holds the same sum, bit for bit, and applies the same Adam step; and the sum
 is grouped exactly as one process with one thread per slice groups it
-(``parallel.loss_and_gradients``), so a run on N ranks gives the parameters of
+(``step.train_step``), so a run on N ranks gives the parameters of
 a one-process run with N threads, to the bit.
 
 The step's loss and the stop signals (Ctrl-C, the --minutes budget) travel in
@@ -25,6 +25,8 @@ import hashlib
 import os
 
 import numpy as np
+
+from . import threads
 
 MPI_INSTALL = 'pip install -e ".[mpi]" (mpi4py and the mpich runtime, whose mpiexec lands in the virtual environment)'
 # Set by the MPI launchers (MPICH/Hydra, Open MPI, PMIx) in every process they start.
@@ -47,13 +49,11 @@ def local_size():
 def share_cores(settings=None):
     """A CPU rank's share of its host's cores: the threads of a training step
     (``--threads``, else cores / ranks on this host) and as many BLAS threads."""
-    from . import parallel
-
     if settings is not None and settings.device == "gpu":
         return
-    if parallel._threads is None:
-        parallel.set_threads(max(1, parallel.cpu_count() // local_size()))
-    parallel.limit_blas(parallel.threads())
+    if threads._threads is None:
+        threads.set_threads(max(1, threads.cpu_count() // local_size()))
+    threads.limit_blas(threads.threads())
 
 
 class Single:

@@ -49,7 +49,7 @@ The output: the sum of every layer's ``out`` (skip connections), ReLU, a 1x1
 mask-B convolution h -> h with ReLU, and a 1x1 mask-B convolution to
 ``C * levels`` logits, as in ``model.PixelCNN``.
 
-The one-position forward (``forward_at``, see ``layers``): the vertical stack
+The one-position forward (``forward_at``, see ``conv``): the vertical stack
 reads whole rows above, which are final once the sampler has finished them,
 so at the first sub-pixel of row i the model computes the vertical stack's row
 i - 1 for every column and every layer (``GatedLayer.vertical_row``), and the
@@ -59,7 +59,8 @@ time. Over an image that is still one forward pass of arithmetic.
 import numpy as np
 
 from .backend import array_module, get_xp, to_numpy
-from .layers import Dropout, Layer, MaskedConv2d, ReLU, check_array
+from .conv import MaskedConv2d
+from .layers import Dropout, Layer, ReLU, check_array
 from .masks import group_slices
 
 

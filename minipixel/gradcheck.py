@@ -31,11 +31,12 @@ import numpy as np
 
 from .backend import array_module, get_xp, to_numpy
 from .conv_reference import conv2d_reference, conv2d_reference_backward
-from .layers import Dropout, MaskedConv2d, ReLU, ResidualBlock, set_dropout
+from .conv import MaskedConv2d
+from .layers import Dropout, ReLU, set_dropout
 from .losses import softmax_cross_entropy
 from .masks import conv_mask
 from .gated import ClassBias, Gate, GatedLayer, ShiftDown
-from .model import PixelCNNConfig, build_model
+from .model import PixelCNNConfig, ResidualBlock, build_model
 
 TOLERANCE = 1e-6
 STEP = 1e-5

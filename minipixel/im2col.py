@@ -220,7 +220,7 @@ def scratch(name, shape, dtype, xp=np):
     at a time, use it, and are done with it before the next; one buffer per
     name, grown to the largest size asked for, serves them all, and memory
     that is reused is memory that is already in the cache. Each thread has its
-    own (``parallel`` runs a part of the batch in each).
+    own (``threads`` runs a part of the batch in each).
     """
     buffers = _local.__dict__.setdefault("buffers", {})
     key = (name, xp.__name__, np.dtype(dtype).str)

@@ -56,7 +56,7 @@ def softmax_cross_entropy(logits, labels, batch=None):
     logits: (B, H, W, C, levels) float (any shape ``(B, ..., levels)`` works)
     labels: (B, H, W, C) int in 0..levels-1
     batch:  the number of images the mean is over (default B); when these B images
-            are one part of a larger batch (``parallel``), that batch's size
+            are one part of a larger batch (``threads``), that batch's size
     returns (loss, dlogits): loss a Python float in nats per image;
         dlogits (same shape as logits) = (softmax(logits) - onehot(labels)) / batch
     """

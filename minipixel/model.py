@@ -20,9 +20,85 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from . import checks
+from . import options
 from .backend import get_xp
-from .layers import Layer, MaskedConv2d, ReLU, ResidualBlock, check_array
+from .conv import MaskedConv2d
+from .layers import Layer, ReLU, check_array
+
+
+class ResidualBlock(Layer):
+    """The PixelCNN residual block, with ReLUs before the convolutions:
+
+        x -> ReLU -> conv1 (1x1, mask B, h -> m1)
+          -> ReLU -> conv2 (3x3, mask B, m1 -> m2)
+          -> ReLU -> conv3 (1x1, mask B, m2 -> h)  -> + x
+
+    (the second and third ReLU are computed by conv1 and conv2, ``relu=True``)
+
+    ``widths="half"`` is the paper's block (m1 = m2 = h/2); ``"keras"`` is the
+    keras.io example's (m1 = h, m2 = h/2). x and the output: (B, H, W, h).
+    """
+
+    WIDTHS = ("half", "keras")
+
+    def __init__(self, channels, widths="half", kernel=3, colors=1, rng=None, dtype=np.float32, xp=np):
+        super().__init__()
+        if widths not in self.WIDTHS:
+            raise ValueError(f"residual block widths must be one of {self.WIDTHS}, got {widths!r}")
+        m1 = channels // 2 if widths == "half" else channels
+        m2 = channels // 2
+        conv = dict(colors=colors, rng=rng, dtype=dtype, xp=xp)
+        self.relu1 = ReLU()  # not in place: x is still needed for the skip connection
+        # The other two ReLUs are fused into the convolutions before them.
+        self.conv1 = MaskedConv2d(channels, m1, 1, "B", relu=True, **conv)
+        self.conv2 = MaskedConv2d(m1, m2, kernel, "B", relu=True, **conv)
+        self.conv3 = MaskedConv2d(m2, channels, 1, "B", **conv)
+        self.canvas2 = None  # forward_at: conv2's input map
+
+    def children(self):
+        return {"relu1": self.relu1, "conv1": self.conv1, "conv2": self.conv2, "conv3": self.conv3}
+
+    def forward(self, x):
+        h = self.relu1.forward(x)
+        h = self.conv1.forward(h)  # conv, then ReLU
+        h = self.conv2.forward(h)  # conv, then ReLU
+        h = self.conv3.forward(h)
+        h += x  # conv3's output is a fresh array: add the identity into it
+        return h
+
+    def backward(self, dy):
+        # out = x + f(x): the sum passes dy to both branches unchanged.
+        dh = self.conv3.backward(dy)
+        dh = self.conv2.backward(dh)  # through its ReLU, then the conv
+        dh = self.conv1.backward(dh)
+        dh = self.relu1.backward(dh)
+        dh += dy
+        return dh
+
+    def start_at(self, n, height, width):
+        super().start_at(n, height, width)
+        self.canvas2 = self.conv2.canvas(n, height, width)
+
+    def forward_at(self, x, i, j, g):
+        """x: (n, h) at (i, j) -> the block's output vector there (group g fresh).
+
+        ``forward`` line by line, in three layer calls (three GPU launches): conv1
+        applies relu1 as it reads x and writes straight into conv2's input map
+        (the 3x3 conv reads this position again from the rows below); conv3 adds x,
+        in its own output vector, which is the block's.
+        """
+        self.conv1.forward_at(x, i, j, g, relu_in=True, out=self.canvas2.at(i, j))
+        h = self.conv2.forward_at(self.canvas2, i, j, g)
+        return self.conv3.forward_at(h, i, j, g, residual=x)
+
+    def forward_many(self, x, at, g):
+        """``forward_at`` at the ``Positions`` at: x (n, P, h) -> (n, P, h)."""
+        h = self.conv1.forward_many(x, at, g, relu_in=True)
+        # Into conv2's map: at these positions conv2 reads groups <= g only, and the
+        # later groups, not yet computed, are written again at their own steps.
+        self.canvas2.write_many(at, h)
+        h = self.conv2.forward_many(self.canvas2, at, g)
+        return self.conv3.forward_many(h, at, g, residual=x)
 
 
 ARCHS = ("pixelcnn", "gated")
@@ -43,13 +119,13 @@ class PixelCNNConfig:
     arch: str = "pixelcnn"  # "pixelcnn" (this file) or "gated" (gated.GatedPixelCNN)
     classes: int = 0  # gated only: number of classes to condition on (0: unconditional)
 
-    # field: its range in checks.RANGES (the same bounds as the command line's options)
+    # field: its range in options.RANGES (the same bounds as the command line's options)
     RANGES = {"height": "size", "width": "size", "levels": "levels", "filters": "filters", "blocks": "blocks",
               "input_kernel": "kernel", "classes": "class"}
 
     def validate(self):
         for name, kind in self.RANGES.items():
-            checks.check(kind, getattr(self, name), f"config.{name}")
+            options.check(kind, getattr(self, name), f"config.{name}")
         if self.channels not in (1, 3) or isinstance(self.channels, bool):
             raise ValueError(f"config.channels: expected 1 (grey) or 3 (RGB), got {self.channels!r}")
         if self.input_kernel % 2 == 0:
@@ -167,7 +243,7 @@ class PixelCNN(Layer):
         return self.conv_in.backward(dh)
 
     def canvas(self, n, height=None, width=None):
-        """A zero ``layers.Canvas`` of the model's input, (n, H, W, C), for ``forward_at``:
+        """A zero ``canvas.Canvas`` of the model's input, (n, H, W, C), for ``forward_at``:
         the sampler writes each sub-pixel it draws into it."""
         cfg = self.config
         return self.conv_in.canvas(n, height or cfg.height, width or cfg.width)
@@ -190,7 +266,7 @@ class PixelCNN(Layer):
         return out[:, g * L : (g + 1) * L]
 
     def forward_many(self, canvas, at, g):
-        """The logits of sub-pixel g at the ``layers.Positions`` at, (n, P, levels):
+        """The logits of sub-pixel g at the ``canvas.Positions`` at, (n, P, levels):
         ``forward_at`` at P positions at once (the wavefront sampler's step).
 
         ``canvas`` and every layer's map must be final wherever these positions

@@ -13,7 +13,7 @@ the same random numbers:
   its output at position p depends only on its input at positions up to p. So
   when the sampler reaches p, all earlier positions of every layer are final,
   and the logits at p need each layer's output at p only. Each layer computes
-  exactly that in its ``forward_at`` (see ``layers``), beside its ``forward``;
+  exactly that in its ``forward_at`` (see ``conv``), beside its ``forward``;
   this file only walks the positions and draws. Generating an image costs
   about one forward pass of arithmetic instead of H * W * C of them.
 
@@ -37,10 +37,10 @@ probability exceeds the uniform number.
 import numpy as np
 from tqdm import tqdm
 
-from . import checks, fused, parallel
+from . import fused, memory, threads
 from .backend import to_numpy
 from .data import labels_to_inputs
-from .layers import Positions
+from .canvas import Positions
 
 METHODS = ("cached", "naive", "wavefront")
 
@@ -130,7 +130,7 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
     if not (isinstance(every, (int, np.integer)) and every >= 1):
         raise ValueError(f"snapshot_every must be a positive int, got {snapshot_every!r}")
     if model.xp is np:
-        checks.check_memory(checks.sampling_bytes(cfg, n, batch_size, H, W),
+        memory.check_memory(memory.sampling_bytes(cfg, n, batch_size, H, W),
                             f"sampling {n} images of {H}x{W}")
     uniforms = np.random.default_rng(seed).random((n, H, W, cfg.channels))
     out = np.zeros((n, H, W, cfg.channels), dtype=np.uint8)
@@ -221,7 +221,7 @@ class Recording:
                              "more (sample --frame-every)")
         self.every = every
         self.drawn = [min(k * every, total) for k in range(-(-total // every) + 1)]
-        checks.check_memory(len(self.drawn) * n * total, f"recording {len(self.drawn)} frames of {n} images")
+        memory.check_memory(len(self.drawn) * n * total, f"recording {len(self.drawn)} frames of {n} images")
         self.labels = np.zeros((len(self.drawn), n, height, width, channels), dtype=np.uint8)
 
     def __call__(self, start, labels, drawn):
@@ -275,7 +275,7 @@ def sample_cached(model, u, temperature, bar, known=None, classes=None, watch=No
     Same arguments and result as ``sample_naive``. The known rows are still
     run through the model, to fill the maps that later positions read.
     """
-    with parallel.single_threaded_blas():  # a position's products are small: one thread does them sooner
+    with threads.single_threaded_blas():  # a position's products are small: one thread does them sooner
         return _sample_cached(model, u, temperature, bar, known, classes, watch)
 
 
@@ -313,7 +313,7 @@ def wavefront_lag(model):
     that computed (i - a, j + q) in every layer (q < D * a), so each position's
     inputs are final; the layers of one position run in order within the step.
     """
-    from .layers import MaskedConv2d
+    from .conv import MaskedConv2d
 
     return 1 + max(layer.kernel // 2 for layer in model.layers() if isinstance(layer, MaskedConv2d))
 
@@ -326,9 +326,9 @@ def sample_wavefront(model, u, temperature, bar, known=None, classes=None, watch
     if watch is not None:
         raise ValueError("the wavefront sampler takes no watch: it does not draw in raster order")
     model.condition(classes)  # a PixelCNN takes none: refused there
-    # One thread (splitting the images over two, one replica each, measured slower
-    # side by side: 0.40-0.41 s against 0.34-0.35 s for 16 images), and BLAS left
-    # free to split the larger products over the cores.
+    # One thread, with BLAS free to split the larger products over the cores: the
+    # images split over two threads, one replica each, ran slower side by side
+    # (README, Performance).
     return _sample_wavefront(model, u, temperature, bar, known)
 
 

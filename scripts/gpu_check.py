@@ -23,7 +23,7 @@ What it does, in this order, each step recorded in the JSON with its figures and
 6. the MPI + NCCL gradient sum, where mpi4py is installed (GPU only);
 7. timings (medians): training and forward at several batch sizes, sampling;
 8. last, every float64 gradient check of ``minipixel gradcheck`` with the layers
-   on the GPU: the slowest step by far (the 37 of 2026-11-27 took ~5 minutes on an H200), so a
+   on the GPU: the slowest step by far (minutes; README's GPU section has the figures), so a
    time limit cuts only these.
 
 The JSON is saved as it goes: rewritten whole (to a temporary file in the same
@@ -173,7 +173,7 @@ def cached_equals_naive(cfg, device):
 def timings(device, batches, repeat, sample_images):
     import numpy as np
 
-    from minipixel import parallel
+    from minipixel import evaluate as evaluate_module
     from minipixel.backend import get_xp, synchronize
     from minipixel.bench import REFERENCE, batch_of
     from minipixel.model import build_model
@@ -202,7 +202,7 @@ def timings(device, batches, repeat, sample_images):
     for batch in batches:
         x, labels = batch_of(model, batch)
         step = median(lambda: train_step(model, optimizer, x, labels))
-        forward = median(lambda: parallel.forward(model, x))
+        forward = median(lambda: evaluate_module.forward(model, x))
         out["batches"][str(batch)] = {"train_images_per_s": round(batch / step, 1), "train_step_ms": round(step * 1e3, 2),
                                       "forward_images_per_s": round(batch / forward, 1)}
     for n in sample_images:

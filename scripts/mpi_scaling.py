@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from minipixel import distributed, parallel
+from minipixel import distributed, threads as threads_module
 from minipixel.data import labels_to_inputs
 from minipixel.model import PixelCNN, PixelCNNConfig
 from minipixel.optim import Adam
@@ -30,14 +30,14 @@ def main():
     args = parser.parse_args()
     ranks = distributed.ranks()
     if args.threads:
-        parallel.set_threads(args.threads)
-        parallel.limit_blas(args.threads)
+        threads_module.set_threads(args.threads)
+        threads_module.limit_blas(args.threads)
     elif ranks.size > 1:
         distributed.share_cores()
     model = PixelCNN(PixelCNNConfig(filters=64, blocks=8), seed=0)
     adam = Adam(model.parameters(), flat=model.packed)
     labels = np.random.default_rng(0).integers(0, 2, (args.batch, 28, 28, 1))
-    part = labels[parallel.split(args.batch, ranks.size)[ranks.rank]]
+    part = labels[threads_module.split(args.batch, ranks.size)[ranks.rank]]
     x = labels_to_inputs(part, 2, np.float32)
     meeting = [0.0]
     real_sum, real_agree = ranks.sum, ranks.agree
@@ -58,7 +58,7 @@ def main():
         train_step(model, adam, x, part, ranks=ranks, batch=args.batch)
     seconds = (time.perf_counter() - start) / args.steps
     if ranks.rank == 0:
-        print(json.dumps({"ranks": ranks.size, "threads_per_rank": parallel.threads(), "batch": args.batch,
+        print(json.dumps({"ranks": ranks.size, "threads_per_rank": threads_module.threads(), "batch": args.batch,
                           "images_per_s": round(args.batch / seconds, 1), "step_s": round(seconds, 4),
                           "meeting_s": round(meeting[0] / args.steps, 5),
                           "parameters": int(model.packed[0].size)}))

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Mutation testing of the core modules with mutmut (https://pypi.org/project/mutmut/),
-# not part of CI (too slow: a whole run takes about an hour on 2 cores, 63 minutes when last
-# measured; the README's Tests section gives the figures). Run from anywhere:
+# not part of CI (too slow: a whole run takes hours on 2 cores; the README's Tests section
+# gives the figures). Run from anywhere:
 #
 #     bash scripts/mutation.sh            # a fresh run: every mutant
 #     bash scripts/mutation.sh --resume   # go on with an interrupted run
 #
 # What is mutated, and which test files are run against it, is set in setup.cfg
-# ([mutmut]): masks, im2col, conv_reference, layers, losses, optim, sampling, data,
-# checkpoint and train. mutmut first runs those tests once to learn which tests reach
-# which function, then runs, for each mutant, only the tests that reach its function.
+# ([mutmut]): every module of minipixel/ but the command line (cli, cli_pictures), the
+# pictures (viz), the benchmark and testing/. mutmut first runs those tests once to
+# learn which tests reach which function, then runs, for each mutant, only the tests
+# that reach its function (of them, only the files tests/conftest.py's MUTATION_TESTS
+# lists for its module).
 # The score and the survivors are printed at the end (survivors: `mutmut show NAME`
 # prints one as a diff).
 set -euo pipefail

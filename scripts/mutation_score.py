@@ -8,6 +8,14 @@ for (tests/conftest.py fails such a test and lists the mutant in
 mutants/too-slow.txt): they count as killed too, as mutmut's own timeouts do.
 Equivalent mutants (a change that cannot alter behaviour) are listed in
 EQUIVALENT with the reason, and left out of the score.
+
+EQUIVALENT is keyed by the mutant's place in the code without its module
+(``mutant_key``): "Class.method#N" or "function#N", N being mutmut's number for
+the mutant within that function, so a function moved to another module keeps its
+entries. The script fails (exit status 1, after the score) when an entry matches no
+mutant of the run (orphaned: the function was renamed, removed or left out of
+[mutmut] only_mutate) or matches mutants in two modules (ambiguous: two modules
+define the same name). tests/test_mutation_keys.py checks the same without a run.
 """
 import json
 import sys
@@ -18,155 +26,182 @@ TIMED_OUT = {24, 36, 152, 255, -24, -9}  # mutmut's timeouts (SIGXCPU, or killed
 KILLED = {1, 3, -11} | TIMED_OUT  # test failure, pytest error, crash, timeout
 SURVIVED = {0, 5, 33}  # tests pass, or no test reaches the mutant
 
-# mutant name -> why it cannot change what the code does
+CLASS_SEPARATOR = "ǁ"  # (U+01C1) what mutmut puts around a class name: xǁClassǁmethod
+
+
+def split_mutant(name):
+    """mutmut's name of a mutant -> (module, key), the key being its place in the code
+    without the module: ("minipixel.layers", "MaskedConv2d.start_at#11") for
+    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_11", ("minipixel.sampling",
+    "_sample_wavefront#85") for "minipixel.sampling.x__sample_wavefront__mutmut_85"."""
+    # mutmut's own split (mutmut.utils.format_utils): the name up to the first "__mutmut_"
+    # is the module and the mangled function, which holds no "."
+    function, marker, number = name.partition("__mutmut_")
+    module, _, mangled = function.rpartition(".")
+    if mangled.startswith("x" + CLASS_SEPARATOR):
+        cls, separator, method = mangled[2:].partition(CLASS_SEPARATOR)
+        qualname = f"{cls}.{method}" if separator and cls and method else ""
+    else:
+        qualname = mangled[2:] if mangled.startswith("x_") else ""
+    if not (marker and number.isdigit() and module and qualname):
+        raise ValueError(f"not a mutmut mutant name: {name!r}")
+    return module, f"{qualname}#{number}"
+
+
+def mutant_key(name):
+    """The key of EQUIVALENT for mutmut's name of a mutant (``split_mutant``)."""
+    return split_mutant(name)[1]
+
+
+# "Class.method#N" or "function#N" (mutant_key) -> why that mutant cannot change what the code does
 EQUIVALENT = {
-    "minipixel.data.x_quantize__mutmut_5": 'kind not in "XXfiubXX": a dtype kind is one letter, and "X" is none',
-    "minipixel.data.x_binarize__mutmut_5": 'kind not in "XXfiubXX": a dtype kind is one letter, and "X" is none',
-    "minipixel.data.xǁImageSetǁ__post_init____mutmut_29": 'kind not in "XXiuXX": as above',
-    "minipixel.sampling.x_sample_naive__mutmut_51": "labels_to_inputs(..., dtype=None): the assignment into x casts "
-                                                    "to x's dtype, and k/(L-1) rounded via float64 is the float32 quotient",
-    "minipixel.optim.xǁSGDǁ__init____mutmut_10": "array_module(None).zeros_like(p): NumPy's zeros_like dispatches "
-                                                "on p (__array_function__), so it returns p's kind of array",
-    **{f"minipixel.optim.xǁAdamǁ__init____mutmut_{n}": "array_module(None).zeros_like: dispatches on its argument "
-                                                       "(__array_function__), as SGD's"
+    "quantize#5": 'kind not in "XXfiubXX": a dtype kind is one letter, and "X" is none',
+    "binarize#5": 'kind not in "XXfiubXX": a dtype kind is one letter, and "X" is none',
+    "ImageSet.__post_init__#29": 'kind not in "XXiuXX": as above',
+    "sample_naive#51": "labels_to_inputs(..., dtype=None): the assignment into x casts "
+                       "to x's dtype, and k/(L-1) rounded via float64 is the float32 quotient",
+    "SGD.__init__#10": "array_module(None).zeros_like(p): NumPy's zeros_like dispatches "
+                       "on p (__array_function__), so it returns p's kind of array",
+    **{f"Adam.__init__#{n}": "array_module(None).zeros_like: dispatches on its argument "
+                             "(__array_function__), as SGD's"
        for n in (18, 21, 28)},
-    "minipixel.optim.xǁAdamǁ__init____mutmut_23": "flat[1] for flat[0]: the gradients' flat array has the parameters' "
-                                                 "size, dtype and device, and is only read for those",
-    **{f"minipixel.layers.xǁResidualBlockǁforward_at__mutmut_{n}": "i or j None in the calls to conv1/conv3: 1x1 layers "
-                                                         "ignore the position" for n in (2, 3, 28, 29)},
-    **{f"minipixel.layers.xǁResidualBlockǁstart_at__mutmut_{n}": "height or width None: no child's start_at reads them"
+    "Adam.__init__#23": "flat[1] for flat[0]: the gradients' flat array has the parameters' "
+                        "size, dtype and device, and is only read for those",
+    **{f"ResidualBlock.forward_at#{n}": "i or j None in the calls to conv1/conv3: 1x1 layers "
+                                        "ignore the position" for n in (2, 3, 28, 29)},
+    **{f"ResidualBlock.start_at#{n}": "height or width None: no child's start_at reads them"
        for n in (2, 3)},
-    **{f"minipixel.layers.xǁLayerǁload_parameters__mutmut_{n}": "asarray without dtype: the assignment into p casts, "
-                                                  "rounding the same" for n in (21, 23)},
+    **{f"Layer.load_parameters#{n}": "asarray without dtype: the assignment into p casts, "
+                                     "rounding the same" for n in (21, 23)},
     **{name: "array_module(None): NumPy's functions and ufuncs hand strict/CuPy arrays to their own module"
-       for name in ("minipixel.layers.xǁReLUǁforward_at__mutmut_2", "minipixel.layers.xǁReLUǁforward__mutmut_2", "minipixel.layers.xǁReLUǁbackward__mutmut_4")},
-    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_11": "kernel >= 1: a 1x1 layer then fills W_above/W_row, which it never reads",
+       for name in ("ReLU.forward_at#2", "ReLU.forward#2", "ReLU.backward#4")},
+    "MaskedConv2d.start_at#11": "kernel >= 1: a 1x1 layer then fills W_above/W_row, which it never reads",
     **{name: "kernel > 2: conv_mask refuses even kernels, so > 1 and > 2 agree"
-       for name in ("minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_12",
-                    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_80",
-                    "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_144")},
-    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_94": 'row_at = "": always set at (i, 0, 0) before it is read',
-    "minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_79": "kernel >= 1: a 1x1 layer then gets tap offsets and a tap "
-                                                          "key, which its forward_many never reads",
-    **{f"minipixel.layers.xǁMaskedConv2dǁstart_at__mutmut_{n}": "the tap key's label: every layer's key has the same one"
+       for name in ("MaskedConv2d.start_at#12",
+                    "MaskedConv2d.start_at#80",
+                    "MaskedConv2d.backward#144")},
+    "MaskedConv2d.start_at#94": 'row_at = "": always set at (i, 0, 0) before it is read',
+    "MaskedConv2d.start_at#79": "kernel >= 1: a 1x1 layer then gets tap offsets and a tap "
+                                "key, which its forward_many never reads",
+    **{f"MaskedConv2d.start_at#{n}": "the tap key's label: every layer's key has the same one"
        for n in (86, 87)},
-    **{f"minipixel.layers.xǁCanvasǁwrite_many__mutmut_{n}": "the index key's label: every canvas's key has the same one"
+    **{f"Canvas.write_many#{n}": "the index key's label: every canvas's key has the same one"
        for n in (9, 10)},
-    **{f"minipixel.layers.xǁResidualBlockǁforward_many__mutmut_{n}": "positions None in the calls to conv1/conv3: "
-                                                                    "1x1 layers ignore them"
+    **{f"ResidualBlock.forward_many#{n}": "positions None in the calls to conv1/conv3: "
+                                          "1x1 layers ignore them"
        for n in (3, 23)},
-    "minipixel.sampling.x__sample_wavefront__mutmut_85": "labels_to_inputs(..., dtype=None): the write into the canvas "
-                                                        "casts, and k/(L-1) rounded via float64 is the float32 quotient "
-                                                        "(as sample_naive's 51)",
-    **{f"minipixel.sampling.x__sample_wavefront__mutmut_{n}": "mid >= start / mid <= stop: an empty write or draw "
-                                                             "(no known or no drawn row in flight) changes nothing"
+    "_sample_wavefront#85": "labels_to_inputs(..., dtype=None): the write into the canvas "
+                            "casts, and k/(L-1) rounded via float64 is the float32 quotient "
+                            "(as sample_naive's 51)",
+    **{f"_sample_wavefront#{n}": "mid >= start / mid <= stop: an empty write or draw "
+                                 "(no known or no drawn row in flight) changes nothing"
        for n in (81, 97)},
     **{name: "reshape(..., -2): any negative size is 'the rest'"
-       for name in ("minipixel.layers.xǁMaskedConv2dǁforward_at__mutmut_36", "minipixel.layers.xǁMaskedConv2dǁforward_row__mutmut_35",
-                    "minipixel.layers.xǁLayerǁpack_parameters__mutmut_31", "minipixel.im2col.x_gather_index__mutmut_69",
-                    "minipixel.im2col.x_gather_index__mutmut_78", "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_49",
-                    "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_108",
-                    "minipixel.layers.xǁMaskedConv2dǁweight_matrix__mutmut_17",
-                    "minipixel.layers.xǁMaskedConv2dǁforward__mutmut_33", "minipixel.layers.xǁMaskedConv2dǁ_cols__mutmut_36",
-                    "minipixel.layers.xǁCanvasǁ__init____mutmut_21",
-                    *(f"minipixel.sampling.x__sample_wavefront__mutmut_{n}" for n in (128, 131, 138, 150)),
-                    *(f"minipixel.layers.xǁMaskedConv2dǁforward_many__mutmut_{n}" for n in (16, 49, 77, 109)))},
-    "minipixel.layers.xǁMaskedConv2dǁforward_row__mutmut_11": "relu = None: only its truth value is read (False and None agree)",
-    **{f"minipixel.layers.xǁResidualBlockǁ__init____mutmut_{n}": 'mask argument dropped: MaskedConv2d\'s default is "B"'
+       for name in ("MaskedConv2d.forward_at#36", "MaskedConv2d.forward_row#35",
+                    "Layer.pack_parameters#31", "gather_index#69",
+                    "gather_index#78", "MaskedConv2d.backward#49",
+                    "MaskedConv2d.backward#108",
+                    "MaskedConv2d.weight_matrix#17",
+                    "MaskedConv2d.forward#33", "MaskedConv2d._cols#36",
+                    "Canvas.__init__#21",
+                    *(f"_sample_wavefront#{n}" for n in (128, 131, 138, 150)),
+                    *(f"MaskedConv2d.forward_many#{n}" for n in (16, 49, 77, 109)))},
+    "MaskedConv2d.forward_row#11": "relu = None: only its truth value is read (False and None agree)",
+    **{f"ResidualBlock.__init__#{n}": 'mask argument dropped: MaskedConv2d\'s default is "B"'
        for n in (40, 56, 70)},
-    "minipixel.im2col.x_im2col_loop__mutmut_13": "out.reshape(None): NumPy keeps the shape, and out is always "
-                                                 "(B, H, W, T, C)",
-    **{f"minipixel.im2col.x_scratch__mutmut_{n}": "another key for the thread's buffer dict: used consistently"
+    "im2col_loop#13": "out.reshape(None): NumPy keeps the shape, and out is always "
+                      "(B, H, W, T, C)",
+    **{f"scratch#{n}": "another key for the thread's buffer dict: used consistently"
        for n in (2, 6, 7)},
-    "minipixel.im2col.x_scratch__mutmut_18": '= "" for = None before allocating: it only drops the old reference',
-    "minipixel.optim.xǁAdamǁ_update__mutmut_2": "array_module(None).sqrt: a ufunc, dispatches on its argument "
-                                                "(__array_ufunc__), as losses' exp/log below",
-    "minipixel.sampling.x_draw__mutmut_3": "array_module(None).exp/cumsum/minimum: dispatch on their argument, "
-                                           "as above",
-    "minipixel.sampling.x_draw__mutmut_5": "logits.astype(None): None is float64, the dtype asked for",
-    "minipixel.sampling.x__sample_cached__mutmut_53": "labels_to_inputs(..., dtype=None): the canvas assignment casts "
-                                                      "to its dtype, and k/(L-1) rounded via float64 is the float32 "
-                                                      "quotient (as sample_naive 51)",
-    "minipixel.optim.xǁSGDǁload_state_dict__mutmut_3": "asarray(..., dtype=None): the assignment into the buffer casts",
-    "minipixel.optim.xǁSGDǁload_state_dict__mutmut_5": "asarray(...) without dtype: the assignment into the buffer casts",
-    "minipixel.optim.xǁAdamǁload_state_dict__mutmut_19": "asarray(..., dtype=None): the assignment into the buffer casts",
-    "minipixel.optim.xǁAdamǁload_state_dict__mutmut_21": "asarray(...) without dtype: the assignment into the buffer casts",
-    "minipixel.conv_reference.x__padded__mutmut_2": "array_module(None).pad: np.pad dispatches on x "
-                                                   "(__array_function__), so it returns x's kind of array",
-    "minipixel.conv_reference.x_conv2d_reference_backward__mutmut_2": "array_module(None).zeros_like: dispatches on "
-                                                                     "its argument, as above",
-    "minipixel.conv_reference.x_conv2d_reference__mutmut_3": "k = Wm.shape[1]: kernels are square (k x k)",
-    "minipixel.conv_reference.x_conv2d_reference_backward__mutmut_5": "k = Wm.shape[1]: kernels are square (k x k)",
-    "minipixel.conv_reference.x_conv2d_reference_backward__mutmut_28": "reshape(-2, C): NumPy reads any negative "
-                                                                      "size as 'the rest'",
-    "minipixel.conv_reference.x_conv2d_reference_backward__mutmut_35": "reshape(-2, C): NumPy reads any negative "
-                                                                      "size as 'the rest'",
-    "minipixel.im2col.x_scatter_index__mutmut_2": 'cache key "XXscatterXX": any label that differs from the '
-                                                 "gather's key names the same entry",
-    "minipixel.im2col.x_scatter_index__mutmut_3": 'cache key "SCATTER": as above',
-    "minipixel.im2col.x_scatter_index__mutmut_18": "gather_index(..., xp omitted): its default is NumPy, "
-                                                  "which the line passed",
-    "minipixel.masks.x_group_slices__mutmut_12": "range(colors + 2): the extra start entry is never read",
-    "minipixel.masks.x_live_taps__mutmut_9": "mask.shape[1] for shape[0]: masks are k x k",
-    "minipixel.masks.x_live_taps__mutmut_12": "reshape(..., -2): any negative size is 'the rest'",
-    "minipixel.losses.x__check__mutmut_13": 'kind not in "XXiuXX": a dtype kind is one letter, and "X" is none',
-    "minipixel.losses.x_log_softmax__mutmut_2": "array_module(None).exp/log: ufuncs dispatch on their argument "
-                                               "(__array_ufunc__), same results and operation counts on the stand-in",
-    "minipixel.losses.x_nll_per_image__mutmut_6": "array_module(None).take_along_axis: dispatches on its argument "
-                                                 "(__array_function__), and np.intp is the same dtype everywhere",
-    **{f"minipixel.losses.x_{name}__mutmut_{n}": "reshape(-2, ...): NumPy, the stand-in and CuPy read any negative "
-                                                "size as 'the rest'"
+    "scratch#18": '= "" for = None before allocating: it only drops the old reference',
+    "Adam._update#2": "array_module(None).sqrt: a ufunc, dispatches on its argument "
+                      "(__array_ufunc__), as losses' exp/log below",
+    "draw#3": "array_module(None).exp/cumsum/minimum: dispatch on their argument, "
+              "as above",
+    "draw#5": "logits.astype(None): None is float64, the dtype asked for",
+    "_sample_cached#53": "labels_to_inputs(..., dtype=None): the canvas assignment casts "
+                         "to its dtype, and k/(L-1) rounded via float64 is the float32 "
+                         "quotient (as sample_naive 51)",
+    "SGD.load_state_dict#3": "asarray(..., dtype=None): the assignment into the buffer casts",
+    "SGD.load_state_dict#5": "asarray(...) without dtype: the assignment into the buffer casts",
+    "Adam.load_state_dict#19": "asarray(..., dtype=None): the assignment into the buffer casts",
+    "Adam.load_state_dict#21": "asarray(...) without dtype: the assignment into the buffer casts",
+    "_padded#2": "array_module(None).pad: np.pad dispatches on x "
+                 "(__array_function__), so it returns x's kind of array",
+    "conv2d_reference_backward#2": "array_module(None).zeros_like: dispatches on "
+                                   "its argument, as above",
+    "conv2d_reference#3": "k = Wm.shape[1]: kernels are square (k x k)",
+    "conv2d_reference_backward#5": "k = Wm.shape[1]: kernels are square (k x k)",
+    "conv2d_reference_backward#28": "reshape(-2, C): NumPy reads any negative "
+                                    "size as 'the rest'",
+    "conv2d_reference_backward#35": "reshape(-2, C): NumPy reads any negative "
+                                    "size as 'the rest'",
+    "scatter_index#2": 'cache key "XXscatterXX": any label that differs from the '
+                       "gather's key names the same entry",
+    "scatter_index#3": 'cache key "SCATTER": as above',
+    "scatter_index#18": "gather_index(..., xp omitted): its default is NumPy, "
+                        "which the line passed",
+    "group_slices#12": "range(colors + 2): the extra start entry is never read",
+    "live_taps#9": "mask.shape[1] for shape[0]: masks are k x k",
+    "live_taps#12": "reshape(..., -2): any negative size is 'the rest'",
+    "_check#13": 'kind not in "XXiuXX": a dtype kind is one letter, and "X" is none',
+    "log_softmax#2": "array_module(None).exp/log: ufuncs dispatch on their argument "
+                     "(__array_ufunc__), same results and operation counts on the stand-in",
+    "nll_per_image#6": "array_module(None).take_along_axis: dispatches on its argument "
+                       "(__array_function__), and np.intp is the same dtype everywhere",
+    **{f"{name}#{n}": "reshape(-2, ...): NumPy, the stand-in and CuPy read any negative "
+                      "size as 'the rest'"
        for name, n in (("nll_per_image", 27), ("softmax_cross_entropy", 38), ("softmax_cross_entropy", 47),
                        ("softmax_cross_entropy", 62))},
-    "minipixel.checkpoint.x__check_state__mutmut_9": "the step's default 1 for 0: the default is only checked, "
-                                                    "never used, and 1 passes the check as 0 does",
-    "minipixel.checkpoint.x__check_state__mutmut_16": "the clock's default 1.0 for 0.0: as above",
-    "minipixel.checkpoint.x__check_state__mutmut_31": 'float("INF"): Python parses it as float("inf")',
-    "minipixel.checkpoint.x__check_optimizer_state__mutmut_7": 'split("/") with another maxsplit: [0] is the text '
-                                                              'before the first "/"',
-    "minipixel.checkpoint.x__check_optimizer_state__mutmut_10": "as above",
-    "minipixel.checkpoint.x__check_optimizer_state__mutmut_37": 'kind not in "XXiuXX": as for losses',
-    **{f"minipixel.checkpoint.x__check_optimizer_state__mutmut_{n}": 'split("/") variants after the key-set check: '
-                                                                    'every key is "<moment>/<name>" with no other "/"'
+    "_check_state#9": "the step's default 1 for 0: the default is only checked, "
+                      "never used, and 1 passes the check as 0 does",
+    "_check_state#16": "the clock's default 1.0 for 0.0: as above",
+    "_check_state#31": 'float("INF"): Python parses it as float("inf")',
+    "_check_optimizer_state#7": 'split("/") with another maxsplit: [0] is the text '
+                                'before the first "/"',
+    "_check_optimizer_state#10": "as above",
+    "_check_optimizer_state#37": 'kind not in "XXiuXX": as for losses',
+    **{f"_check_optimizer_state#{n}": 'split("/") variants after the key-set check: '
+                                      'every key is "<moment>/<name>" with no other "/"'
        for n in (59, 60, 62)},
-    **{f"minipixel.train.x__trim_steps__mutmut_{n}": 'split(",") with another maxsplit: the line kept has '
-                                                      "exactly 3 commas, and [0] is the text before the first"
+    **{f"trim_steps#{n}": 'split(",") with another maxsplit: the line kept has '
+                           "exactly 3 commas, and [0] is the text before the first"
        for n in (15, 18, 24, 27)},
-    "minipixel.train.x__loop__mutmut_62": "ranks.size >= 1: one process's agree() returns what it is given, "
-                                         "so the flags come back unchanged",
-    "minipixel.train.x__loop__mutmut_67": "agree([1, ...]): the first value is summed and then dropped by [1:]",
-    "minipixel.train.xǁRunǁevaluate_split__mutmut_14": "an empty slice's nll_nats 1.0: ranks send nll_nats * images, "
-                                                      "0 either way (an empty validation set is refused before)",
-    "minipixel.train.xǁRunǁevaluate_split__mutmut_17": "an empty slice's images 1: as above, nll_nats is 0 there",
-    "minipixel.train.xǁRunǁevaluate_split__mutmut_29": "ranks.size >= 1: one process then computes (nll * N) / N, "
-                                                      "its own mean to the last bit or one rounding off",
-    "minipixel.layers.xǁLayerǁ__init____mutmut_2": "grads None: a layer reads grads only by the names of its own "
-                                                  "params, and every layer with params sets its own grads",
-    **{f"minipixel.layers.xǁMaskedConv2dǁ__init____mutmut_{n}": "the mask kept as float64: only gradcheck reads it, "
-                                                               "as 0/1 factors on float64 copies (same values)"
+    "_loop#62": "ranks.size >= 1: one process's agree() returns what it is given, "
+                "so the flags come back unchanged",
+    "_loop#67": "agree([1, ...]): the first value is summed and then dropped by [1:]",
+    "Run.evaluate_split#14": "an empty slice's nll_nats 1.0: ranks send nll_nats * images, "
+                             "0 either way (an empty validation set is refused before)",
+    "Run.evaluate_split#17": "an empty slice's images 1: as above, nll_nats is 0 there",
+    "Run.evaluate_split#29": "ranks.size >= 1: one process then computes (nll * N) / N, "
+                             "its own mean to the last bit or one rounding off",
+    "Layer.__init__#2": "grads None: a layer reads grads only by the names of its own "
+                        "params, and every layer with params sets its own grads",
+    **{f"MaskedConv2d.__init__#{n}": "the mask kept as float64: only gradcheck reads it, "
+                                     "as 0/1 factors on float64 copies (same values)"
        for n in (45, 47)},
-    **{f"minipixel.layers.xǁMaskedConv2dǁ__init____mutmut_{n}": 'forward_at\'s (79) or forward_many\'s (80) state '
-                                                               'starts as "": start_at sets all of it before either '
-                                                               "reads any (forward_many sets y_many itself); without "
-                                                               "start_at both fail" for n in (79, 80)},
-    **{f"minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_{n}": "the ReLU-masked gradient written to a new array, "
-                                                               "or to a scratch buffer of another name: the same "
-                                                               "values (memory only)"
+    **{f"MaskedConv2d.__init__#{n}": 'forward_at\'s (79) or forward_many\'s (80) state '
+                                     'starts as "": start_at sets all of it before either '
+                                     "reads any (forward_many sets y_many itself); without "
+                                     "start_at both fail" for n in (79, 80)},
+    **{f"MaskedConv2d.backward#{n}": "the ReLU-masked gradient written to a new array, "
+                                     "or to a scratch buffer of another name: the same "
+                                     "values (memory only)"
        for n in (57, 60, 61, 69, 70, 110, 118, 119)},
-    "minipixel.layers.xǁMaskedConv2dǁbackward__mutmut_84": "first = None: as falsy as False, and only tested for truth",
-    "minipixel.layers.xǁResidualBlockǁ__init____mutmut_75": 'canvas2 starts as "": start_at sets it before '
-                                                           "forward_at reads it, and without start_at None fails the "
-                                                           "same way (AttributeError)",
-    **{f"minipixel.train.xǁRunǁ__init____mutmut_{n}": "time_up starts as None or True: _loop sets it after every "
-                                                     "step, before at_evaluation_point (its only reader) runs"
-       for n in (244, 245)},
-    "minipixel.layers.xǁDropoutǁmask__mutmut_19": "> for >=: a float32 draw equals the rate with probability "
-                                                 "2^-24 at most (none for a rate that is no multiple of 2^-24)",
-    "minipixel.layers.xǁDropoutǁ__init____mutmut_2": "rate 1.0 at the start: without keys the layer is off, and "
-                                                     "set_dropout sets the rate with the keys",
-    "minipixel.train.xǁRunǁ__init____mutmut_248": 'dropout starts as "": next_batch sets it before _loop reads it',
-    **{f"minipixel.train.x_dropout_keys__mutmut_{n}": "asarray of the positions without dtype: a range of ints is "
-                                                     "int64 already"
+    "MaskedConv2d.backward#84": "first = None: as falsy as False, and only tested for truth",
+    "ResidualBlock.__init__#75": 'canvas2 starts as "": start_at sets it before '
+                                 "forward_at reads it, and without start_at None fails the "
+                                 "same way (AttributeError)",
+    **{f"Run.__init__#{n}": "time_up starts as None or True: _loop sets it after every "
+                            "step, before at_evaluation_point (its only reader) runs"
+       for n in (84, 85)},
+    "Dropout.mask#19": "> for >=: a float32 draw equals the rate with probability "
+                       "2^-24 at most (none for a rate that is no multiple of 2^-24)",
+    "Dropout.__init__#2": "rate 1.0 at the start: without keys the layer is off, and "
+                          "set_dropout sets the rate with the keys",
+    "Run.__init__#88": 'dropout starts as "": next_batch sets it before _loop reads it',
+    **{f"dropout_keys#{n}": "asarray of the positions without dtype: a range of ints is "
+                            "int64 already"
        for n in (3, 5)},
 }
 
@@ -176,10 +211,13 @@ def main(folder="mutants"):
     survivors = []
     slow_log = Path(folder) / "too-slow.txt"
     slow = set(slow_log.read_text().split()) if slow_log.exists() else set()
+    modules_by_key = defaultdict(set)  # every mutant's key -> the modules that have mutants under it
     for meta in sorted(Path(folder).rglob("*.py.meta")):
         module = meta.relative_to(folder).as_posix().removesuffix(".meta")
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
-            if name in EQUIVALENT:
+            key = mutant_key(name)
+            modules_by_key[key].add(split_mutant(name)[0])
+            if key in EQUIVALENT:
                 per_module[module]["equivalent"] += 1
             elif code in KILLED:
                 per_module[module]["killed"] += 1
@@ -199,6 +237,27 @@ def main(folder="mutants"):
     print(_row("all", total))
     for name, why in survivors:
         print(f"  {name}: {why}")
+    problems = equivalent_problems(modules_by_key)
+    for problem in problems:
+        print(f"EQUIVALENT: {problem}")
+    if problems:
+        sys.exit(f"{len(problems)} EQUIVALENT entries match no mutant or mutants in two modules: fix them "
+                 "in scripts/mutation_score.py (tests/test_mutation_keys.py finds most without a run)")
+
+
+def equivalent_problems(modules_by_key):
+    """What is wrong with EQUIVALENT against a run's mutants (key -> the modules with mutants under it):
+    an entry that matches no mutant (orphaned) or mutants in more than one module (ambiguous)."""
+    problems = []
+    for key in sorted(EQUIVALENT):
+        modules = modules_by_key.get(key, set())
+        if not modules:
+            problems.append(f"{key} matches no mutant of this run (a renamed, removed, changed or unmutated "
+                            "function?)")
+        elif len(modules) > 1:
+            problems.append(f"{key} matches mutants in {len(modules)} modules ({', '.join(sorted(modules))}): "
+                            "ambiguous")
+    return problems
 
 
 def _row(name, counts):

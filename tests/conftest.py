@@ -1,3 +1,4 @@
+import fnmatch
 import functools
 import importlib.util
 import json
@@ -63,25 +64,55 @@ def device(request):
 # --- Mutation runs (scripts/mutation.sh, mutmut) ------------------------------------
 # mutmut names the mutant under test in MUTANT_UNDER_TEST ("stats" while it learns
 # which tests reach which function). For a mutant of minipixel/<module>.py, only the
-# test files below run (mutmut has already cut them to the tests that reach the mutated
-# function), fastest first, so that -x stops at the first failure early; a test that
-# runs far longer than it did on the unmutated code is failed, and the mutant counted
-# as killed by time, as mutmut counts its own timeouts (the mutant's name goes to the
-# file MUTATION_SLOW_LOG names). The whole-gated-model gradient checks (50 s each) sit
-# out mutation runs: gated.py is not mutated, and the ops they check have their own.
+# test files MUTATION_TESTS lists for that module run (mutmut has already cut them to
+# the tests that reach the mutated function), fastest first, so that -x stops at the
+# first failure early; a test that runs far longer than it did on the unmutated code is
+# failed, and the mutant counted as killed by time, as mutmut counts its own timeouts
+# (the mutant's name goes to the file MUTATION_SLOW_LOG names). The whole-gated-model
+# gradient checks (50 s each) run only for mutants of gated.py, the only module whose
+# whole they check (the ops and layers they are made of have their own checks).
+# A module's entry holds fnmatch patterns for a test file's path under tests/ without
+# ".py" ("test_conv", "datasets/test_*"); the modules of minipixel.datasets share the
+# entry "datasets". tests/test_mutation_keys.py checks that every module setup.cfg's
+# [mutmut] mutates has an entry and that every pattern names a test file mutmut runs.
+# tests/test_train.py was split by concern into these files:
+TRAIN_TESTS = ("test_step", "test_train_ranks", "test_train_loop", "test_run_folder", "test_train_settings",
+               "test_checkpoint", "test_train_ema", "test_scripts_runs")
+# what runs the layers (layers, conv, canvas: once all in layers.py)
+LAYER_TESTS = ("test_conv", "test_forward_at", "test_gradcheck", "test_autoregressive", "test_gated",
+               "test_sampling", "test_threads", "test_strict_device", "test_dropout")
 MUTATION_TESTS = {
     "masks": ("test_masks", "test_conv", "test_autoregressive", "test_gradcheck", "test_gated"),
     "im2col": ("test_conv", "test_forward_at", "test_gradcheck", "test_autoregressive", "test_gated",
                "test_strict_device"),
     "conv_reference": ("test_conv", "test_gradcheck"),
-    "layers": ("test_conv", "test_forward_at", "test_gradcheck", "test_autoregressive", "test_gated",
-               "test_sampling", "test_parallel", "test_strict_device", "test_dropout"),
-    "losses": ("test_loss_optim", "test_gradcheck", "test_sampling", "test_train", "test_strict_device"),
-    "optim": ("test_loss_optim", "test_train", "test_parallel", "test_strict_device"),
-    "sampling": ("test_sampling", "test_sample_cli", "test_gated", "test_cli", "test_strict_device"),
-    "data": ("test_data", "test_train", "test_cli", "test_fuzz"),
-    "checkpoint": ("test_train", "test_cli", "test_fuzz", "test_sample_cli"),
-    "train": ("test_train", "test_cli", "test_parallel", "test_sample_cli", "test_strict_device", "test_dropout"),
+    "layers": LAYER_TESTS,
+    "conv": LAYER_TESTS,
+    "canvas": LAYER_TESTS,
+    "model": (*LAYER_TESTS, "test_loss_optim", "test_cli", *TRAIN_TESTS),
+    "gated": (*LAYER_TESTS, *TRAIN_TESTS),
+    "fused": ("test_fused", *LAYER_TESTS),
+    "losses": ("test_loss_optim", "test_gradcheck", "test_sampling", "test_strict_device", *TRAIN_TESTS),
+    "optim": ("test_loss_optim", "test_threads", "test_strict_device", "test_dropout", *TRAIN_TESTS),
+    "sampling": ("test_sampling", "test_sample_cli", "test_gated", "test_fused", "test_cli", "test_strict_device"),
+    "backend": (*LAYER_TESTS, "test_fused", "test_loss_optim", *TRAIN_TESTS),
+    "gradcheck": ("test_gradcheck", "test_gated", "test_dropout", "test_cli"),
+    "data": ("test_data", "test_cli", "datasets/test_fuzz", *TRAIN_TESTS),
+    "datasets": ("datasets/test_*", "test_data", "test_cli"),
+    "files": ("test_options", "test_data", "test_pretrained", "datasets/test_*", *TRAIN_TESTS),
+    "checkpoint": ("test_cli", "test_sample_cli", "test_pretrained", "datasets/test_fuzz", *TRAIN_TESTS),
+    "pretrained": ("test_pretrained", "test_cli"),
+    "options": ("test_options", "test_cli", "test_sample_cli", "test_sampling", *TRAIN_TESTS),
+    "memory": ("test_options", "test_cli", "test_sample_cli", *TRAIN_TESTS),
+    "threads": ("test_threads", "test_loss_optim", "test_dropout", "test_strict_device", *TRAIN_TESTS),
+    "distributed": ("test_threads", *TRAIN_TESTS),
+    "step": ("test_threads", "test_loss_optim", "test_dropout", "test_strict_device", *TRAIN_TESTS),
+    "evaluate": ("test_threads", "test_strict_device", "test_cli", "test_sample_cli", *TRAIN_TESTS),
+    "settings": ("test_options", "test_cli", "test_sample_cli", "datasets/test_fuzz", *TRAIN_TESTS),
+    "rundata": ("test_data", "test_options", "test_cli", "test_sample_cli", *TRAIN_TESTS),
+    "runfolder": ("test_options", "test_cli", *TRAIN_TESTS),
+    "train": ("test_cli", "test_threads", "test_sample_cli", "test_strict_device", "test_dropout", "test_options",
+              *TRAIN_TESTS),
 }
 MUTATION_HEAVY = "test_backward_matches_central_differences[gated model, "
 
@@ -91,24 +122,44 @@ class MutantTooSlow(Exception):
 
 
 def _mutation_module():
-    """The mutated module's name during a mutant's run, "" during mutmut's other phases, None outside mutmut."""
+    """The mutated module's name under minipixel ("layers", "datasets.idx") during a mutant's run, "" during
+    mutmut's other phases ("stats"), None outside mutmut."""
     mutant = os.environ.get("MUTANT_UNDER_TEST")
     if mutant is None:
         return None
-    parts = mutant.split(".")
-    return parts[1] if len(parts) > 2 and parts[0] == "minipixel" else ""
+    if "__mutmut_" not in mutant:
+        return ""
+    return _mutation_score().split_mutant(mutant)[0].removeprefix("minipixel.")
+
+
+def mutation_test_patterns(module):
+    """MUTATION_TESTS's patterns for a module under minipixel ("conv", "datasets.idx"), None where it has none."""
+    return MUTATION_TESTS.get(module, MUTATION_TESTS.get(module.partition(".")[0]))
+
+
+def mutation_test_name(path):
+    """What MUTATION_TESTS's patterns match: a test file's path under tests/ without ".py" ("datasets/test_npz")."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path(__file__).resolve().parent).with_suffix("").as_posix()
+    except ValueError:  # a test file outside tests/
+        return path.stem
 
 
 def pytest_collection_modifyitems(config, items):
     module = _mutation_module()
     if module is None:
         return
-    keep = [item for item in items if MUTATION_HEAVY not in item.nodeid]
-    if module and os.environ["MUTANT_UNDER_TEST"] in _equivalent_mutants():
+    # the heavy checks run in mutmut's first pass too, so that it learns which gated functions they reach
+    keep = [item for item in items if module in ("", "gated") or MUTATION_HEAVY not in item.nodeid]
+    score = _mutation_score()
+    if module and score.mutant_key(os.environ["MUTANT_UNDER_TEST"]) in score.EQUIVALENT:
         keep = []  # it cannot be killed: no test runs (pytest's "no tests": mutmut counts it apart, the score leaves it out)
     elif module:
-        files = MUTATION_TESTS.get(module, ())
-        keep = [item for item in keep if item.path.stem in files]
+        patterns = mutation_test_patterns(module)
+        if patterns is not None:  # a module without an entry runs every test mutmut saw reach the function
+            keep = [item for item in keep
+                    if any(fnmatch.fnmatchcase(mutation_test_name(item.path), p) for p in patterns)]
         durations = _mutation_durations()
         keep.sort(key=lambda item: durations.get(item.nodeid, 0.0))
     if len(keep) < len(items):
@@ -118,13 +169,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 @functools.lru_cache(maxsize=1)
-def _equivalent_mutants():
-    """The names scripts/mutation_score.py lists in EQUIVALENT, each with its reason."""
+def _mutation_score():
+    """scripts/mutation_score.py as a module: the one place of EQUIVALENT (the equivalent mutants, keyed by
+    place in the code without the module, each with its reason) and of split_mutant / mutant_key, which turn
+    mutmut's names of mutants into those keys."""
     path = Path(__file__).resolve().parents[1] / "scripts" / "mutation_score.py"
     spec = importlib.util.spec_from_file_location("mutation_score", path)
     score = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(score)
-    return frozenset(score.EQUIVALENT)
+    return score
 
 
 _started = pytest.StashKey[float]()  # when this pytest session began

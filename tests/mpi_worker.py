@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from minipixel import distributed, parallel
+from minipixel import distributed, threads as threads_module
 from minipixel.data import labels_to_inputs
 from minipixel.model import PixelCNN, PixelCNNConfig
 from minipixel.optim import Adam
@@ -24,16 +24,16 @@ def float64_steps(out, steps=3, batch=7):
     from minipixel.train import train_step
 
     ranks = distributed.ranks()
-    parallel.set_threads(1)
+    threads_module.set_threads(1)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, (steps, batch, 6, 5, 1))
 
     def run(ranks, threads):
-        parallel.set_threads(threads)
+        threads_module.set_threads(threads)
         model = PixelCNN(PixelCNNConfig(height=6, width=5, levels=3, filters=8, blocks=2), seed=1, dtype="float64")
         adam = Adam(model.parameters(), lr=1e-2, flat=model.packed)
         for k in range(steps):
-            part = parallel.split(batch, ranks.size)[ranks.rank]
+            part = threads_module.split(batch, ranks.size)[ranks.rank]
             y = labels[k][part]
             train_step(model, adam, labels_to_inputs(y, 3, np.float64), y, ranks=ranks, batch=batch)
         return model.packed[0].copy()

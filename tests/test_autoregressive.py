@@ -7,7 +7,7 @@ change for some input before k (unless k is the very first sub-pixel).
 import numpy as np
 import pytest
 
-from minipixel.layers import MaskedConv2d
+from minipixel.conv import MaskedConv2d
 from minipixel.model import PixelCNN, PixelCNNConfig
 
 

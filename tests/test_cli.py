@@ -322,7 +322,7 @@ def test_eval_and_complete_read_data_as_the_run_did(tmp_path, monkeypatch, capsy
 def test_gated_conditional_from_the_command_line(tmp_path, capsys):
     from PIL import Image
 
-    from test_train import labelled_npz
+    from train_helpers import labelled_npz
 
     data = labelled_npz(tmp_path / "bars.npz")
     run = tmp_path / "run"

@@ -3,12 +3,14 @@ fast MaskedConv2d against the reference, forward and backward."""
 import numpy as np
 import pytest
 
-from minipixel import layers as layers_module
+from minipixel import conv as conv_module
 from minipixel.backend import get_xp, to_numpy
 from minipixel.conv_reference import conv2d_reference, conv2d_reference_backward
 from minipixel.gated import ClassBias
 from minipixel.im2col import col2im, col2im_gather, col2im_loop, im2col, im2col_gather, im2col_loop, scratch
-from minipixel.layers import MaskedConv2d, ReLU, ResidualBlock
+from minipixel.conv import MaskedConv2d
+from minipixel.layers import ReLU
+from minipixel.model import ResidualBlock
 from minipixel.masks import conv_mask, live_taps
 
 
@@ -86,9 +88,9 @@ def test_reference_runs_on_every_device(device):
 def test_fast_layer_matches_the_reference_forward_and_backward(k, mask, colors, cin, cout, chunked, device,
                                                                monkeypatch):
     if chunked:  # one image per chunk: the sums of dW and db over chunks, col2im per chunk
-        import minipixel.layers
+        import minipixel.conv
 
-        monkeypatch.setattr(minipixel.layers, "chunk_rows", lambda xp: 1)
+        monkeypatch.setattr(minipixel.conv, "chunk_rows", lambda xp: 1)
     layer, x, rng = layer_and_input(k, mask, colors, cin, cout, device)
     xp = layer.xp
     mask_array = conv_mask(k, cin, cout, mask, colors)
@@ -373,7 +375,7 @@ def test_residual_block_weights_come_from_the_generator_given():
 
 
 def test_conv_backward_names_the_output_gradient_it_refuses_and_a_first_layer_returns_no_input_gradient(monkeypatch):
-    monkeypatch.setattr(layers_module, "chunk_rows", lambda xp: 25)  # one 5x5 image a chunk: two chunks
+    monkeypatch.setattr(conv_module, "chunk_rows", lambda xp: 25)  # one 5x5 image a chunk: two chunks
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 5, 5, 3)).astype(np.float32)
     conv = MaskedConv2d(3, 4, 3, "A", rng=np.random.default_rng(1))
@@ -389,7 +391,7 @@ def test_conv_backward_names_the_output_gradient_it_refuses_and_a_first_layer_re
     for name in ("W", "b"):  # the parameters' gradients all the same, summed over both chunks
         np.testing.assert_array_equal(first.grads[name], conv.grads[name])
     whole = MaskedConv2d(3, 4, 3, "A", rng=np.random.default_rng(1))
-    monkeypatch.setattr(layers_module, "chunk_rows", lambda xp: 50)
+    monkeypatch.setattr(conv_module, "chunk_rows", lambda xp: 50)
     whole.forward(x)
     whole.backward(dy)
     np.testing.assert_allclose(first.grads["W"], whole.grads["W"], rtol=1e-5, atol=1e-6)
@@ -411,9 +413,9 @@ def test_conv_names_the_input_it_refuses_and_works_in_one_shared_buffer_an_image
     x = np.random.default_rng(0).standard_normal((3, 5, 5, 3)).astype(np.float32)
     # every k x k layer builds its im2col matrix in the one "cols" scratch buffer of its thread
     assert np.shares_memory(conv._cols(x), scratch("cols", (1,), np.float32))
-    monkeypatch.setattr(layers_module, "chunk_rows", lambda xp: 10)  # fewer positions than one 5x5 image
+    monkeypatch.setattr(conv_module, "chunk_rows", lambda xp: 10)  # fewer positions than one 5x5 image
     assert conv._chunks(x) == [slice(0, 1), slice(1, 2), slice(2, 3)]
-    monkeypatch.setattr(layers_module, "chunk_rows", lambda xp: 50)
+    monkeypatch.setattr(conv_module, "chunk_rows", lambda xp: 50)
     assert conv._chunks(x) == [slice(0, 2), slice(2, 4)]
 
 

@@ -7,14 +7,15 @@ on) are in ``minipixel.gradcheck.cases()``, run by test_gradcheck.py.
 import numpy as np
 import pytest
 
-from minipixel import parallel
+from minipixel import threads as threads_module
 from minipixel.checkpoint import read_checkpoint
 from minipixel.layers import Dropout, set_dropout
 from minipixel.model import PixelCNNConfig, build_model
 from minipixel.optim import Adam
 from minipixel.train import TrainSettings, dropout_keys, train, train_step
+from minipixel import evaluate as evaluate_module
 
-from test_train import labelled_npz, resume_is_exact, run, settings
+from train_helpers import labelled_npz, resume_is_exact, run, settings
 
 
 def keyed(rate, keys):
@@ -101,13 +102,13 @@ def test_set_dropout_numbers_the_layers_and_switches_them_off():
 
 @pytest.fixture
 def two_threads():
-    parallel.set_threads(2)
+    threads_module.set_threads(2)
     yield
-    parallel.set_threads(None)
+    threads_module.set_threads(None)
 
 
 def step_loss(model, dropout, threads=None):
-    parallel.set_threads(threads)
+    threads_module.set_threads(threads)
     inputs, labels = batch()
     return train_step(model, Adam(model.parameters(), lr=1e-3), inputs, labels, dropout=dropout)
 
@@ -116,7 +117,7 @@ def test_a_step_with_dropout_is_the_same_on_one_thread_or_two(two_threads):
     dropout = (0.3, dropout_keys(5, 9, range(8)))
     one, two = gated(), gated()
     loss_one, loss_two = step_loss(one, dropout, threads=1), step_loss(two, dropout, threads=2)
-    assert len(parallel.replicas(two, 8)) == 2  # the batch really was cut in two
+    assert len(threads_module.replicas(two, 8)) == 2  # the batch really was cut in two
     assert loss_one == pytest.approx(loss_two, rel=1e-6)
     for name, p in one.parameters().items():
         np.testing.assert_allclose(p, two.parameters()[name], rtol=1e-5, atol=1e-7, err_msg=name)
@@ -128,10 +129,10 @@ def test_after_a_step_with_dropout_the_model_evaluates_whole(two_threads):
     model = gated()
     step_loss(model, (0.5, dropout_keys(0, 0, range(8))), threads=2)
     inputs, labels = batch(seed=1)
-    for m in parallel.replicas(model, 8):
+    for m in threads_module.replicas(model, 8):
         assert all(d.keys is None for d in m.layers() if isinstance(d, Dropout))
     # a forward that keeps its caches (as the gradient checks do) equals the inference one
-    np.testing.assert_array_equal(model.forward(inputs), parallel.forward(model, inputs))
+    np.testing.assert_array_equal(model.forward(inputs), evaluate_module.forward(model, inputs))
 
 
 def test_a_run_with_dropout_resumes_exactly(tmp_path):

@@ -8,7 +8,10 @@ import pytest
 
 from minipixel import backend
 from minipixel.backend import get_xp, to_numpy
-from minipixel.layers import Canvas, MaskedConv2d, Positions, ReLU, ResidualBlock
+from minipixel.canvas import Canvas, Positions
+from minipixel.conv import MaskedConv2d
+from minipixel.layers import ReLU
+from minipixel.model import ResidualBlock
 from minipixel.masks import group_slices
 from minipixel.testing import strict
 

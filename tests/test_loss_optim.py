@@ -6,6 +6,7 @@ import pytest
 
 from minipixel.losses import bits_per_dim, nll_per_image, softmax_cross_entropy
 from minipixel.optim import SGD, Adam, Average
+from minipixel import evaluate as evaluate_module
 
 
 def test_loss_value_against_a_direct_computation():
@@ -43,7 +44,6 @@ def test_loss_is_stable_for_huge_logits():
 def test_evaluation_nll_is_stable_for_huge_logits():
     # The evaluation path (nll_per_image, and a model's nll in parallel parts) with logits
     # in the thousands: finite, and equal to the exact value (the gap between the logits).
-    from minipixel import parallel
     from minipixel.losses import nll_per_image
     from minipixel.model import PixelCNN, PixelCNNConfig
 
@@ -55,7 +55,7 @@ def test_evaluation_nll_is_stable_for_huge_logits():
     model.conv_out.params["b"][...] = np.array([4e3, -4e3, 0.0])  # every sub-pixel: level 0 by 4000 nats
     labels = np.zeros((5, 3, 3, 1), np.int64)
     labels[0, 1, 1, 0] = 1  # one sub-pixel of image 0 is the improbable level: 8000 nats
-    nll = parallel.nll(model, np.zeros((5, 3, 3, 1), np.float32), labels)
+    nll = evaluate_module.nll(model, np.zeros((5, 3, 3, 1), np.float32), labels)
     assert np.isfinite(nll).all() and nll.tolist() == pytest.approx([8e3, 0, 0, 0, 0], abs=1e-2)
 
 

@@ -64,7 +64,7 @@ def test_animating_does_not_change_the_samples(trained, tmp_path, method):
 
 
 def test_conditional_model_animates_at_another_size(tmp_path, capsys):
-    from test_train import labelled_npz
+    from train_helpers import labelled_npz
 
     run = tmp_path / "run"
     assert main(["train", "--data", str(labelled_npz(tmp_path / "bars.npz")), "--arch", "gated", "--conditional",
@@ -199,12 +199,12 @@ def test_recording_labels_are_uint8_zeros_one_frame_per_look():
 
 
 def test_recording_refuses_what_would_not_fit_in_memory(monkeypatch):
-    import minipixel.checks
+    import minipixel.memory
 
     # 10 images of 10x10x1, a look per row: 11 frames of 10 * 100 bytes = 11000 bytes.
-    monkeypatch.setattr(minipixel.checks, "available_memory", lambda: 11_000)
+    monkeypatch.setattr(minipixel.memory, "available_memory", lambda: 11_000)
     assert len(Recording(10, 10, 10, 1).drawn) == 11
-    monkeypatch.setattr(minipixel.checks, "available_memory", lambda: 10_999)
+    monkeypatch.setattr(minipixel.memory, "available_memory", lambda: 10_999)
     with pytest.raises(MemoryError, match=r"^recording 11 frames of 10 images needs about"):
         Recording(10, 10, 10, 1)
 

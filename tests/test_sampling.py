@@ -316,16 +316,16 @@ def test_snapshot_every_1_looks_after_every_sub_pixel_and_0_after_every_row(meth
 
 
 def test_sampling_checks_the_memory_first(monkeypatch):
-    import minipixel.checks
+    import minipixel.memory
 
     model = small_model(1, 2)
     calls = []
-    real = minipixel.checks.check_memory
-    monkeypatch.setattr(minipixel.checks, "check_memory", lambda needed, what: calls.append((needed, what))
+    real = minipixel.memory.check_memory
+    monkeypatch.setattr(minipixel.memory, "check_memory", lambda needed, what: calls.append((needed, what))
                         or real(needed, what))
     sample(model, 3, height=4, width=5, batch_size=2)
-    assert calls == [(minipixel.checks.sampling_bytes(model.config, 3, 2, 4, 5), "sampling 3 images of 4x5")]
-    monkeypatch.setattr(minipixel.checks, "available_memory", lambda: 1000)
+    assert calls == [(minipixel.memory.sampling_bytes(model.config, 3, 2, 4, 5), "sampling 3 images of 4x5")]
+    monkeypatch.setattr(minipixel.memory, "available_memory", lambda: 1000)
     with pytest.raises(MemoryError, match=r"^sampling 3 images of 4x5 needs about"):
         sample(model, 3, height=4, width=5)
 

@@ -42,7 +42,8 @@ from minipixel.datasets import write_npz
 from minipixel.datasets.formats import read_images
 from minipixel.model import PixelCNNConfig, build_model
 from minipixel.optim import Adam
-from minipixel.train import TrainSettings, saved_run_settings
+from minipixel.settings import TrainSettings
+from minipixel.settings import run_settings
 
 FILES = int(os.environ.get("MINIPIXEL_FUZZ", "200"))
 SEED = 20261125
@@ -513,7 +514,7 @@ def test_fuzz_checkpoints(tmp_path):
         return path, path
 
     def read(path):  # what eval, sample, complete and --resume read
-        saved_run_settings(path)
+        run_settings(path)
         load_model(path)
 
     fuzz("checkpoint", make, [bytes_mutation(64), lambda raw, rng, victim: rezip(victim, rng),

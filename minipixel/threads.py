@@ -1,24 +1,25 @@
-"""Both CPU cores at work: the batch split into parts, one thread per part.
+"""Both CPU cores at work: a batch split into parts, one thread per part.
 
 NumPy runs its element-wise work (im2col, col2im, the bias, ReLU, the loss)
-on one core; only its BLAS uses more. So on the CPU a training step splits
-the batch into as many parts as there are threads, and each thread runs the
-whole forward, loss and backward of its part, with a single-threaded BLAS:
-every kind of work then runs on every core, and each matrix product is
-small enough to stay in one core's cache. NumPy releases the GIL inside its
-loops and BLAS calls, so Python threads really do run at the same time.
+on one core; only its BLAS uses more. So on the CPU a training step (``step``)
+and an evaluation (``evaluate``) split the batch into as many parts as there
+are threads, and each thread runs the whole forward (and backward) of its
+part, with a single-threaded BLAS: every kind of work then runs on every
+core, and each matrix product is small enough to stay in one core's cache.
+NumPy releases the GIL inside its loops and BLAS calls, so Python threads
+really do run at the same time.
 
 Each thread needs its own copy of what ``forward`` keeps for ``backward``
 (and its own gradients): a *replica* of the model, which shares the
 parameter arrays with it (an update by the optimizer is seen by all) and
 owns everything else. Part ``k`` of the batch always goes to replica ``k``,
-and the parts' gradients are added in the order of the parts, so the same
-thread count gives the same numbers, bit for bit, every time. A different
-thread count rounds differently (the sums are grouped differently): about
-1e-7 relative in float32.
+so the same thread count gives the same numbers, bit for bit, every time.
 
 On the GPU (and on any device but the CPU's NumPy) there is one part: the
 GPU parallelises inside each operation.
+
+This module is the mechanism only (threads, parts, replicas, BLAS limits);
+what each part computes is the caller's.
 """
 import copy
 import os
@@ -26,9 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import checks
-from .layers import set_dropout
-from .losses import nll_per_image, softmax_cross_entropy
+from . import options
 
 _threads = None  # set_threads(); None: one per CPU core this process may use
 _pool = None
@@ -46,7 +45,7 @@ def cpu_count():
 def set_threads(n=None):
     """Use ``n`` threads for training and evaluation on the CPU (None: one per core)."""
     global _threads
-    _threads = None if n is None else int(checks.check("threads", n))
+    _threads = None if n is None else int(options.check("threads", n))
 
 
 def threads():
@@ -132,8 +131,8 @@ def run(tasks):
 
     One task runs in this thread with BLAS as it is, or, after ``set_threads(n)``,
     with at most ``n`` BLAS threads: ``--threads 1`` means one core, and more
-    BLAS threads than cores left free by other processes spin against them
-    (an evaluation at ``--threads 1`` beside a 2-thread training was 14x slower).
+    BLAS threads than cores left free by other processes spin against them, and
+    everything slows down many times over.
     """
     global _pool
     if len(tasks) == 1:
@@ -161,68 +160,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-def _part(values, part):
+def part_of(values, part):
+    """``values[part]``, or None for None (an optional per-image array, such as the classes)."""
     return None if values is None else values[part]
-
-
-def loss_and_gradients(model, inputs, labels, classes=None, batch=None, dropout=None):
-    """Forward, loss and backward of one batch: fills ``model.gradients()`` and
-    returns the loss (mean NLL per image, nats), the parts in parallel.
-
-    inputs (B, H, W, C) floats, labels (B, H, W, C) ints, classes (B,) ints or None.
-    batch: the images the mean is over: B (the default), or with MPI the global
-    batch of which these B images are one rank's slice.
-    dropout: None, or (rate, keys (B, k) ints): each part's dropout layers get the
-    keys of its images (``layers.set_dropout``), and are switched off again after.
-    """
-    batch = batch or len(inputs)
-    if len(inputs) == 0:  # an MPI rank whose slice of a small last batch is empty adds nothing
-        for g in model.gradients().values():
-            g[...] = 0
-        return 0.0
-    models = replicas(model, len(inputs))
-
-    def task(m, part):
-        if dropout is not None:
-            set_dropout(m, dropout[0], dropout[1][part])
-        try:
-            logits = m.forward(inputs[part], _part(classes, part))
-            loss, dlogits = softmax_cross_entropy(logits, labels[part], batch=batch)  # each part divides by the batch
-            m.backward(dlogits)
-        finally:
-            if dropout is not None:
-                set_dropout(m)
-        return loss
-
-    losses = run([lambda m=m, part=part: task(m, part) for m, part in zip(models, split(len(inputs), len(models)))])
-    if len(models) > 1:
-        total = model.gradients()
-        for other in models[1:]:
-            for name, g in other.gradients().items():
-                total[name] += g
-    return float(sum(losses))
-
-
-def _inference(model, inputs, classes, then):
-    """``then(part, logits)`` of every part of the batch, the forward passes
-    without caches (``Layer.inference``) and in parallel; the results joined."""
-    batch = len(inputs)
-    models = replicas(model, batch)
-
-    def task(m, part):
-        with m.inference():
-            return then(part, m.forward(inputs[part], _part(classes, part)))
-
-    parts = run([lambda m=m, part=part: task(m, part) for m, part in zip(models, split(batch, len(models)))])
-    return parts[0] if len(parts) == 1 else model.xp.concatenate(parts)
-
-
-def forward(model, inputs, classes=None):
-    """The logits of a batch, (B, H, W, C, levels), keeping nothing for backward."""
-    return _inference(model, inputs, classes, lambda part, logits: logits)
-
-
-def nll(model, inputs, labels, classes=None):
-    """-log p(image) in nats for every image of a batch, (B,) on the model's
-    device, keeping nothing for backward."""
-    return _inference(model, inputs, classes, lambda part, logits: nll_per_image(logits, labels[part]))

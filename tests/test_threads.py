@@ -12,12 +12,14 @@ import time
 import numpy as np
 import pytest
 
-from minipixel import parallel
+from minipixel import threads as threads_module
 from minipixel.data import labels_to_inputs
 from minipixel.losses import nll_per_image, softmax_cross_entropy
 from minipixel.model import PixelCNNConfig, build_model
 from minipixel.optim import Adam
 from minipixel.train import evaluate, train_step
+from minipixel import step as step_module
+from minipixel import evaluate as evaluate_module
 
 CONFIGS = {
     "pixelcnn": PixelCNNConfig(height=6, width=6, channels=3, levels=4, filters=12, blocks=2, input_kernel=3),
@@ -29,8 +31,8 @@ CONFIGS = {
 @pytest.fixture
 def threads():
     """Set the thread count for one test; the default comes back after it."""
-    yield parallel.set_threads
-    parallel.set_threads(None)
+    yield threads_module.set_threads
+    threads_module.set_threads(None)
 
 
 def batch(cfg, n=7, seed=0):
@@ -55,8 +57,8 @@ def test_a_step_in_parts_equals_the_whole_batch(arch, n_threads, threads):
     x, labels, classes = batch(cfg)
     want_loss, want = whole_batch_gradients(model, x, labels, classes)
     threads(n_threads)
-    assert len(parallel.replicas(model, len(x))) == n_threads
-    loss = parallel.loss_and_gradients(model, x, labels, classes)
+    assert len(threads_module.replicas(model, len(x))) == n_threads
+    loss = step_module.loss_and_gradients(model, x, labels, classes)
     assert loss == pytest.approx(want_loss, rel=1e-12)
     for name, g in model.gradients().items():
         np.testing.assert_allclose(g, want[name], rtol=1e-10, atol=1e-13, err_msg=name)
@@ -66,14 +68,14 @@ def test_more_threads_than_images_gives_one_part_per_image(threads):
     cfg = CONFIGS["pixelcnn"]
     model = build_model(cfg, dtype="float64")
     threads(8)
-    assert len(parallel.replicas(model, 3)) == 3
-    assert [s.stop - s.start for s in parallel.split(7, 3)] == [2, 2, 3]
+    assert len(threads_module.replicas(model, 3)) == 3
+    assert [s.stop - s.start for s in threads_module.split(7, 3)] == [2, 2, 3]
 
 
 def test_replicas_share_the_parameters_and_nothing_else(threads):
     threads(2)
     model = build_model(CONFIGS["pixelcnn"], dtype="float64")
-    twin = parallel.replicas(model, 4)[1]
+    twin = threads_module.replicas(model, 4)[1]
     for (name, p, g), (_, tp, tg) in zip(model.named_parameters(), twin.named_parameters()):
         assert tp is p, name  # the optimizer's updates reach the twin
         assert tg is not g, name  # each thread fills its own gradients
@@ -108,7 +110,7 @@ def test_evaluation_in_parts_equals_one_thread(threads):
     x, labels, classes = batch(cfg, n=10)
     want = nll_per_image(model.forward(x, classes), labels)
     threads(3)
-    np.testing.assert_allclose(parallel.nll(model, x, labels, classes), want, rtol=1e-12)
+    np.testing.assert_allclose(evaluate_module.nll(model, x, labels, classes), want, rtol=1e-12)
     got = evaluate(model, labels, batch_size=4, classes=classes)
     assert got["nll_nats"] == pytest.approx(want.mean(), rel=1e-12)
 
@@ -135,34 +137,34 @@ def test_inference_keeps_no_caches_and_gives_the_same_logits(arch):
 
 def test_threads_1_means_one_blas_thread_too(threads):
     # --threads 1 beside another busy process: BLAS's own extra threads spun against it (14x slower).
-    before = parallel.blas_threads()
+    before = threads_module.blas_threads()
     if before is None or before < 2:
         pytest.skip("BLAS runs on one thread here already (or cannot be told)")
-    seen = parallel.blas_threads
-    assert parallel.run([seen]) == [before]  # no --threads: BLAS as it is
+    seen = threads_module.blas_threads
+    assert threads_module.run([seen]) == [before]  # no --threads: BLAS as it is
     threads(1)
-    assert parallel.run([seen]) == [1] and parallel.blas_threads_in(1) == 1
+    assert threads_module.run([seen]) == [1] and threads_module.blas_threads_in(1) == 1
     threads(2)
-    assert parallel.run([seen]) == [min(before, 2)]  # one part (a batch of 1): at most 2
-    assert parallel.run([seen, seen]) == [1, 1]  # parts in threads: one BLAS thread each
-    assert parallel.blas_threads() == before  # and back after each
+    assert threads_module.run([seen]) == [min(before, 2)]  # one part (a batch of 1): at most 2
+    assert threads_module.run([seen, seen]) == [1, 1]  # parts in threads: one BLAS thread each
+    assert threads_module.blas_threads() == before  # and back after each
 
 
 def test_threads_are_validated():
     for bad in (0, -1, 1.5, "2", 10**6):
         with pytest.raises(ValueError, match="threads: expected an int from 1 to 256"):
-            parallel.set_threads(bad)
+            threads_module.set_threads(bad)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_still_runs_work_in_threads():
     # A child forked after the thread pool exists has none of its threads: with the
     # parent's pool it would hang on the first task (as mutmut's forked workers did).
-    assert parallel.run([lambda: 1, lambda: 2]) == [1, 2]  # the pool exists now
+    assert threads_module.run([lambda: 1, lambda: 2]) == [1, 2]  # the pool exists now
     pid = os.fork()
     if pid == 0:
         try:
-            code = 0 if parallel.run([lambda: 3, lambda: 4]) == [3, 4] else 1
+            code = 0 if threads_module.run([lambda: 3, lambda: 4]) == [3, 4] else 1
         except BaseException:
             code = 2
         os._exit(code)

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minipixel import checks
 from minipixel.checkpoint import read_checkpoint
 from minipixel.cli import build_parser, main
 from minipixel.train import TrainSettings, train
+from minipixel import options
+from minipixel import memory
 
 
 def every_option(parser=None, words=()):
@@ -39,7 +40,7 @@ OPTIONS = checked_options()
 
 
 def bad_values(name):
-    kind, lo, hi, lo_open = checks.RANGES[name]
+    kind, lo, hi, lo_open = options.RANGES[name]
     values = ["nan", "inf", "-inf", "abc", str(hi * 10 + 1), str(lo if lo_open else lo - 1)]
     if kind is int:
         values.append("2.5")
@@ -66,7 +67,7 @@ def test_a_bad_value_exits_2_with_one_line(words, flag, name, capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1, err  # one line
-        assert flag in err and repr(value) in err and checks.describe(name) in err, err
+        assert flag in err and repr(value) in err and options.describe(name) in err, err
 
 
 def test_the_first_bad_value_of_the_issue_stops_in_under_a_second():
@@ -84,7 +85,7 @@ def test_the_first_bad_value_of_the_issue_stops_in_under_a_second():
                                          ("levels", 300), ("temperature", -1.0), ("seed", -1), ("batch", 2.0)])
 def test_the_api_refuses_the_same_values_with_the_same_words(field, value, tmp_path):
     settings = TrainSettings(data=str(tmp_path / "never-read.npz"), **{field: value})
-    with pytest.raises(ValueError, match=re.escape(f"{field}: expected {checks.describe(field)}, got")):
+    with pytest.raises(ValueError, match=re.escape(f"{field}: expected {options.describe(field)}, got")):
         settings.validate()
     with pytest.raises(ValueError, match=f"^{field}: expected"):  # before the data file is looked for
         train(settings, out=tmp_path / "run", progress=False, log=lambda *a: None)
@@ -149,9 +150,8 @@ def test_a_second_training_into_a_live_run_folder_is_refused(tiny_npz, tmp_path,
 
 def test_training_that_would_not_fit_in_memory_is_refused_before_anything_is_built(tiny_npz, tmp_path, monkeypatch,
                                                                                   capsys):
-    from minipixel import checks
 
-    monkeypatch.setattr(checks, "available_memory", lambda: 20 * 2**20)  # a machine with 20 MiB free
+    monkeypatch.setattr(memory, "available_memory", lambda: 20 * 2**20)  # a machine with 20 MiB free
     argv = ["train", "--data", str(tiny_npz), "--filters", "64", "--blocks", "4", "--batch", "512", "--steps", "1",
             "--quiet", "--out", str(tmp_path / "run")]
     assert main(argv) == 1
@@ -166,10 +166,10 @@ def test_the_memory_estimate_is_near_a_measured_peak():
     # The estimate of a training step against the peak resident size of a fresh
     # process that takes three steps of the benchmark's reference model (which
     # also holds the interpreter and NumPy, some 40-90 MiB).
-    from minipixel import bench, checks
+    from minipixel import bench
 
     measured = bench.peak_rss_training(16, threads=1)
-    estimate = checks.training_bytes(bench.REFERENCE, 16)
+    estimate = memory.training_bytes(bench.REFERENCE, 16)
     assert 0.6 < estimate / measured < 1.4, (estimate / 2**20, measured / 2**20)
 
 
@@ -181,7 +181,7 @@ def test_kill_9_at_random_moments_loses_nothing(tiny_npz, tmp_path):
     # written yet) runs to the end, with exactly the parameters of an
     # uninterrupted run. The run is long enough (400 steps) that no killed
     # attempt can finish it.
-    from minipixel.train import read_metrics
+    from minipixel.runfolder import read_metrics
 
     run, whole = tmp_path / "run", tmp_path / "whole"
     options = ["--data", str(tiny_npz), "--filters", "8", "--blocks", "1", "--batch", "16", "--samples", "0",
@@ -269,13 +269,12 @@ def test_a_full_disk_during_a_write_keeps_the_previous_checkpoint(which, tiny_np
 
 
 def test_evaluation_and_sampling_that_would_not_fit_are_refused(tiny_npz, tmp_path, monkeypatch, capsys):
-    from minipixel import checks
 
     run = tmp_path / "run"
     assert main(["train", "--data", str(tiny_npz), "--filters", "8", "--blocks", "1", "--steps", "1", "--samples", "0",
                  "--quiet", "--out", str(run)]) == 0
     capsys.readouterr()
-    monkeypatch.setattr(checks, "available_memory", lambda: 2**14)  # 16 KiB free
+    monkeypatch.setattr(memory, "available_memory", lambda: 2**14)  # 16 KiB free
     assert main(["eval", "--checkpoint", str(run), "--data", str(tiny_npz), "--batch", "4096"]) == 1
     assert "evaluating at batch 4096 needs about" in capsys.readouterr().err
     assert main(["sample", "--checkpoint", str(run), "-n", "100000", "--out", str(tmp_path / "s.png")]) == 1
