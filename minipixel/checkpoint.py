@@ -44,6 +44,9 @@ def save_checkpoint(path, model, optimizer=None, state=None, compress=False, ave
         for key, value in (part.state_dict() if part is not None else {}).items():
             arrays[f"optim/{key}"] = np.asarray(value)
     arrays["state"] = np.array(json.dumps(state or {}, sort_keys=True))
+    for name, value in arrays.items():  # a NaN or infinity would make the file unloadable: never written
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise ValueError(f"{path}: not written: {name} holds NaN or infinite values")
     with atomic_write(path) as f:
         (np.savez_compressed if compress else np.savez)(f, **arrays)
     return Path(path)
@@ -77,6 +80,12 @@ def _check_state(state, path):
         raise CheckpointError(f"{path}: expected the state's pending_losses to be a list of finite numbers")
     if best is not None and not number(best):
         raise CheckpointError(f"{path}: expected the state's best_valid_nll to be a finite number or null, got {best!r}")
+    schedule = state.get("lr_schedule")
+    if schedule is not None and not (isinstance(schedule, dict) and number(schedule.get("lr")) and schedule["lr"] > 0
+                                     and isinstance(schedule.get("lr_step"), int)
+                                     and not isinstance(schedule["lr_step"], bool) and 0 <= schedule["lr_step"] <= step):
+        raise CheckpointError(f"{path}: expected the state's lr_schedule to be {{\"lr\": a positive number, "
+                              f"\"lr_step\": an int from 0 to the step}}, got {schedule!r}")
     if not isinstance(state.get("settings", {}), dict):
         raise CheckpointError(f"{path}: expected the state's settings to be a JSON object, "
                               f"got {type(state['settings']).__name__}")

@@ -218,8 +218,8 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, DeviceError, CheckpointError, RuntimeError, MemoryError) as err:
         print(f"minipixel {args.command}: error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as err:  # 128 + the signal, as a shell reports it (130: Ctrl-C)
+        return 128 + getattr(err, "signum", 2)
 
 
 if __name__ == "__main__":

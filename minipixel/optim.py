@@ -40,8 +40,11 @@ class Adam:
         p <- p - lr_t * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
     The two divisions undo the bias of m and v towards their zero start.
-    ``lr_t = lr * decay ** (t - 1)``: ``decay=0.999995`` per step is the
+    ``lr_t = lr * decay ** (t - 1 - lr_step)``: ``decay=0.999995`` per step is the
     schedule of the PixelCNN CIFAR-10 tutorial; the default 1.0 keeps lr fixed.
+    ``lr_step`` (0 at first) is the update after which ``lr`` was last set
+    (``set_lr``): the schedule is the pair (lr, lr_step), which stays finite and
+    valid however many steps have passed.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, decay=1.0, flat=None):
@@ -58,7 +61,7 @@ class Adam:
             raise ValueError(f"decay must be in (0, 1], got {decay}")
         self.params, self.flat = params, flat
         self.lr, self.betas, self.eps, self.decay = lr, betas, eps, decay
-        self.t = 0
+        self.t = self.lr_step = 0
         if flat is None:
             self.m = {k: array_module(p).zeros_like(p) for k, p in params.items()}
             self.v = {k: array_module(p).zeros_like(p) for k, p in params.items()}
@@ -72,7 +75,23 @@ class Adam:
             self.m, self.v = _views(self.flat_m, params), _views(self.flat_v, params)  # for state_dict
 
     def current_lr(self):
-        return self.lr * self.decay ** max(self.t - 1, 0)
+        """The rate of update t (the last one made), or of the next one before any."""
+        return self.lr * self.decay ** max(self.t - 1 - self.lr_step, 0)
+
+    def set_lr(self, lr):
+        """From the next update on, the rate is ``lr``, decaying from there."""
+        if not 0 < lr < math.inf:
+            raise ValueError(f"lr must be positive and finite, got {lr}")
+        self.lr, self.lr_step = lr, self.t
+
+    def finite(self):
+        """True while the parameters and both moments hold only finite numbers
+        (an update with too large a rate can overflow them)."""
+        if self.flat is not None:
+            arrays = (self.flat[0], self.flat_m, self.flat_v)
+        else:
+            arrays = (*self.params.values(), *self.m.values(), *self.v.values())
+        return all(bool(to_numpy(array_module(a).isfinite(a).all())) for a in arrays)
 
     def step(self, grads):
         """One update from ``grads`` (``{name: array}``, same keys as ``params``)."""
@@ -184,6 +203,10 @@ class SGD:
 
     def current_lr(self):
         return self.lr
+
+    def finite(self):
+        """True while the parameters and the velocities hold only finite numbers."""
+        return all(bool(to_numpy(array_module(a).isfinite(a).all())) for a in (*self.params.values(), *self.v.values()))
 
     def step(self, grads):
         self.t += 1

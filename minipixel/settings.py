@@ -5,6 +5,7 @@ Every choice of a run is a field with a documented default; a run saves them in
 its checkpoint, so ``--resume`` (and ``eval``, ``complete``) see the data and the
 schedule exactly as the run did. A resume may change only ``RESUME_FIELDS``.
 """
+import math
 from dataclasses import dataclass, fields, replace
 
 from . import options
@@ -47,12 +48,21 @@ class TrainSettings:
 
     CHOICES = {"binarize": ("threshold", "sample"), "arch": ARCHS, "block": ResidualBlock.WIDTHS}
 
-    def validate(self):
+    def validate(self, saved_lr=False):
         """Check every numeric setting against its range (``options.RANGES``): a
-        ValueError naming the setting, the value and the range."""
+        ValueError naming the setting, the value and the range.
+
+        saved_lr: ``lr`` was read from a checkpoint, where runs written before the
+        learning-rate schedule was kept in the training state stored a base rate that
+        can lie above the range a user may give (``lr / lr_decay**step`` after a
+        ``--resume --lr``): it need only be a positive finite number.
+        """
         for field in fields(self):
             value = getattr(self, field.name)
-            if field.name in options.RANGES and (value is not None or field.default is not None):  # None: not given
+            if field.name == "lr" and saved_lr:
+                if not (isinstance(value, (int, float)) and 0 < value < math.inf):
+                    raise ValueError(f"lr: expected a positive finite number, got {value!r}")
+            elif field.name in options.RANGES and (value is not None or field.default is not None):  # None: not given
                 options.check(field.name, value)
             if field.name in self.CHOICES and value not in self.CHOICES[field.name]:
                 raise ValueError(f"{field.name}: expected one of {self.CHOICES[field.name]}, got {value!r}")
@@ -96,7 +106,7 @@ def run_settings(checkpoint, state=None, model=None):
     if state is None:
         state = read_checkpoint(checkpoint)[3]
     try:
-        settings = TrainSettings.from_dict(state.get("settings", {})).validate()
+        settings = TrainSettings.from_dict(state.get("settings", {})).validate(saved_lr=True)
     except ValueError as err:
         raise CheckpointError(f"{checkpoint}: bad training settings in the checkpoint: {err}") from err
     if model is not None:

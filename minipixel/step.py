@@ -19,7 +19,8 @@ Written out for one batch on one core, a step is four lines:
 - with MPI, each rank did its slice of the global batch: the ranks add their
   gradients (``distributed``) before anyone updates;
 - a NaN or infinite loss stops the step before the update, so the parameters
-  stay as they were.
+  stay as they were; an update that overflows the parameters or Adam's moments
+  stops the run too (it is never saved: the last checkpoint stays good).
 
 Dropout (``layers.Dropout``) draws its masks from one key per image,
 ``dropout_keys(seed, step, positions)``, so the masks do not depend on how the
@@ -101,4 +102,7 @@ def train_step(model, optimizer, inputs, labels, classes=None, ranks=None, batch
     if not math.isfinite(loss):  # before the update: the parameters stay as they were
         raise TrainingError(f"the loss became {loss}")
     optimizer.step(model.gradients())  # the Adam step: updates model.parameters() in place
+    finite = getattr(optimizer, "finite", None)  # Adam and SGD have it; any object with step() may train
+    if finite is not None and not finite():  # an overflow in the update: the run stops before anything is saved
+        raise TrainingError("the update made the parameters or the optimizer's moments infinite or NaN")
     return loss

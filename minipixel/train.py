@@ -28,6 +28,7 @@ batches, and therefore exactly the losses, that an uninterrupted run would see.
 """
 import contextlib
 import math
+import os
 import signal
 import sys
 import time
@@ -51,29 +52,48 @@ from .step import TrainingError, dropout_keys, train_step
 from .viz import default_scale, image_grid, learning_curve, save_png
 
 
+# The signals that stop a run: Ctrl-C, a job scheduler or ``timeout`` (TERM), a
+# terminal or SSH session that went away (HUP).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Stopped(KeyboardInterrupt):
+    """The run stopped on a signal (``signum``) after writing its checkpoint."""
+
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
 @contextlib.contextmanager
 def stop_requests():
-    """Turn Ctrl-C into a request that the loop honours between steps, so the
-    checkpoint written on the way out is never from the middle of an update."""
+    """Turn the stop signals into a request that the loop honours between steps, so
+    the checkpoint written on the way out is never from the middle of an update.
+    Yields the list of signals received; a second one stops at once."""
     requested = []
-    previous = signal.getsignal(signal.SIGINT)
 
     def handler(signum, frame):
-        if requested:  # a second Ctrl-C: stop at once
-            raise KeyboardInterrupt
-        requested.append(True)
+        if requested:  # a second signal: stop at once
+            raise Stopped(signum)
+        requested.append(signum)
+        if signum == getattr(signal, "SIGHUP", None):
+            # The terminal is gone: a write to it would fail (EIO) before the checkpoint is saved.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            for fd in (1, 2):
+                os.dup2(devnull, fd)
+            os.close(devnull)
 
-    try:
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not in the main thread: no handler, Ctrl-C behaves as usual
-        pass
+    previous = {}
+    for signum in STOP_SIGNALS:
+        try:
+            previous[signum] = signal.signal(signum, handler)
+        except ValueError:  # not in the main thread: no handler, the signal behaves as usual
+            pass
     try:
         yield requested
     finally:
-        try:
-            signal.signal(signal.SIGINT, previous)
-        except ValueError:
-            pass
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 class Run:
@@ -94,7 +114,8 @@ class Run:
         self.step, self.earlier_seconds = 0, 0.0  # earlier: training time before this resume
         self.losses, self.best = [], math.inf  # training losses since the last evaluation; best validation NLL
         self.resumed_from = None  # the checkpoint file a resumed run continues
-        if settings is not None:
+        self.lr_schedule = None  # a resumed run's (lr, lr_step), from its checkpoint
+        if settings is not None and resume is None:
             settings.validate()  # before any data is read or memory allocated
         saved = optim_state = new_lr = None
         if resume is not None:
@@ -110,7 +131,7 @@ class Run:
             settings, self.log, self.progress)
         self._build_model()
         self._build_optimizer(saved, optim_state, new_lr)
-        settings = self.settings  # a new --lr at a resume changes the saved base rate
+        settings = self.settings
         self.steps_per_epoch = math.ceil(len(self.train_labels) / settings.batch)
         self.total = settings.steps if settings.steps is not None else settings.epochs * self.steps_per_epoch
         self.checkpoint_path, self.metrics_path = self.folder / "checkpoint.npz", self.folder / "metrics.jsonl"
@@ -141,17 +162,24 @@ class Run:
         optimizer state, and the new learning rate (None: unchanged)."""
         ckpt_path = resume / "checkpoint.npz" if resume.is_dir() else resume
         saved = run_settings(ckpt_path)
+        if settings is not None:  # the saved rate of an older checkpoint may lie outside the range a user gives
+            settings.validate(saved_lr=settings.lr == saved.lr)
         self.model, optim_state, state = load_model(ckpt_path, device=(settings or saved).device)
         # settings=None continues the run's own schedule; given settings change what RESUME_FIELDS name.
         new_lr = settings.lr if settings is not None and settings.lr != saved.lr else None
         settings = saved if settings is None else replace(
             saved, **{name: getattr(settings, name) for name in RESUME_FIELDS})
+        # The settings keep the rate the run started with (so asking for the same new rate at
+        # a later resume is a change again); the schedule itself is the optimizer's (lr, lr_step).
+        settings = replace(settings, lr=saved.lr)
         self.resumed_from = ckpt_path
         self.folder = Path(out) if out else ckpt_path.parent
         self.step, self.earlier_seconds = int(state.get("step", 0)), float(state.get("seconds", 0.0))
         self.losses = [float(v) for v in state.get("pending_losses", [])]
         best = state.get("best_valid_nll")  # None: saved before the first evaluation
         self.best = math.inf if best is None else float(best)
+        schedule = state.get("lr_schedule")  # None: written before the schedule was kept (its lr is the base rate)
+        self.lr_schedule = None if schedule is None else (float(schedule["lr"]), int(schedule["lr_step"]))
         self.log(f"resuming {ckpt_path} at step {self.step}")
         return settings, saved, optim_state, new_lr
 
@@ -182,11 +210,11 @@ class Run:
         self.optimizer = Adam(self.model.parameters(), lr=settings.lr, decay=settings.lr_decay, flat=self.model.packed)
         if resumed and optim_state:
             self.optimizer.load_state_dict(optim_state)
+        if self.lr_schedule is not None:
+            self.optimizer.lr, self.optimizer.lr_step = self.lr_schedule
         if resumed and new_lr is not None:
-            # A new --lr on resume is the rate of the next step (then decaying per step as before):
-            # step t + 1 uses lr * lr_decay**t, so the base rate is set to match.
-            self.optimizer.lr = new_lr / settings.lr_decay ** self.optimizer.t
-            self.settings = settings = replace(settings, lr=self.optimizer.lr)
+            # A new --lr on resume is the rate of the next step, decaying per step from there.
+            self.optimizer.set_lr(new_lr)
             log(f"learning rate {new_lr:g} from step {self.step + 1} on (decaying by {settings.lr_decay} a step)")
         self.average = None  # optim.Average, with --ema
         if settings.ema:
@@ -252,6 +280,8 @@ class Run:
         curve; returns the row. The row's train_nll_nats is the mean loss of the steps since
         the previous evaluation, each measured on its batch as it was learned."""
         result = self.evaluate_split()
+        if not math.isfinite(result["nll_nats"]):  # a model that gives NaN is not saved over a good one
+            raise TrainingError(f"the validation NLL became {result['nll_nats']}")
         row = {"step": self.step, "epoch": round(self.epoch(), 4), "train_nll_nats": float(np.mean(self.losses)),
                "valid_nll_nats": result["nll_nats"], "valid_bits_per_dim": result["bits_per_dim"],
                "lr": self.optimizer.current_lr(), "seconds": round(self.seconds(), 2)}
@@ -290,7 +320,8 @@ class Run:
             return
         state = {"step": self.step, "epoch": self.epoch(), "seed": self.settings.seed,
                  "settings": asdict(self.settings), "seconds": self.seconds(), "pending_losses": self.losses,
-                 "best_valid_nll": None if math.isinf(self.best) else self.best}
+                 "best_valid_nll": None if math.isinf(self.best) else self.best,
+                 "lr_schedule": {"lr": self.optimizer.lr, "lr_step": self.optimizer.lr_step}}
         save_checkpoint(path or self.checkpoint_path, self.model, self.optimizer, state, average=self.average)
 
     def evaluate_and_save(self):
@@ -356,6 +387,13 @@ def _train(settings, out, resume, progress, log, on_step):
         run.lock.release()
 
 
+def _training_stopped(run, bar, err, step):
+    """Training cannot go on at ``step``: the error says so, and where the last good checkpoint is."""
+    bar.close()
+    last = run.checkpoint_path if run.checkpoint_path.exists() else "(none written yet)"
+    raise TrainingError(f"{err} at step {step}; stopping. The last good checkpoint is {last}; try a lower --lr") from None
+
+
 def _loop(run, progress, log, on_step):
     bar = tqdm(total=run.total, initial=run.step, desc="training", unit="step", disable=not progress,
                dynamic_ncols=True)
@@ -366,10 +404,7 @@ def _loop(run, progress, log, on_step):
                 loss = train_step(run.model, run.optimizer, inputs, labels, classes, run.ranks, run.batch_size,
                                   run.dropout)
             except TrainingError as err:
-                bar.close()
-                last = run.checkpoint_path if run.checkpoint_path.exists() else "(none written yet)"
-                raise TrainingError(f"{err} at step {run.step + 1}; stopping. The last good checkpoint is "
-                                    f"{last}; try a lower --lr") from None
+                _training_stopped(run, bar, err, run.step + 1)
             run.step += 1
             if run.average is not None:
                 run.average.update()
@@ -383,7 +418,10 @@ def _loop(run, progress, log, on_step):
                 run.time_up, stopping = (bool(v) for v in run.ranks.agree([0, run.time_up and run.ranks.rank == 0,
                                                                             stopping])[1:])
             if run.at_evaluation_point():
-                row = run.evaluate_and_save()
+                try:
+                    row = run.evaluate_and_save()
+                except TrainingError as err:
+                    _training_stopped(run, bar, err, run.step)
                 if run.ranks.rank == 0:
                     bar.write(f"step {run.step} epoch {row['epoch']:.2f}: train {row['train_nll_nats']:.2f}, "
                               f"valid {row['valid_nll_nats']:.2f} nats/image ({row['valid_bits_per_dim']:.4f} bits/dim)")
@@ -393,15 +431,16 @@ def _loop(run, progress, log, on_step):
             elif run.at_save_point():
                 run.save()
             if stopping:
+                signum = stop[0] if stop else signal.SIGINT  # with MPI, maybe another rank's
                 run.save()
                 bar.close()
-                log(f"interrupted at step {run.step}: checkpoint {run.checkpoint_path}; "
-                    f"continue with --resume {run.folder}")
-                if run.settings.samples > 0:
+                log(f"stopped by {signal.Signals(signum).name} at step {run.step}: checkpoint "
+                    f"{run.checkpoint_path}; continue with --resume {run.folder}")
+                if run.settings.samples > 0 and signum == signal.SIGINT:  # a TERM or HUP wants us gone soon
                     log(f"drawing {run.folder / 'samples.png'} from it (Ctrl-C again to skip; later: "
                         f"minipixel sample --checkpoint {run.folder})")
                     run.save_samples()
-                raise KeyboardInterrupt
+                raise Stopped(signum)
     bar.close()
     if run.settings.samples > 0:
         run.save_samples()

@@ -149,5 +149,5 @@ def test_ctrl_c_under_mpiexec_stops_every_rank_after_the_same_step(tiny_npz, tmp
         launcher.kill()
     assert launcher.returncode == 130, err
     step = read_checkpoint(run)[3]["step"]
-    assert step > 0 and f"interrupted at step {step}" in out
+    assert step > 0 and f"stopped by SIGINT at step {step}" in out
     assert len((run / "steps.csv").read_text().splitlines()) == 1 + step  # both stopped there; one writer

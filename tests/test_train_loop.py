@@ -231,7 +231,7 @@ def test_a_new_lr_on_resume_is_the_rate_of_the_next_step(tiny_npz, tmp_path):
     lrs = [r[2] for r in _steps_csv(tmp_path / "run")]
     assert lrs[5] == pytest.approx(5e-3 * 0.9998 ** 5, rel=1e-5)
     assert lrs[6:] == pytest.approx([2e-4, 2e-4 * 0.9998, 2e-4 * 0.9998 ** 2], rel=1e-5)
-    # the same --lr asked for again is again the rate of the next step (the checkpoint keeps the base rate)
+    # the same --lr asked for again is again the rate of the next step (the settings keep the first rate)
     train(settings(tiny_npz, steps=11, lr=2e-4), resume=tmp_path / "run", progress=False, log=lambda *a: None)
     assert [r[2] for r in _steps_csv(tmp_path / "run")][9:] == pytest.approx([2e-4, 2e-4 * 0.9998], rel=1e-5)
 

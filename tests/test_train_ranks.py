@@ -118,7 +118,7 @@ def test_ranks_stop_together_after_the_step_any_of_them_was_interrupted(tiny_npz
     with pytest.raises(KeyboardInterrupt):
         _loop_as_rank(r, 0, [0, 0, 1], log=logged.append)  # Ctrl-C on the other rank
     assert r.step == 1 and read_checkpoint(tmp_path / "run")[3]["step"] == 1
-    assert logged[0].startswith("interrupted at step 1: checkpoint")
+    assert logged[0].startswith("stopped by SIGINT at step 1: checkpoint")
     # no one interrupted, no time limit: rank 0 trains on to the end
     r = _new_run(settings(tiny_npz, steps=5), tmp_path / "calm")
     _loop_as_rank(r, 0, [0, 0, 0])

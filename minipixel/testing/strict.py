@@ -154,6 +154,7 @@ zeros_like, ones_like, empty_like = map(_function, ("zeros_like", "ones_like", "
 add, subtract, multiply, divide = map(_function, ("add", "subtract", "multiply", "divide"))
 matmul, maximum, minimum, where, clip = map(_function, ("matmul", "maximum", "minimum", "where", "clip"))
 exp, log, sqrt, abs, tanh, pad = map(_function, ("exp", "log", "sqrt", "abs", "tanh", "pad"))
+isfinite = _function("isfinite")
 sum, prod, cumsum, argmax, count_nonzero = map(_function, ("sum", "prod", "cumsum", "argmax", "count_nonzero"))
 take, take_along_axis, concatenate, stack = map(_function, ("take", "take_along_axis", "concatenate", "stack"))
 ascontiguousarray, transpose, reshape, broadcast_to = map(
