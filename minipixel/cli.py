@@ -59,6 +59,9 @@ def _train_parser(sub):
     p.add_argument("--resume", help="continue the run in this folder (or checkpoint file) where it stopped; "
                                     "only --epochs, --steps, --minutes, --device, --lr, --lr-decay, --ema, --dropout, --eval-every "
                                     "and --save-every may change it (default: a new run)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let a new run (or --resume X --out Y) replace the run in its --out folder; the old files "
+                        "wait in replaced-run/ there until the new run's first checkpoint (default: refuse)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_argument(p)
     p.set_defaults(handler=cmd_train)
@@ -86,7 +89,7 @@ def cmd_train(args):
         settings = replace(saved, **given)
     else:
         settings = TrainSettings(**given)
-    train(settings, out=args.out, resume=args.resume, progress=not args.quiet)
+    train(settings, out=args.out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     return 0
 
 
@@ -215,7 +218,7 @@ def main(argv=None):
 
             args.checkpoint = pretrained.path(args.pretrained)
         return args.handler(args)
-    except (ValueError, FileNotFoundError, DeviceError, CheckpointError, RuntimeError, MemoryError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, DeviceError, CheckpointError, RuntimeError, MemoryError) as err:
         print(f"minipixel {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as err:  # 128 + the signal, as a shell reports it (130: Ctrl-C)

@@ -2,6 +2,7 @@
 (``atomic_write``), one writer per run folder (``FolderLock``), ``.npz``
 files read so that a damaged or hostile one is refused with one line
 (``read_npz_arrays``), and deflated for keeping (``deflate_npz``)."""
+import fcntl
 import os
 import tempfile
 import warnings
@@ -65,66 +66,45 @@ class FolderBusy(RuntimeError):
     """Another live process is writing this run folder."""
 
 
-def _process_start(pid):
-    """When process ``pid`` started (clock ticks since boot, from /proc), or None
-    where /proc is not there: with the pid, it tells a live process from a later
-    one that reused its number."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid, started):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return started is None or _process_start(pid) in (None, started)
-
-
 class FolderLock:
     """``with FolderLock(folder):`` this process alone writes into ``folder``.
 
-    The lock is a file ``.lock`` in the folder holding the owner's pid and start
-    time, created atomically (O_EXCL). A second process that finds it, with its
-    owner still running, stops with ``FolderBusy``; a lock left by a process that
-    was killed (no such process any more) is taken over, so a kill -9 never
-    leaves a folder locked for good.
+    The lock is the kernel's (``flock``) on a file ``.lock`` in the folder, which
+    also holds the owner's process id (for the message). Taking it is one atomic
+    step, so two processes that try at once cannot both hold it; the kernel lets
+    go of it when its process ends, however it ends, so a kill -9 never leaves a
+    folder locked for good (the file stays; the next run takes it over).
     """
 
     def __init__(self, folder):
         self.path = Path(folder) / ".lock"
         self.held = False
+        self._fd = None
 
     def acquire(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        mine = f"{os.getpid()} {_process_start(os.getpid())}\n"
-        for _ in range(3):
+        for _ in range(100):
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    pid, started = self.path.read_text().split()[:2]
-                    pid = int(pid)
-                except (OSError, ValueError):
-                    pid = started = None  # unreadable or half-written: treated as left behind
-                if pid == os.getpid():
-                    raise FolderBusy(f"{self.path.parent}: this process is already writing this run folder")
-                if pid is not None and _alive(pid, None if started == "None" else started):
-                    raise FolderBusy(f"{self.path.parent}: another training (process {pid}) is writing this run "
-                                     "folder; wait for it to finish or stop it, or choose another --out")
-                try:
-                    self.path.unlink()  # left by a process that no longer runs
-                except FileNotFoundError:
-                    pass
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 64).decode(errors="replace").split()
+                os.close(fd)
+                if owner[:1] == [str(os.getpid())]:
+                    raise FolderBusy(f"{self.path.parent}: this process is already writing this run folder") from None
+                who = f"process {owner[0]}" if owner else "a process"
+                raise FolderBusy(f"{self.path.parent}: another training ({who}) is writing this run folder; wait "
+                                 "for it to finish or stop it, or choose another --out") from None
+            try:  # the file may have been released (deleted) between our open and our lock: retry on the new one
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as f:
-                f.write(mine)
-            self.held = True
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            self._fd, self.held = fd, True
             return self
         raise FolderBusy(f"{self.path.parent}: could not take the run folder's lock {self.path}")
 
@@ -132,9 +112,11 @@ class FolderLock:
         if self.held:
             self.held = False
             try:
-                self.path.unlink()
+                self.path.unlink()  # while still locked: whoever opens the path next makes a new file
             except FileNotFoundError:
                 pass
+            os.close(self._fd)  # lets the lock go
+            self._fd = None
 
     def __enter__(self):
         return self.acquire()

@@ -26,8 +26,28 @@ def default_run_dir(spec):
 
 
 def read_metrics(path):
-    """The rows of a metrics.jsonl file, as dicts."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The rows of a metrics.jsonl file, as dicts. A last line cut short (an append that
+    failed halfway: a full disk, a kill) is left out, as steps.csv's is; any other line
+    that is not a row is a ValueError naming the file and the line."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a metrics file (not UTF-8 text: {err.reason} at byte {err.start})") from None
+    lines = text.split("\n")  # a whole file ends with a newline: then the last entry is ""
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                raise ValueError("expected a JSON object with an int step")
+        except ValueError as err:
+            if number == len(lines):  # the last line, with no newline after it: cut short
+                break
+            raise ValueError(f"{path}: line {number} is not a metrics row ({err})") from None
+        rows.append(row)
+    return rows
 
 
 def trim_metrics(path, step):
@@ -50,6 +70,44 @@ def trim_steps(path, step):
             if line.count(",") == 3 and line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) <= step]
     with atomic_write(path, "w") as f:
         f.write(STEPS_HEADER + "".join(kept))
+
+
+# A run's own files: a folder holding any of the first four holds a run.
+RUN_FILES = ("checkpoint.npz", "best.npz", "metrics.jsonl", "steps.csv", "samples.png", "learning_curve.png")
+ASIDE = "replaced-run"  # where --overwrite puts the run it replaces, until the new run's first checkpoint
+
+
+def holds_run(folder):
+    """True when ``folder`` holds a run's records (a checkpoint, metrics or steps)."""
+    return any((Path(folder) / name).exists() for name in RUN_FILES[:4])
+
+
+def check_replaceable(folder, how, overwrite):
+    """A FileExistsError unless ``folder`` may take a new run: it holds none (or
+    ``overwrite`` says to replace it), and no earlier run put aside by --overwrite
+    waits there. ``how`` names what would replace it."""
+    folder = Path(folder)
+    if (folder / ASIDE).exists():
+        raise FileExistsError(f"{folder / ASIDE} holds a run put aside by an earlier --overwrite whose new run "
+                              f"wrote no checkpoint; keep what you need from it and delete it first")
+    if holds_run(folder) and not overwrite:
+        raise FileExistsError(f"{folder} holds a run already ({how} would replace its checkpoint and records); "
+                              f"continue it with --resume {folder}, choose another --out, or give --overwrite "
+                              f"to replace it (its files are kept aside until the new run's first checkpoint)")
+
+
+def put_aside(folder):
+    """Move the run in ``folder`` into ``folder/replaced-run/``; returns that folder, or None
+    when there was no run."""
+    folder = Path(folder)
+    present = [name for name in RUN_FILES if (folder / name).exists()]
+    if not present:
+        return None
+    aside = folder / ASIDE
+    aside.mkdir()
+    for name in present:
+        (folder / name).rename(aside / name)
+    return aside
 
 
 def append_metrics(path, row):

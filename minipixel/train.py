@@ -28,7 +28,7 @@ batches, and therefore exactly the losses, that an uninterrupted run would see.
 """
 import contextlib
 import math
-import os
+import shutil
 import signal
 import sys
 import time
@@ -49,51 +49,8 @@ from .rundata import prepare_data
 from .sampling import sample
 from .settings import RESUME_FIELDS, TrainSettings, run_settings
 from .step import TrainingError, dropout_keys, train_step
+from .stop import Stopped, stop_requests
 from .viz import default_scale, image_grid, learning_curve, save_png
-
-
-# The signals that stop a run: Ctrl-C, a job scheduler or ``timeout`` (TERM), a
-# terminal or SSH session that went away (HUP).
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-class Stopped(KeyboardInterrupt):
-    """The run stopped on a signal (``signum``) after writing its checkpoint."""
-
-    def __init__(self, signum=signal.SIGINT):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = int(signum)
-
-
-@contextlib.contextmanager
-def stop_requests():
-    """Turn the stop signals into a request that the loop honours between steps, so
-    the checkpoint written on the way out is never from the middle of an update.
-    Yields the list of signals received; a second one stops at once."""
-    requested = []
-
-    def handler(signum, frame):
-        if requested:  # a second signal: stop at once
-            raise Stopped(signum)
-        requested.append(signum)
-        if signum == getattr(signal, "SIGHUP", None):
-            # The terminal is gone: a write to it would fail (EIO) before the checkpoint is saved.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            for fd in (1, 2):
-                os.dup2(devnull, fd)
-            os.close(devnull)
-
-    previous = {}
-    for signum in STOP_SIGNALS:
-        try:
-            previous[signum] = signal.signal(signum, handler)
-        except ValueError:  # not in the main thread: no handler, the signal behaves as usual
-            pass
-    try:
-        yield requested
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
 
 
 class Run:
@@ -107,9 +64,12 @@ class Run:
               the run; everything else comes from the checkpoint
     out:      the run folder (default runs/<dataset>-<time>; when resuming, the checkpoint's folder)
     resume:   a run folder or checkpoint file to continue from
+    overwrite: a new run (or a resume into another folder, ``out``) may replace a run
+              that ``out`` holds; that run's files wait in ``out/replaced-run/`` until
+              the new run writes its first checkpoint (default: refuse, FileExistsError)
     """
 
-    def __init__(self, settings, out=None, resume=None, log=print, progress=True):
+    def __init__(self, settings, out=None, resume=None, log=print, progress=True, overwrite=False):
         self.log, self.progress = log, progress
         self.step, self.earlier_seconds = 0, 0.0  # earlier: training time before this resume
         self.losses, self.best = [], math.inf  # training losses since the last evaluation; best validation NLL
@@ -122,6 +82,11 @@ class Run:
             settings, saved, optim_state, new_lr = self._resume(Path(resume), settings, out)
         else:
             self.folder = Path(out) if out else runfolder.default_run_dir(settings.data)
+        # A run in the folder is replaced only when asked (a resume in its own folder continues it).
+        self.replacing = self.folder != (None if self.resumed_from is None else self.resumed_from.parent)
+        if self.replacing:
+            runfolder.check_replaceable(self.folder, "a new run" if resume is None else "--resume with --out", overwrite)
+        self.aside = None  # with --overwrite: where the replaced run waits, until our first checkpoint
         self.settings = settings
         self.ranks = distributed.ranks(settings.device)
         if self.ranks.rank:  # only rank 0 prints and writes
@@ -141,6 +106,11 @@ class Run:
             self.ranks.check_same(self.model.packed[0], "initial parameters")
         if self.ranks.rank == 0:
             self.lock.acquire()  # before anything is written: one writer per folder
+            if self.replacing and overwrite:
+                self.aside = runfolder.put_aside(self.folder)
+                if self.aside is not None:
+                    self.log(f"--overwrite: the run that was in {self.folder} waits in {self.aside} until this "
+                             f"run's first checkpoint")
             runfolder.open_folder(self.folder, self.step)
         self.time_up = False  # the --minutes budget is spent (rank 0's clock decides)
         self.started = time.time()
@@ -323,6 +293,9 @@ class Run:
                  "best_valid_nll": None if math.isinf(self.best) else self.best,
                  "lr_schedule": {"lr": self.optimizer.lr, "lr_step": self.optimizer.lr_step}}
         save_checkpoint(path or self.checkpoint_path, self.model, self.optimizer, state, average=self.average)
+        if self.aside is not None and path is None:  # the new run has a checkpoint: the old one may go
+            shutil.rmtree(self.aside)
+            self.aside = None
 
     def evaluate_and_save(self):
         """An evaluation point: evaluate, checkpoint, and keep best.npz if validation improved
@@ -352,7 +325,7 @@ class Run:
         save_png(self.folder / "samples.png", grid)
 
 
-def train(settings=None, out=None, resume=None, progress=True, log=print, on_step=None):
+def train(settings=None, out=None, resume=None, progress=True, log=print, on_step=None, overwrite=False):
     """Train a model; returns the run folder (see ``Run`` for the arguments).
 
     on_step: optional function called as on_step(step, loss) after every step
@@ -360,10 +333,10 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
     settings = settings if settings is not None or resume is not None else TrainSettings()
     ranks = distributed.ranks((settings or run_settings(resume)).device)
     if ranks.size == 1:
-        return _train(settings, out, resume, progress, log, on_step)
+        return _train(settings, out, resume, progress, log, on_step, overwrite)
     try:  # MPI: an error on one rank must stop them all, or the others wait for it for ever
         distributed.share_cores(settings or run_settings(resume))
-        return _train(settings, out, resume, progress, log, on_step)
+        return _train(settings, out, resume, progress, log, on_step, overwrite)
     except KeyboardInterrupt:  # Ctrl-C: every rank agreed to stop after the same step
         raise
     except BaseException as err:
@@ -372,8 +345,8 @@ def train(settings=None, out=None, resume=None, progress=True, log=print, on_ste
         raise
 
 
-def _train(settings, out, resume, progress, log, on_step):
-    run = Run(settings, out, resume, log, progress)
+def _train(settings, out, resume, progress, log, on_step, overwrite):
+    run = Run(settings, out, resume, log, progress, overwrite)
     log, progress = run.log, run.progress
     try:
         return _loop(run, progress, log, on_step)

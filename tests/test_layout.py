@@ -31,7 +31,7 @@ LAYERS = {
     2: ("layers", "conv"),
     3: ("model", "gated", "checkpoint"),
     4: ("step", "evaluate", "sampling", "gradcheck", "viz", "pretrained"),
-    5: ("settings", "rundata", "runfolder", "train"),
+    5: ("settings", "rundata", "runfolder", "stop", "train"),
     6: ("bench", "cli", "cli_pictures", ""),  # "": the package's __init__ (its version, read by cli)
 }
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}

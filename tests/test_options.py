@@ -281,3 +281,40 @@ def test_evaluation_and_sampling_that_would_not_fit_are_refused(tiny_npz, tmp_pa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sampling 100000 images of 8x8 needs about" in err
     assert not (tmp_path / "s.png").exists()
+
+
+def _race_for_the_lock(folder, rounds, inside):
+    """A child process: ``rounds`` times, take the folder's lock if it can, and while holding it
+    create the file ``inside`` exclusively (a second holder would find it there), then let go."""
+    from minipixel.files import FolderBusy, FolderLock
+
+    overlaps = 0
+    for _ in range(rounds):
+        lock = FolderLock(folder)
+        try:
+            lock.acquire()
+        except FolderBusy:
+            continue
+        try:
+            fd = os.open(inside, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            overlaps += 1
+        else:
+            os.close(fd)
+            os.unlink(inside)
+        lock.release()
+    os._exit(min(overlaps, 100))
+
+
+def test_processes_racing_for_the_lock_never_hold_it_together(tmp_path):
+    import multiprocessing
+
+    folder, inside = tmp_path / "run", tmp_path / "inside"
+    folder.mkdir()
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=_race_for_the_lock, args=(folder, 300, inside)) for _ in range(8)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+    assert [child.exitcode for child in children] == [0] * 8  # no child ever found another holder inside

@@ -170,3 +170,91 @@ def test_a_full_disk_stops_the_run_saying_what_is_left_and_how_to_go_on(tiny_npz
             run(settings(tiny_npz, steps=8), folder)
         assert str(stopped.value) == (f"could not write into the run folder (No space left on device: "
                                       f"{folder / 'steps.csv'}); {left}; make room, then continue with --resume {folder}")
+
+
+# --- a run is never replaced unless the user asks ------------------------------------------
+
+
+def test_a_new_run_refuses_a_folder_that_holds_a_run_and_changes_nothing(tiny_npz, tmp_path):
+    from minipixel.cli import main
+
+    folder = tmp_path / "run"
+    run(settings(tiny_npz, steps=4, samples=2), folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(FileExistsError, match=r"run holds a run already \(a new run would replace its checkpoint "
+                                              r"and records\); continue it with --resume .*run, choose another "
+                                              r"--out, or give --overwrite"):
+        run(settings(tiny_npz, steps=2), folder)
+    assert main(["train", "--data", str(tiny_npz), "--filters", "8", "--blocks", "1", "--steps", "2",
+                 "--out", str(folder), "--quiet"]) == 1
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    for only in ("metrics.jsonl", "steps.csv", "best.npz"):  # any of the run's records counts
+        other = tmp_path / only
+        other.mkdir()
+        (other / only).write_text("")
+        with pytest.raises(FileExistsError):
+            run(settings(tiny_npz, steps=2), other)
+    run(settings(tiny_npz, steps=2), tmp_path / "empty")  # an empty or new folder is fine
+    (tmp_path / "pictures").mkdir()
+    (tmp_path / "pictures" / "mine.png").write_bytes(b"png")
+    run(settings(tiny_npz, steps=2), tmp_path / "pictures")  # and so is one without a run
+
+
+def test_resume_into_another_folder_refuses_a_run_there(tiny_npz, tmp_path):
+    run(settings(tiny_npz, steps=4), tmp_path / "a")
+    run(settings(tiny_npz, steps=2, seed=9), tmp_path / "b")
+    before = (tmp_path / "b" / "checkpoint.npz").read_bytes()
+    with pytest.raises(FileExistsError, match=r"b holds a run already \(--resume with --out would replace"):
+        run(settings(tiny_npz, steps=6), tmp_path / "b", resume=tmp_path / "a")
+    assert (tmp_path / "b" / "checkpoint.npz").read_bytes() == before
+    run(settings(tiny_npz, steps=6), tmp_path / "a", resume=tmp_path / "a")  # its own folder: a plain resume
+
+
+def test_overwrite_keeps_the_old_run_aside_until_the_new_runs_first_checkpoint(tiny_npz, tmp_path, monkeypatch):
+    folder = tmp_path / "run"
+    run(settings(tiny_npz, steps=4, samples=2), folder)
+    old = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    logged = []
+
+    def fails_before_a_checkpoint(step, loss):
+        assert {p.name: p.read_bytes() for p in (folder / "replaced-run").iterdir()} == old
+        raise RuntimeError("killed before the first checkpoint")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        train(settings(tiny_npz, steps=8, eval_every=4, seed=5), out=folder, progress=False, log=logged.append,
+              on_step=fails_before_a_checkpoint, overwrite=True)
+    assert any("waits in" in line and "replaced-run" in line for line in logged)
+    assert {p.name: p.read_bytes() for p in (folder / "replaced-run").iterdir()} == old  # nothing lost
+    with pytest.raises(FileExistsError, match=r"replaced-run holds a run put aside by an earlier --overwrite"):
+        train(settings(tiny_npz, steps=8, seed=5), out=folder, progress=False, log=logged.append, overwrite=True)
+    (folder / "replaced-run" / "checkpoint.npz").rename(tmp_path / "kept.npz")
+    for p in (folder / "replaced-run").iterdir():
+        p.unlink()
+    (folder / "replaced-run").rmdir()
+    seen = []
+    train(settings(tiny_npz, steps=8, eval_every=4, seed=5), out=folder, progress=False, log=lambda *a: None,
+          on_step=lambda step, loss: seen.append((step, (folder / "replaced-run").exists())), overwrite=True)
+    assert seen[3] == (4, True) and seen[4] == (5, False)  # gone once step 4's checkpoint was written
+    assert read_checkpoint(folder)[3]["step"] == 8 and read_checkpoint(folder)[3]["settings"]["seed"] == 5
+    assert [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()] == [4, 8]
+
+
+def test_a_torn_last_metrics_line_is_dropped_and_the_resume_goes_on(tiny_npz, tmp_path):
+    folder = tmp_path / "run"
+    run(settings(tiny_npz, steps=4, eval_every=2), folder)
+    whole = (folder / "metrics.jsonl").read_text()
+    with open(folder / "metrics.jsonl", "a") as f:
+        f.write('{"step": 6, "epoch": 1.5, "train_nll_na')  # an append that the disk cut short
+    assert runfolder.read_metrics(folder / "metrics.jsonl") == [json.loads(x) for x in whole.splitlines()]
+    run(settings(tiny_npz, steps=6, eval_every=2), folder, resume=folder)
+    assert [json.loads(x)["step"] for x in (folder / "metrics.jsonl").read_text().splitlines()] == [2, 4, 6]
+
+
+@pytest.mark.parametrize("content, where", [('{"step": 2}\nnot json\n{"step": 4}\n', "line 2"),
+                                            ('{"step": 2}\n[1, 2]\n', "line 2"), ('{"step": "2"}\n', "line 1"),
+                                            (b"\xff\xfe\n", "not UTF-8")])
+def test_a_damaged_metrics_file_is_named_with_its_line(tmp_path, content, where):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError, match=f"^{path}: .*{where}"):
+        runfolder.read_metrics(path)

@@ -78,7 +78,7 @@ def test_train_with_no_arguments_trains_the_default_run(monkeypatch):
     calls = []
     monkeypatch.setattr(train_module, "_train", lambda *args: calls.append(args) or "runs/x")
     assert train() == "runs/x"
-    assert calls == [(TrainSettings(), None, None, True, print, None)]
+    assert calls == [(TrainSettings(), None, None, True, print, None, False)]
 
 
 def test_ctrl_c_saves_and_draws_the_samples(tiny_npz, tmp_path):

@@ -200,7 +200,7 @@ def test_under_mpiexec_a_run_takes_the_ranks_and_the_cores_of_its_device(tmp_pat
     monkeypatch.setattr(train_module, "_train", lambda *args: given.append(args) or distributed.ranks())
     s, log, on_step = TrainSettings(device=device), [].append, lambda step, loss: None
     assert type(train(s, out=tmp_path / "out", progress=False, log=log, on_step=on_step)).__name__ == expected
-    assert given[0] == (s, tmp_path / "out", None, False, log, on_step)  # the run as asked for
+    assert given[0] == (s, tmp_path / "out", None, False, log, on_step, False)  # the run as asked for
     # a CPU rank: half of the host's cores for its steps and its BLAS; a GPU rank leaves them be
     assert (threads_module._threads, blas) == ((4, [4]) if device == "cpu" else (None, []))
     # resuming without settings: the device saved in the checkpoint decides
@@ -210,7 +210,7 @@ def test_under_mpiexec_a_run_takes_the_ranks_and_the_cores_of_its_device(tmp_pat
     monkeypatch.setattr(threads_module, "_threads", None)
     blas.clear()
     assert type(train(None, resume=tmp_path)).__name__ == expected
-    assert given[1] == (None, None, tmp_path, True, print, None)
+    assert given[1] == (None, None, tmp_path, True, print, None, False)
     assert (threads_module._threads, blas) == ((4, [4]) if device == "cpu" else (None, []))
 
 

@@ -21,7 +21,8 @@ from minipixel.model import PixelCNN, PixelCNNConfig
 from minipixel.optim import SGD, Adam
 from minipixel.settings import run_settings
 from minipixel.step import TrainingError
-from minipixel.train import Stopped, train
+from minipixel.stop import Stopped
+from minipixel.train import train
 
 
 def _steps_lr(folder):
