@@ -37,7 +37,7 @@ def training_bytes(config, batch, itemsize=4):
     the memory a training step at ``batch`` takes: the maps forward keeps for
     backward (about 1.25 of every layer's output channels), two of the widest
     maps alive in backward, and the parameters with their gradients and Adam's
-    two moments. README's Performance section compares it with measured peaks."""
+    two moments. docs/testing.md (Reliability) compares it with measured peaks."""
     h, C, L = config.filters, config.channels, config.levels
     if config.arch == "gated":
         kept = (config.blocks + 1) * 9 * h + h + C * L  # per layer: v and h pre-activations, link, gates, output; head

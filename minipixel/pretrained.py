@@ -7,7 +7,7 @@ Each is an ordinary checkpoint in the package folder ``minipixel/models/``, and
                          "about": "Gated PixelCNN, 32 filters, 13 gated layers",
                          "data": "binarized MNIST (static), 50,000 train",
                          "training": "...", "results": "... nats on the valid split",
-                         "reproduce": "bash scripts/pretrained_binarized_mnist.sh"}}
+                         "reproduce": "bash scripts/pretrained_binarized_mnist_64x20.sh"}}
 
 A finished run goes in with ``install`` (``scripts/install_pretrained.py``): its
 ``best.npz`` without the optimizer's state (a third of the size), and an index

@@ -328,7 +328,7 @@ def sample_wavefront(model, u, temperature, bar, known=None, classes=None, watch
     model.condition(classes)  # a PixelCNN takes none: refused there
     # One thread, with BLAS free to split the larger products over the cores: the
     # images split over two threads, one replica each, ran slower side by side
-    # (README, Performance).
+    # (docs/journal/performance.md).
     return _sample_wavefront(model, u, temperature, bar, known)
 
 

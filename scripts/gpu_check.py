@@ -23,7 +23,7 @@ What it does, in this order, each step recorded in the JSON with its figures and
 6. the MPI + NCCL gradient sum, where mpi4py is installed (GPU only);
 7. timings (medians): training and forward at several batch sizes, sampling;
 8. last, every float64 gradient check of ``minipixel gradcheck`` with the layers
-   on the GPU: the slowest step by far (minutes; README's GPU section has the figures), so a
+   on the GPU: the slowest step by far (minutes; docs/gpu.md has the figures), so a
    time limit cuts only these.
 
 The JSON is saved as it goes: rewritten whole (to a temporary file in the same

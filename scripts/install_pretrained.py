@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Install a finished run as a pretrained model of the package (``minipixel/models``).
 
-    python scripts/install_pretrained.py fashion-mnist-conditional pretrained/fashion-mnist-conditional \
+    python scripts/install_pretrained.py fashion-mnist-conditional runs/pretrained/fashion-mnist-conditional \
         --reproduce "bash scripts/pretrained_fashion_mnist.sh"
 
 Writes the run's best.npz without the optimizer state as ``minipixel/models/NAME.npz``

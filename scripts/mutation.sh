@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of the core modules with mutmut (https://pypi.org/project/mutmut/),
-# not part of CI (too slow: a whole run takes hours on 2 cores; the README's Tests section
-# gives the figures). Run from anywhere:
+# not part of CI (too slow: a whole run takes hours on 2 cores; docs/testing.md says how
+# it works, docs/journal/mutation.md gives the figures). Run from anywhere:
 #
 #     bash scripts/mutation.sh            # a fresh run: every mutant
 #     bash scripts/mutation.sh --resume   # go on with an interrupted run

@@ -60,10 +60,9 @@ run_phase() {
 #     deflate_run FOLDER
 #
 # deflates the run's .npz files in place (minipixel.files.deflate_npz; every array stays
-# bit for bit): training writes them plainly, and a run folder kept in the repository is
-# committed deflated, half the size (the 64-filter checkpoint: 33 -> 16.5 MB). Commit a
-# long run's checkpoint once a session, at its end: every commit of it adds its size
-# to what the session submits.
+# bit for bit): training writes them plainly, and deflated they take half the space (the
+# 64-filter checkpoint: 33 -> 16.5 MB). A live run may commit its latest checkpoint only
+# at the end of a day's work, and it leaves the tree when the run ends (CONTRIBUTING.md).
 deflate_run() {
     python -c "import sys
 from pathlib import Path
@@ -73,35 +72,12 @@ for path in sorted(Path(sys.argv[1]).glob('*.npz')):
     print(f'{path}: {before:,} -> {after:,} bytes')" "$1"
 }
 
-#     gated_dropout_run FOLDER FILTERS PIECE_MINUTES DATA
-#
-# the whole of a binarized-MNIST run with dropout from the first step, started or
-# continued for one more piece: scripts/pretrained_binarized_mnist_dropout.sh with 64
-# filters, and the wider run the README's plan names, if the pilot earns it, with 96.
-# Every setting but the width is fixed here: the gated PixelCNN with FILTERS filters
-# per stack, a 7x7 first layer and 12 more gated layers, dropout 0.2 in the gated
-# layers, batch 32, seed 0, 2 threads; Adam at 1e-3 decayed by 0.99991 a step (x0.87 an
-# epoch of 1,563 steps); Polyak averaging (--ema 0.9995) from the end of epoch 4 (step
-# 6,252) on; at most 20 epochs (31,260 steps); an evaluation on the 10,000 valid images
-# ends every epoch and every piece. DATA is the folder that holds the .amat.gz files.
-# The folder is deflated at the end (deflate_run).
-gated_dropout_run() {
-    local out=$1 filters=$2 piece=$3 data=$4 steps=31260 ema_from=6252 ema=0.9995 dropout=0.2
-    begin_piece "$out" "$piece" --data "$data/binarized_mnist_train.amat.gz" \
-        --valid "$data/binarized_mnist_valid.amat.gz" --arch gated --filters "$filters" --blocks 12 --batch 32 \
-        --lr 1e-3 --lr-decay 0.99991 --steps "$ema_from" --dropout "$dropout" --seed 0 --threads 2 --samples 64
-    run_phase "$out" 0 "$ema_from" "$STOP_AT" --dropout "$dropout" --threads 2 --quiet
-    run_phase "$out" "$ema_from" "$steps" "$STOP_AT" --ema "$ema" --dropout "$dropout" --threads 2 --quiet
-    tail -n 3 "$out/metrics.jsonl"
-    deflate_run "$out"
-}
-
 #     gated_late_dropout_run FOLDER FILTERS PIECE_MINUTES DATA DROPOUT_FROM [LAYERS]
 #
 # the whole of a binarized-MNIST run with dropout switched on late, started or
-# continued for one more piece: scripts/pretrained_binarized_mnist_64.sh (dropout from
-# step 10,860), scripts/pretrained_binarized_mnist_128.sh and
-# scripts/pretrained_binarized_mnist_64x20.sh (from step 6,253). Every setting but the
+# continued for one more piece: scripts/pretrained_binarized_mnist_64x20.sh (FILTERS 64,
+# LAYERS 20, dropout from step 6,253; docs/journal/pretrained-binarized-mnist.md has
+# the runs that used it with other widths and steps). Every setting but the
 # width, the depth and that step is fixed here: the gated PixelCNN with FILTERS
 # filters per stack, a 7x7 first layer and LAYERS (12 unless given) more gated
 # layers, batch 32, seed 0, 2 threads; Adam at 1e-3 decayed by 0.99991 a step (x0.87

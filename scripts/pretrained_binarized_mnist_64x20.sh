@@ -8,7 +8,7 @@
 #     PIECE_MINUTES=60 bash scripts/pretrained_binarized_mnist_64x20.sh
 #
 # Why: every 64-filter recipe with 12 gated layers levels out near 82 nats on the valid
-# split, above the target of 81.30 (README, "Pretrained models"), and doubling the
+# split, above the target of 81.30 (docs/journal/pretrained-binarized-mnist.md), and doubling the
 # width to 128 filters bought only 0.55 nats at epoch 1 (87.19 against 87.74) for 3.2
 # times the arithmetic. Depth is the other way to grow: 20 gated layers after the 7x7
 # one see 23 rows up the image instead of 15 (a digit is about 20 rows tall), for 1.6
@@ -28,5 +28,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pieces.sh
-gated_late_dropout_run "${OUT:-pretrained/binarized-mnist-64x20}" 64 "${PIECE_MINUTES:-150}" \
+gated_late_dropout_run "${OUT:-runs/pretrained/binarized-mnist-64x20}" 64 "${PIECE_MINUTES:-150}" \
     "${DATA:-../shared/data/binarized_mnist}" 6252 20

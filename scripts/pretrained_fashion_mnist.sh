@@ -26,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pieces.sh
 DATA_DIR=${DATA_DIR:-/usr/share/datasets}
-OUT=${OUT:-pretrained}
+OUT=${OUT:-runs/pretrained}
 PIECE=${PIECE_MINUTES:-150}
 STEPS=${STEPS:-5064}  # 3 epochs (STEPS=20 for a quick try of the script)
 

@@ -1,9 +1,9 @@
 """PyTorch timing of the benchmark's reference model, for the comparison in the
-README's Performance section.
+performance table (README.md, docs/performance.md).
 
 PyTorch is not a dependency of minipixel: run this in a separate environment
 (`python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch numpy`), in
-alternation with `python scripts/benchmark.py`, since the machine's speed drifts:
+alternation with `minipixel bench`, since the machine's speed drifts:
 
     /tmp/torch/bin/python scripts/pytorch_reference.py 16 64
 

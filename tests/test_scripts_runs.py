@@ -53,8 +53,7 @@ def test_run_phase_resumes_a_run_only_inside_its_steps_and_its_time(tiny_npz, tm
     ]
 
 
-@pytest.mark.parametrize("call, dropout, layers", [("gated_dropout_run {} 96 30 DATA", " --dropout 0.2", 12),
-                                                   ("gated_late_dropout_run {} 96 30 DATA 10859", "", 12),
+@pytest.mark.parametrize("call, dropout, layers", [("gated_late_dropout_run {} 96 30 DATA 10859", "", 12),
                                                    ("gated_late_dropout_run {} 96 30 DATA 6252 20", "", 20)])
 def test_the_gated_runs_start_a_run_with_their_settings_and_resume_one_in_its_phase(tiny_npz, tmp_path, call,
                                                                                       dropout, layers):
