@@ -213,13 +213,17 @@ def main(argv=None):
             from . import threads
 
             threads.set_threads(args.threads)
-        if getattr(args, "pretrained", None):  # from here on, the installed model's checkpoint
+        if getattr(args, "pretrained", None) is not None:  # from here on, the installed model's checkpoint
             from . import pretrained
 
             args.checkpoint = pretrained.path(args.pretrained)
         return args.handler(args)
-    except (ValueError, FileNotFoundError, FileExistsError, DeviceError, CheckpointError, RuntimeError, MemoryError) as err:
+    except (ValueError, DeviceError, CheckpointError, RuntimeError, MemoryError) as err:
         print(f"minipixel {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # ours (a missing file, a run in the way) or the system's (a full disk): one line
+        print(f"minipixel {args.command}: error: {err.filename}: {err.strerror}" if err.filename and err.strerror
+              else f"minipixel {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as err:  # 128 + the signal, as a shell reports it (130: Ctrl-C)
         return 128 + getattr(err, "signum", 2)

@@ -5,6 +5,7 @@ import numpy as np
 
 from .model import ARCHS
 from .options import add_model_arguments, option
+from .runfolder import check_output
 
 DEFAULT_SAMPLES_PNG = "samples.png"
 
@@ -72,6 +73,12 @@ def cmd_sample(args):
         raise ValueError(f"--animate: expected a file name ending in .gif, got {args.animate!r}")
     if args.frame_every and not args.animate:
         raise ValueError("--frame-every: sets the frames of --animate, which is not given")
+    out = check_output(args.out, [args.checkpoint])  # before any work: refused outputs cost nothing
+    npy = check_output(out.with_suffix(".npy"), [args.checkpoint]) if args.npy else None
+    if args.animate:
+        check_output(args.animate, [args.checkpoint])
+    if args.png_dir and Path(args.png_dir).exists() and not Path(args.png_dir).is_dir():
+        raise ValueError(f"--png-dir: {args.png_dir} is a file; give a folder")
     model, _, _ = load_model(args.checkpoint, device=args.device)
     cfg = model.config
     H, W = args.size or (cfg.height, cfg.width)
@@ -94,12 +101,10 @@ def cmd_sample(args):
     images = sample(model, n, seed=args.seed, temperature=args.temperature, method=args.method, height=H, width=W,
                     batch_size=args.batch, progress=True, classes=classes, snapshot=recording,
                     snapshot_every=recording.every if recording else None)
-    out = Path(args.out)
     save_png(out, image_grid(images, cfg.levels, ncols=ncols, scale=scale))
     rows = f", one row per class ({count(K, 'class', 'classes')})" if ncols else ""
     print(f"wrote {out} ({count(n, 'image')}, {H}x{W}x{cfg.channels}, {cfg.levels} levels{rows})")
     if args.npy:
-        npy = out.with_suffix(".npy")
         with atomic_write(npy) as f:
             np.save(f, images)
         print(f"wrote {npy}")
@@ -175,6 +180,7 @@ def cmd_complete(args):
     from .settings import run_settings
     from .viz import completion_grid, save_png
 
+    check_output(args.out, [args.checkpoint, args.data, *(args.image or ())])
     model, _, state = load_model(args.checkpoint, device=args.device)
     cfg = model.config
     if args.image:
@@ -227,6 +233,8 @@ def show_parser(sub):
 def cmd_show(args):
     from . import viz
 
+    if args.what != "curve":
+        check_output(args.out, [getattr(args, "checkpoint", None)])
     if args.what == "masks":
         out = viz.save_png(args.out, viz.mask_figure(args.kernel, args.channels))
         print(f"wrote {out}: mask A and B, {args.kernel}x{args.kernel}, {args.channels} colour(s)")
@@ -253,6 +261,7 @@ def cmd_show(args):
             what = "no such run folder" if not run.exists() else "no metrics.jsonl in it (no evaluation yet?)"
             raise FileNotFoundError(f"{args.run}: {what}; expected a run folder written by minipixel train")
         rows = read_metrics(run / "metrics.jsonl")
-        out = viz.save_png(args.out or run / "learning_curve.png", viz.learning_curve(rows))
+        out = check_output(args.out or run / "learning_curve.png", run_file=args.out is None)
+        out = viz.save_png(out, viz.learning_curve(rows))
         print(f"wrote {out}")
     return 0

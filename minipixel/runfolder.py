@@ -8,7 +8,10 @@ checkpoint's step (``open_folder``), so they hold exactly one row per step or
 evaluation of the run, however often it was stopped.
 """
 import json
+import os
+import stat
 import time
+import zipfile
 from pathlib import Path
 
 from .files import atomic_write
@@ -108,6 +111,37 @@ def put_aside(folder):
     for name in present:
         (folder / name).rename(aside / name)
     return aside
+
+
+def check_output(path, reads=(), run_file=False):
+    """``path`` as a Path, once it is known safe to write: a ValueError (one line) for
+    a folder, anything but an ordinary file (a device, a FIFO, a socket, or a link to
+    one), a file the command reads (``reads``), a minipixel checkpoint, or one of a
+    run's own files (unless ``run_file``: ``show curve`` redraws a run's curve). An
+    ordinary file there is replaced, atomically; a path that does not exist is fine."""
+    path = Path(path)
+    real = Path(os.path.realpath(path))
+    if not real.exists():
+        above = next(p for p in real.parents if p.exists())
+        if not above.is_dir():
+            raise ValueError(f"{path}: {above} is a file, not a folder")
+        return path
+    if real.is_dir():
+        raise ValueError(f"{path}: is a folder; give a file name")
+    if not stat.S_ISREG(real.stat().st_mode):
+        raise ValueError(f"{path}: is not an ordinary file (a device, a FIFO or a socket); minipixel writes "
+                         "only ordinary files")
+    for read in reads:
+        read = None if read is None else Path(read) / "checkpoint.npz" if Path(read).is_dir() else Path(read)
+        if read is not None and read.is_file() and os.path.samefile(real, read):
+            raise ValueError(f"{path}: is the file this command reads; choose another output")
+    if zipfile.is_zipfile(real):
+        with zipfile.ZipFile(real) as archive:
+            if "format.npy" in archive.namelist():
+                raise ValueError(f"{path}: is a minipixel checkpoint; choose another output")
+    if not run_file and real.name in RUN_FILES and holds_run(real.parent):
+        raise ValueError(f"{path}: is one of the files of the run in {real.parent}; choose another output")
+    return path
 
 
 def append_metrics(path, row):

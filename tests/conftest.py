@@ -110,7 +110,7 @@ MUTATION_TESTS = {
     "evaluate": ("test_threads", "test_strict_device", "test_cli", "test_sample_cli", *TRAIN_TESTS),
     "settings": ("test_options", "test_cli", "test_sample_cli", "datasets/test_fuzz", *TRAIN_TESTS),
     "rundata": ("test_data", "test_options", "test_cli", "test_sample_cli", *TRAIN_TESTS),
-    "runfolder": ("test_options", "test_cli", *TRAIN_TESTS),
+    "runfolder": ("test_options", "test_cli", "test_outputs", *TRAIN_TESTS),
     "stop": ("test_options", *TRAIN_TESTS),
     "train": ("test_cli", "test_threads", "test_sample_cli", "test_strict_device", "test_dropout", "test_options",
               *TRAIN_TESTS),
