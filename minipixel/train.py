@@ -106,12 +106,16 @@ class Run:
             self.ranks.check_same(self.model.packed[0], "initial parameters")
         if self.ranks.rank == 0:
             self.lock.acquire()  # before anything is written: one writer per folder
-            if self.replacing and overwrite:
-                self.aside = runfolder.put_aside(self.folder)
-                if self.aside is not None:
-                    self.log(f"--overwrite: the run that was in {self.folder} waits in {self.aside} until this "
-                             f"run's first checkpoint")
-            runfolder.open_folder(self.folder, self.step)
+            try:
+                if self.replacing and overwrite:
+                    self.aside = runfolder.put_aside(self.folder)
+                    if self.aside is not None:
+                        self.log(f"--overwrite: the run that was in {self.folder} waits in {self.aside} until "
+                                 f"this run's first checkpoint")
+                runfolder.open_folder(self.folder, self.step)
+            except BaseException:  # a full disk while trimming the records: the folder is free again
+                self.lock.release()
+                raise
         self.time_up = False  # the --minutes budget is spent (rank 0's clock decides)
         self.started = time.time()
         self._order, self._order_epoch = None, None
@@ -351,11 +355,12 @@ def _train(settings, out, resume, progress, log, on_step, overwrite):
     try:
         return _loop(run, progress, log, on_step)
     except OSError as err:  # a full disk, a folder gone: every file is written atomically, so nothing is half-written
-        last = f"the last checkpoint {run.checkpoint_path} is intact" if run.checkpoint_path.exists() else \
-            "no checkpoint was written yet"
+        if run.checkpoint_path.exists():
+            then = f"the last checkpoint {run.checkpoint_path} is intact; make room, then continue with --resume"
+        else:
+            then = "no checkpoint was written yet; make room, then start the run again with --overwrite --out"
         raise RuntimeError(f"could not write into the run folder ({err.strerror or err}: "
-                           f"{err.filename or run.folder}); {last}; make room, then continue with --resume "
-                           f"{run.folder}") from err
+                           f"{err.filename or run.folder}); {then} {run.folder}") from err
     finally:
         run.lock.release()
 

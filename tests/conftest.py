@@ -77,7 +77,7 @@ def device(request):
 # [mutmut] mutates has an entry and that every pattern names a test file mutmut runs.
 # tests/test_train.py was split by concern into these files:
 TRAIN_TESTS = ("test_step", "test_train_ranks", "test_train_loop", "test_run_folder", "test_train_settings",
-               "test_checkpoint", "test_train_ema", "test_scripts_runs", "test_train_safety")
+               "test_checkpoint", "test_train_ema", "test_scripts_runs", "test_train_safety", "test_faults")
 # what runs the layers (layers, conv, canvas: once all in layers.py)
 LAYER_TESTS = ("test_conv", "test_forward_at", "test_gradcheck", "test_autoregressive", "test_gated",
                "test_sampling", "test_threads", "test_strict_device", "test_dropout")

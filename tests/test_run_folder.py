@@ -162,14 +162,15 @@ def test_a_full_disk_stops_the_run_saying_what_is_left_and_how_to_go_on(tiny_npz
         real(self, loss)
 
     monkeypatch.setattr(train_module.Run, "log_step", log_step)
-    for step, left in [(1, "no checkpoint was written yet"),
-                       (5, f"the last checkpoint {tmp_path / 'late' / 'checkpoint.npz'} is intact")]:  # step 4's
+    for step, then in [(1, "no checkpoint was written yet; make room, then start the run again with --overwrite --out"),
+                       (5, f"the last checkpoint {tmp_path / 'late' / 'checkpoint.npz'} is intact; make room, "
+                           f"then continue with --resume")]:  # step 4's
         folder = tmp_path / ("early" if step == 1 else "late")
         fail_at[0] = step
         with pytest.raises(RuntimeError) as stopped:
             run(settings(tiny_npz, steps=8), folder)
         assert str(stopped.value) == (f"could not write into the run folder (No space left on device: "
-                                      f"{folder / 'steps.csv'}); {left}; make room, then continue with --resume {folder}")
+                                      f"{folder / 'steps.csv'}); {then} {folder}")
 
 
 # --- a run is never replaced unless the user asks ------------------------------------------
