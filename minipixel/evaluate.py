@@ -4,10 +4,14 @@ backward, the parts in parallel (``threads``), and the mean NLL of a data set.
     nll(model, inputs, labels)  -> -log p(image) in nats, (B,)
     evaluate(model, labels)     -> {"nll_nats", "bits_per_dim", "images"}
 """
+import time
+
 import numpy as np
 from tqdm import tqdm
 
 from . import memory, threads
+from .backend import synchronize
+from .options import say_estimate
 from .data import labels_to_inputs
 from .losses import bits_per_dim, nll_per_image
 
@@ -38,6 +42,25 @@ def nll(model, inputs, labels, classes=None):
     return _in_parts(model, inputs, classes, lambda part, logits: nll_per_image(logits, labels[part]))
 
 
+# Forward passes' worth of work per image: the cached sampler about 3 (bench's per_two_forward_passes),
+# the wavefront about 2, the naive one a whole pass per sub-pixel; evaluation 1.
+PASSES_PER_IMAGE = {"evaluate": lambda sub_pixels: 1, "cached": lambda sub_pixels: 3,
+                    "wavefront": lambda sub_pixels: 2, "naive": lambda sub_pixels: sub_pixels}
+
+
+def estimate_seconds(model, images, work="evaluate", height=None, width=None):
+    """About how long ``work`` (evaluating, or one of the samplers) takes on ``images``
+    images of ``height x width``, from one forward pass of one blank image timed here."""
+    cfg, xp = model.config, model.xp
+    H, W = height or cfg.height, width or cfg.width
+    x = xp.zeros((1, H, W, cfg.channels), dtype=model.dtype)
+    classes = np.zeros(1, dtype=np.int64) if cfg.classes else None
+    start = time.perf_counter()
+    forward(model, x, classes)
+    synchronize(xp)
+    return (time.perf_counter() - start) * images * PASSES_PER_IMAGE[work](H * W * cfg.channels)
+
+
 def to_device(model, labels):
     """Host uint8 labels -> (network inputs, labels) on the model's device."""
     xp = model.xp
@@ -57,6 +80,8 @@ def evaluate(model, labels, batch_size=64, progress=False, classes=None):
     if model.xp is np:
         memory.check_memory(memory.inference_bytes(model.config, min(batch_size, len(labels))),
                             f"evaluating at batch {batch_size}")
+    if progress:
+        say_estimate(estimate_seconds(model, len(labels)), f"evaluating {len(labels)} images")
     total = 0.0
     for start in tqdm(range(0, len(labels), batch_size), desc="evaluating", leave=False, disable=not progress):
         x, y = to_device(model, labels[start : start + batch_size])

@@ -14,6 +14,7 @@ a ``ValueError`` with the same words.
 """
 import argparse
 import math
+import sys
 
 # name: (type, lowest, highest, lowest excluded). The upper bounds are far above
 # any real use and far below what would exhaust a machine's memory by accident.
@@ -52,7 +53,17 @@ RANGES = {
 }
 
 
+# What a range alone does not say: a test the value must pass too, and the words for both.
+RULES = {
+    # 1 / temperature multiplies the logits: from below 1e-6 on they overflow, and every draw is level 0
+    "temperature": (lambda v: v == 0 or v >= 1e-6, "0 (always the most likely level) or a number from 1e-06 to 100"),
+    "kernel": (lambda v: v % 2 == 1, "an odd int from 1 to 15"),  # a mask has a centre tap
+}
+
+
 def describe(name):
+    if name in RULES:
+        return RULES[name][1]
     kind, lo, hi, lo_open = RANGES[name]
     if lo_open:
         return f"a number above {lo:g} and at most {hi:g}"
@@ -70,7 +81,7 @@ def check(name, value, label=None):
     elif isinstance(value, (int, float)) and not isinstance(value, bool) or hasattr(value, "dtype"):
         ok = math.isfinite(float(value))
     if ok:
-        ok = (lo < value if lo_open else lo <= value) and value <= hi
+        ok = (lo < value if lo_open else lo <= value) and value <= hi and (name not in RULES or RULES[name][0](value))
     if not ok:
         raise ValueError(f"{label}: expected {describe(name)}, got {value!r}")
     return value
@@ -111,6 +122,16 @@ def document(parser):
             name = action.type.__name__[: -len(" value")]
             action.help = f"{action.help or ''} [{describe(name)}]".strip()
     return parser
+
+
+LONG_SECONDS = 30  # work longer than this says so before it starts
+
+
+def say_estimate(seconds, what):
+    """Tell the user (on stderr) that ``what`` will take about ``seconds``, when that is long."""
+    if seconds >= LONG_SECONDS:
+        took = f"{seconds / 60:.0f} minutes" if seconds >= 90 else f"{seconds:.0f} s"
+        print(f"{what}: about {took} (estimated from one forward pass); Ctrl-C stops it", file=sys.stderr, flush=True)
 
 
 def add_threads_argument(p):

@@ -20,6 +20,9 @@ def run_labels(source, settings, model=None, checkpoint=None, progress=True):
         source, data_dir=settings.data_dir, size=settings.size, progress=progress)
     if model is not None:
         _check_fits(images, model, source, checkpoint)
+    elif images.max_value == 1 and settings.levels > 2:
+        raise ValueError(f"{images.source}: the images are binary (0/1), and --levels {settings.levels} would train a "
+                         "model on two of its levels whose likelihood means nothing (eval refuses it); use --levels 2")
     labels = data.to_labels(images, settings.levels, binarize_mode=settings.binarize, seed=settings.seed)
     if not settings.conditional:
         return labels, None

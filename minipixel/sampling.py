@@ -41,6 +41,8 @@ from . import fused, memory, threads
 from .backend import to_numpy
 from .data import labels_to_inputs
 from .canvas import Positions
+from .evaluate import estimate_seconds
+from .options import say_estimate
 
 METHODS = ("cached", "naive", "wavefront")
 
@@ -132,6 +134,8 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
     if model.xp is np:
         memory.check_memory(memory.sampling_bytes(cfg, n, batch_size, H, W),
                             f"sampling {n} images of {H}x{W}")
+    if progress:  # a long sampling says so before it starts
+        say_estimate(estimate_seconds(model, n, method, H, W), f"sampling {n} images of {H}x{W} ({method})")
     uniforms = np.random.default_rng(seed).random((n, H, W, cfg.channels))
     out = np.zeros((n, H, W, cfg.channels), dtype=np.uint8)
     sampler = {"cached": sample_cached, "naive": sample_naive, "wavefront": sample_wavefront}[method]

@@ -318,3 +318,22 @@ def test_processes_racing_for_the_lock_never_hold_it_together(tmp_path):
     for child in children:
         child.join(60)
     assert [child.exitcode for child in children] == [0] * 8  # no child ever found another holder inside
+
+
+def test_a_subnormal_temperature_and_an_even_kernel_are_refused_by_the_parser(capsys):
+    for argv, message in ((["sample", "--pretrained", "binarized-mnist", "--temperature", "1e-310"],
+                           "argument --temperature: expected 0 (always the most likely level) or a number from "
+                           "1e-06 to 100, got '1e-310'"),
+                          (["show", "masks", "--kernel", "4"], "argument --kernel: expected an odd int from 1 to 15, "
+                                                              "got '4'")):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2 and message in capsys.readouterr().err
+    assert options.check("temperature", 0.0) == 0.0 and options.check("temperature", 1e-6) == 1e-6
+
+
+def test_more_levels_than_binary_data_has_are_refused_before_training(tiny_npz, tmp_path):
+    with pytest.raises(ValueError, match=r"bars.npz \(hold-out train part, seed 0\): the images are binary \(0/1\), and --levels 256 would train"):
+        train(TrainSettings(data=str(tiny_npz), levels=256, steps=1, filters=4, blocks=0), out=tmp_path / "run",
+              progress=False, log=lambda *a: None)
+    assert not (tmp_path / "run").exists()

@@ -78,3 +78,31 @@ def test_a_failed_write_is_one_line_naming_the_path(trained, tmp_path, capsys, m
 
 def test_an_empty_pretrained_name_is_one_line(capsys):
     _refused(capsys, ["sample", "--pretrained", "", "-n", "1"], "--pretrained: no model named ''")
+
+
+def test_long_work_states_its_estimate_before_it_starts(trained, tiny_npz, tmp_path, capsys, monkeypatch):
+    from minipixel.evaluate import estimate_seconds
+    from minipixel.model import PixelCNN, PixelCNNConfig
+
+    model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
+    one = estimate_seconds(model, 1)
+    assert 0 < one and estimate_seconds(model, 10, "naive") > estimate_seconds(model, 10, "cached") > 10 * one / 2
+    order = []
+    monkeypatch.setattr("minipixel.sampling.estimate_seconds", lambda *a: 600.0)
+    monkeypatch.setattr("minipixel.evaluate.estimate_seconds", lambda *a: 600.0)
+    from minipixel.options import say_estimate
+
+    def said(seconds, what):
+        order.append(("said", what))
+        say_estimate(seconds, what)
+
+    monkeypatch.setattr("minipixel.sampling.say_estimate", said)
+    monkeypatch.setattr("minipixel.evaluate.say_estimate", said)
+    real_draw = __import__("minipixel.sampling", fromlist=["sample_cached"]).sample_cached
+    monkeypatch.setattr("minipixel.sampling.sample_cached", lambda *a, **k: order.append("sampled") or real_draw(*a, **k))
+    assert main(["sample", "--checkpoint", str(trained), "-n", "2", "--out", str(tmp_path / "s.png")]) == 0
+    err = capsys.readouterr().err
+    assert "sampling 2 images of 8x8 (cached): about 10 minutes (estimated from one forward pass)" in err
+    assert order == [("said", "sampling 2 images of 8x8 (cached)"), "sampled"]
+    assert main(["eval", "--checkpoint", str(trained), "--data", str(tiny_npz)]) == 0
+    assert order[-1] == ("said", "evaluating 64 images")
