@@ -3,7 +3,9 @@
 The commands that draw pictures (sample, complete, show) are in ``cli_pictures``;
 the options they share, with their ranges, in ``options``.
 """
+import argparse
 import json
+import os
 import sys
 from dataclasses import fields, replace
 
@@ -11,7 +13,7 @@ from .backend import DeviceError
 from .checkpoint import CheckpointError
 from .cli_pictures import complete_parser, sample_parser, show_parser
 from .model import ARCHS
-from .options import Parser, add_model_arguments, add_threads_argument, document, option
+from .options import Parser, UsageError, add_model_arguments, add_threads_argument, document, option
 
 
 def _train_parser(sub):
@@ -55,7 +57,8 @@ def _train_parser(sub):
                                                                   "steps (default: at the end of every epoch)")
     p.add_argument("--save-every", type=option("save_every"), help="also checkpoint every N steps (default: only "
                                                                   "at evaluations)")
-    p.add_argument("--out", help="run folder (default runs/<data>-<date>-<time>, e.g. runs/mnist5k-train-20261125-143000)")
+    p.add_argument("--out", help="run folder (default runs/<data>-<date>-<time>, e.g. runs/mnist5k-train-20261125-143000; "
+                                 "with --resume RUN: the run goes on in this folder, RUN stays as it was)")
     p.add_argument("--resume", help="continue the run in this folder (or checkpoint file) where it stopped; "
                                     "only --epochs, --steps, --minutes, --device, --lr, --lr-decay, --ema, --dropout, --eval-every "
                                     "and --save-every may change it (default: a new run)")
@@ -199,15 +202,27 @@ def build_parser():
 
     parser = Parser(prog="minipixel", description="A from-scratch PixelCNN on NumPy / CuPy.")
     parser.add_argument("--version", action="version", version=f"minipixel {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_train_parser, sample_parser, _eval_parser, complete_parser, show_parser, _download_parser,
                 _pretrained_parser, _gradcheck_parser, _bench_parser):
         add(sub)
     return document(parser)
 
 
+def commands(parser):
+    """``minipixel`` alone: every command with its line."""
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    lines = [f"  {choice.dest:<11} {choice.help}" for choice in action._choices_actions]
+    return "usage: minipixel COMMAND [options]   (minipixel COMMAND --help: its options)\n\ncommands:\n" + \
+        "\n".join(lines) + "\n"
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        print(commands(parser), end="")
+        return 0
     try:
         if getattr(args, "threads", None) is not None:
             from . import threads
@@ -217,7 +232,15 @@ def main(argv=None):
             from . import pretrained
 
             args.checkpoint = pretrained.path(args.pretrained)
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
+    except UsageError as err:  # a value outside the range the model allows: as the parser would
+        print(f"minipixel {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `minipixel pretrained | head`: the reader went away, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ValueError, DeviceError, CheckpointError, RuntimeError, MemoryError) as err:
         print(f"minipixel {args.command}: error: {err}", file=sys.stderr)
         return 1

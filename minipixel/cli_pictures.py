@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 
 from .model import ARCHS
-from .options import add_model_arguments, option
+from .options import UsageError, add_model_arguments, option
 from .runfolder import check_output
 
 DEFAULT_SAMPLES_PNG = "samples.png"
@@ -87,7 +87,7 @@ def cmd_sample(args):
         if not K:
             raise ValueError("--class: this model is not class-conditional (train it with --arch gated --conditional)")
         if not 0 <= args.class_ < K:
-            raise ValueError(f"--class: expected a class from 0 to {K - 1}, got {args.class_}")
+            raise UsageError(f"--class: expected a class from 0 to {K - 1} for this model, got {args.class_}")
         classes = np.full(args.n, args.class_)
     elif K:
         classes, ncols = np.repeat(np.arange(K), args.n), args.n  # one row per class
@@ -133,7 +133,7 @@ def complete_parser(sub):
     p.add_argument("--index", type=option("index"), action="append",
                    help="with --data: take the image at this index instead (repeatable; default: -n at random)")
     p.add_argument("--size", type=option("size"), help="--data an image folder: centre-crop and resize to SIZE x SIZE (default: as in training)")
-    p.add_argument("--keep-rows", type=option("keep_rows"), required=True, help="rows kept from the top of each image")
+    p.add_argument("--keep-rows", type=option("keep_rows"), required=True, help="rows kept from the top of each image (fewer than the model's rows)")
     p.add_argument("--class", dest="class_", type=option("class"),
                    help="class-conditional model with --image: the class of the images (with --data: their own; default: none)")
     p.add_argument("--samples", type=option("completions"), default=4, help="completions per image (default 4)")
@@ -166,7 +166,8 @@ def _chosen_images(count, args):
     if args.index:
         wrong = [i for i in args.index if i >= count]
         if wrong:
-            raise ValueError(f"--index: {args.data} holds {count} images (indices 0 to {count - 1}), got {wrong}")
+            raise UsageError(f"--index: expected indices from 0 to {count - 1} ({args.data} holds {count} images), "
+                             f"got {wrong}")
         return np.array(args.index)
     return np.random.default_rng(args.seed).choice(count, size=min(args.n, count), replace=False)
 
@@ -183,6 +184,9 @@ def cmd_complete(args):
     check_output(args.out, [args.checkpoint, args.data, *(args.image or ())])
     model, _, state = load_model(args.checkpoint, device=args.device)
     cfg = model.config
+    if not args.keep_rows < cfg.height:
+        raise UsageError(f"--keep-rows: expected an int from 1 to {cfg.height - 1} for this {cfg.height}-row model, "
+                         f"got {args.keep_rows}")
     if args.image:
         originals = np.stack([_read_image_file(path, cfg) for path in args.image])
         if cfg.classes and args.class_ is None:

@@ -126,6 +126,29 @@ class FolderLock:
         return False
 
 
+# The first bytes of the files a user may give by mistake, and what they are.
+_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+          (b"\x1f\x8b", "a gzip file"), (b"\x93NUMPY", "a .npy array (not an .npz archive)"),
+          (b"PK", "a zip archive cut short or damaged"))
+
+
+def kind_of_file(path):
+    """What the file ``path`` looks like from its first bytes, in words ("a PNG image"), for
+    an error that says what a wrong file is; "not a zip file (damaged or cut short?)" otherwise."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if not head:
+        return "an empty file"
+    try:
+        head.decode("utf-8")
+        return "a text file"
+    except UnicodeDecodeError:
+        return "not a zip file (damaged or cut short?)"
+
+
 # Deflate cannot shrink data by more than about 1032:1, so a zip member that
 # claims to unpack to more than this many times its stored size lies about it.
 _MOST_DEFLATE_RATIO = 1100
@@ -171,7 +194,7 @@ def read_npz_arrays(path, what="an .npz file"):
     """
     path = Path(path)
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: expected {what} (a zip archive), but it is not a zip file (corrupt or cut short?)")
+        raise ValueError(f"{path}: expected {what} (a zip archive), but it is {kind_of_file(path)}")
     arrays = {}
     try:
         with zipfile.ZipFile(path) as archive:

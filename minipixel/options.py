@@ -13,6 +13,7 @@ The Python API checks the same ranges (``TrainSettings.validate``) and raises
 a ``ValueError`` with the same words.
 """
 import argparse
+import difflib
 import math
 import sys
 
@@ -105,11 +106,54 @@ def option(name):
     return parse
 
 
+class UsageError(ValueError):
+    """A value outside the range that only the model says (e.g. --keep-rows below its
+    height): the command exits 2, as for a range the parser checks."""
+
+
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (``prog: error: message``) and exit status 2."""
+    """An ArgumentParser whose errors are one line (``prog: error: message``) and exit
+    status 2; options are never abbreviated (``--n 4`` is not ``--npy``), and an unknown
+    option is named by the command it was given to, with the nearest known one."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self._chosen(parsed)
+            hints = [near for word in extras if word.startswith("-") for near in [parser.nearest(word)] if near]
+            hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return parsed
+
+    def _chosen(self, parsed):
+        """The sub-command's parser that ``parsed`` went through (this one if none)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(parsed, action.dest, None))
+                if chosen is not None:
+                    return chosen._chosen(parsed)
+        return self
+
+    def nearest(self, word):
+        """The known option nearest to ``word`` (``--learning-rate`` -> ``--lr``, by its
+        initials or its spelling), or None."""
+        word = word.split("=", 1)[0]
+        short = "-" + word.lstrip("-")
+        if len(short) == 2 and any(short in action.option_strings for action in self._actions):
+            return short  # --n for -n
+        known = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+        initials = "--" + "".join(part[:1] for part in word.lstrip("-").split("-"))
+        if initials in known and len(word.lstrip("-").split("-")) > 1:
+            return initials
+        close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+        return close[0] if close else None
 
 
 def document(parser):

@@ -373,6 +373,12 @@ def _training_stopped(run, bar, err, step):
 
 
 def _loop(run, progress, log, on_step):
+    if run.resumed_from is not None and run.step >= run.total:
+        log(f"the run in {run.folder} is finished already (step {run.step} of {run.total}): nothing to train; to "
+            f"train on, give it more steps, e.g. minipixel train --resume {run.folder} --steps {2 * run.total}")
+        if run.settings.samples > 0 and not (run.folder / "samples.png").exists():  # its end was cut short
+            run.save_samples()
+        return run.folder
     bar = tqdm(total=run.total, initial=run.step, desc="training", unit="step", disable=not progress,
                dynamic_ncols=True)
     with stop_requests() as stop:

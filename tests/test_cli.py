@@ -1,5 +1,6 @@
 """The minipixel command, run in-process."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -147,7 +148,7 @@ def test_complete_takes_images_at_random_by_seed_or_by_index(trained, tmp_path, 
     assert len(set(first // 10)) > 1  # not all from one class, as the first 8 would be
     assert main(args + ["--index", "3", "--index", "0"]) == 0
     assert taken[2][:, 0, 0, 0].tolist() == [1, 0]
-    assert main(args + ["--index", "40"]) == 1
+    assert main(args + ["--index", "40"]) == 2  # a range the data sets: a usage error
 
 
 def test_show_curve_takes_the_run_folder_or_its_checkpoint(trained, tmp_path, capsys):
@@ -336,8 +337,8 @@ def test_gated_conditional_from_the_command_line(tmp_path, capsys):
                  "--npy"]) == 0
     assert np.load(tmp_path / "t.npy").shape == (5, 8, 8, 1)
     capsys.readouterr()
-    assert main(["sample", "--checkpoint", str(run), "--class", "3", "--out", str(tmp_path / "u.png")]) == 1
-    assert "expected a class from 0 to 2, got 3" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", str(run), "--class", "3", "--out", str(tmp_path / "u.png")]) == 2
+    assert "--class: expected a class from 0 to 2 for this model, got 3" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(run), "--data", str(data), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 96
     args = ["complete", "--checkpoint", str(run), "--keep-rows", "3", "--samples", "2", "--out", str(tmp_path / "c.png")]
@@ -360,3 +361,51 @@ def test_show_field_of_the_gated_model_has_no_blind_spot(tmp_path, capsys):
     out = capsys.readouterr().out
     gated, masked = (int(line.split(": ")[1].split()[0]) for line in out.strip().splitlines())
     assert gated > masked
+
+
+def test_the_command_line_guides(tiny_npz, tmp_path, capsys, monkeypatch):
+    assert main([]) == 0  # minipixel alone: the commands, a line each
+    out = capsys.readouterr().out
+    assert out.startswith("usage: minipixel COMMAND") and all(f"\n  {c}" in out for c in ("train", "sample", "bench"))
+    for argv, message in ((["train", "--learning-rate", "0.01"], "minipixel train: error: unrecognized arguments: "
+                                                                  "--learning-rate 0.01 (did you mean --lr?)"),
+                          (["sample", "--pretrained", "binarized-mnist", "--n", "4"], "(did you mean -n?)"),
+                          (["sample", "--pretrained", "binarized-mnist", "--np"], "unrecognized arguments: --np"),
+                          (["train", "--epoch", "3"], "(did you mean --epochs?)")):
+        with pytest.raises(SystemExit) as exited:  # no abbreviation is taken for an option
+            main(argv)
+        assert exited.value.code == 2 and message in capsys.readouterr().err, argv
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_npz), "--filters", "4", "--blocks", "0", "--steps", "2", "--samples", "0",
+                 "--out", str(run), "--quiet"]) == 0
+    assert main(["complete", "--checkpoint", str(run), "--data", str(tiny_npz), "--keep-rows", "8"]) == 2
+    assert capsys.readouterr().err == ("minipixel complete: error: --keep-rows: expected an int from 1 to 7 for this "
+                                       "8-row model, got 8\n")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert f"the run in {run} is finished already (step 2 of 2): nothing to train; to train on, give it more " \
+           f"steps, e.g. minipixel train --resume {run} --steps 4" in capsys.readouterr().out
+    png = tmp_path / "picture.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(32))
+    assert main(["sample", "--checkpoint", str(png)]) == 1
+    assert "picture.png: expected a minipixel-checkpoint-1 file (a zip archive), but it is a PNG image" in \
+           capsys.readouterr().err
+
+    def closed_pipe(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("minipixel.cli.cmd_pretrained", closed_pipe)
+    monkeypatch.setattr("sys.stdout", open(os.devnull, "w"))
+    import minipixel.cli as cli
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_handler(parser, "pretrained", closed_pipe))
+    assert main(["pretrained"]) == 141 and capsys.readouterr().err == ""
+
+
+def _with_handler(parser, command, handler):
+    import argparse
+
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    action.choices[command].set_defaults(handler=handler)
+    return parser
