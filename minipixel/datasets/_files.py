@@ -1,5 +1,10 @@
-"""File helpers that every reader shares: reading bytes (gunzipped), numbering lines.
+"""File helpers that every reader shares: checking a data file is an ordinary
+file, reading bytes (gunzipped), numbering lines.
 
+Every path a reader opens goes through ``check_is_file`` first: a FIFO waits
+forever for a writer, and /dev/zero or /dev/urandom (say, linked under a data
+file's name) never end, so anything that is not an ordinary file after
+following links is refused with one line naming it, before it is opened.
 The published datasets ship both plain and gzipped (``x.amat`` or
 ``x.amat.gz``), and a download cut short leaves a gzip that cannot be
 decompressed; ``read_file_bytes`` hides the first and turns the second into
@@ -7,25 +12,51 @@ one clear message. Text formats are one image a line, and
 ``numbered_lines`` keeps the line numbers so an error can say "line 3".
 """
 import gzip
+import os
+import stat
 import zlib
+
+# What a path that is not an ordinary file is, for messages.
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe), which waits for a writer"),
+          (stat.S_ISCHR, "a character device, which may never end"),
+          (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _check_mode(path, mode):
+    """Raise ValueError naming ``path`` unless ``mode`` (an st_mode) is an ordinary file's."""
+    if stat.S_ISDIR(mode):
+        raise ValueError(f"{path}: is a directory, expected a file")
+    if not stat.S_ISREG(mode):
+        kind = next((kind for test, kind in _KINDS if test(mode)), "not a file")
+        link = f" (a link to {os.path.realpath(path)})" if os.path.islink(path) else ""
+        raise ValueError(f"{path}{link}: is {kind}; expected an ordinary file of data, refusing to read it")
 
 
 def check_is_file(path):
-    """Raise FileNotFoundError if ``path`` does not exist, ValueError if it is a folder."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory, expected a file")
+    """Raise FileNotFoundError if ``path`` does not exist (or is a link to nothing),
+    ValueError if it is not an ordinary file once links are followed: a folder, a
+    FIFO, a device (/dev/zero), a socket. Reading one of those could hang or never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"{path}: no such file") from None
+    _check_mode(path, mode)
 
 
 def read_file_bytes(path):
     """The bytes of ``path``, gunzipped if its name ends with ``.gz``.
 
-    A truncated or corrupt gzip raises one of three exception types depending
-    on where the damage is; all become a ValueError naming the file.
+    The file is opened without waiting (a FIFO put in its place after the check
+    does not hang the open) and checked again once open. A truncated or corrupt
+    gzip raises one of three exception types depending on where the damage is;
+    all become a ValueError naming the file.
     """
     check_is_file(path)
-    data = path.read_bytes()
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        _check_mode(path, os.fstat(fd).st_mode)
+        data = f.read()
     if path.name.endswith(".gz"):
         try:
             data = gzip.decompress(data)

@@ -18,7 +18,12 @@ What happens to each file of the dataset:
 3. A connection that breaks in the middle is retried (``retries`` times), each
    time resuming from the ``.part``. If it still fails, the ``.part`` is kept, so
    that running the command again goes on from there.
-4. The whole ``.part`` is checked against the published checksum. If it does
+4. No more bytes than the file's published size are ever written: a server
+   that announces more (Content-Length), or keeps sending past it (an endless
+   stream from a wrong mirror), is cut off at once, the ``.part`` deleted and a
+   ValueError says so, before the disk fills up. A file of unknown size is
+   bounded by its Content-Length, when the server sends one.
+5. The whole ``.part`` is checked against the published checksum. If it does
    not match, it is deleted and a ValueError says so. If it matches, it is
    flushed to disk and renamed to the final name in one step (``os.replace``),
    so a file with the final name is always complete, even after a crash.
@@ -61,6 +66,15 @@ class _Unreachable(Exception):
 
 class _ConnectionDropped(Exception):
     """Internal: the connection broke before the whole answer arrived; worth a retry."""
+
+
+def _too_long(url, remote, part, what):
+    """The ValueError for a server that sends (or announces) more than the file holds, the .part deleted."""
+    part.unlink(missing_ok=True)
+    return ValueError(
+        f"{remote.name}: the server at {url} {what}; stopped there and deleted the partial file. It serves "
+        "a different file (or an endless stream): check the address (or the mirror, --mirror or MINIPIXEL_MIRROR)"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -176,6 +190,11 @@ def _fetch_once(url, remote, target, progress, timeout, log):
         length = response.headers.get("Content-Length")
         length = int(length) if length is not None and length.isdigit() else None
         total = have + length if length is not None else remote.size
+        # The most bytes the .part may hold: the published size, else what the server announced.
+        most = remote.size if remote.size is not None else total
+        if most is not None and total is not None and total > most:
+            raise _too_long(url, remote, part, f"announces {total:,} bytes (Content-Length {length:,} from byte "
+                                               f"{have:,}), more than the file's {most:,}")
         received = 0
         with open(part, mode) as out, tqdm(total=total, initial=have, desc=remote.name, unit="B",
                                            unit_scale=True, unit_divisor=1024, leave=False,
@@ -188,6 +207,10 @@ def _fetch_once(url, remote, target, progress, timeout, log):
                     chunk = response.read1(CHUNK_BYTES)
                     if not chunk:
                         break
+                    if most is not None and have + received + len(chunk) > most:
+                        out.close()
+                        raise _too_long(url, remote, part, f"sent more than the file's {most:,} bytes (from byte "
+                                                           f"{have:,} on)")
                     out.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))

@@ -7,6 +7,7 @@ then fails in its reader, with a message that says what that format expected.
 """
 from pathlib import Path
 
+from ._files import check_is_file
 from .amat import read_amat
 from .cifar10 import is_cifar10_folder, read_cifar10
 from .idx import read_idx
@@ -54,12 +55,13 @@ def read_images(path, size=None, progress=True):
     returns: ImageSet
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         if is_cifar10_folder(path):
             return read_cifar10(path, "train")
         return read_image_folder(path, size, progress)
+    # The one check every file read by name passes: missing, or a FIFO or a
+    # device (which would hang or never end), is one line before any reading.
+    check_is_file(path)
     reader = reader_for(path.name)
     if reader is None:
         raise ValueError(f"{path}: unknown file type; expected one of these formats: {FORMATS}")

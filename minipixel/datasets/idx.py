@@ -79,7 +79,7 @@ def _idx_labels_path(images_path):
     labels_name = name.replace("images", "labels").replace("idx3", "idx1")
     plain = labels_name.removesuffix(".gz")
     for candidate in (plain, plain + ".gz"):
-        if (images_path.parent / candidate).is_file():
+        if (images_path.parent / candidate).exists():  # a FIFO or a device there is refused by name
             return images_path.parent / candidate
     return None
 

@@ -9,6 +9,12 @@ The class of an image is the position of its sub-folder among the sorted
 sub-folder names. Files are taken in name order (class folder by class
 folder), so the order is the same on every machine.
 
+Before any image is decoded, every file's header is read (Pillow reads the
+size and mode without decoding): an image of more pixels than an image may
+have (a decompression bomb) is refused, and so is a folder whose decoded
+images would take more than half the memory available, in one line naming
+the folder and the sizes (a few KB of all-zero PNGs can claim gigabytes).
+
 Every image must have the size of the first one, unless ``size`` is given:
 then each is cropped to its largest centred square and resized to
 ``size x size``. Grey images stay one channel (C = 1) unless a colour image is
@@ -17,6 +23,7 @@ Pillow decodes the files; only its PNG and JPEG decoders ever see them.
 
     images: (N, H, W, C) uint8, max_value 255; classes (N,) int64 or None
 """
+import os
 import struct
 import warnings
 from pathlib import Path
@@ -25,21 +32,33 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data import ImageSet
+from ..memory import available_memory
+from ._files import check_is_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # Below this many files the reading is quick enough that a progress bar is noise.
 _PROGRESS_MIN_FILES = 2000
 # A bigger image (8192 x 8192) is refused before it is decoded: its header may lie.
+# Pillow's own limit (Image.MAX_IMAGE_PIXELS) applies too, when it is lower.
 _MOST_PIXELS = 2**26
+# The share of the memory available (MemAvailable, or what the address-space
+# limit leaves, when less) that a folder's decoded images may take.
+_MEMORY_SHARE = 0.5
+# Bytes a decoding image may take beside the result, per pixel: the decoded
+# image (up to 4 bands), its conversion and its array copy.
+_DECODE_BYTES_PER_PIXEL = 12
 # Pillow modes read as one grey channel; every other 8-bit mode becomes RGB.
 _GREY_MODES = ("1", "L", "LA", "La")
 
 
 def _image_names_in(folder):
-    """The image files directly in ``folder``, sorted by name (hidden files skipped)."""
+    """The image files directly in ``folder``, sorted by name (hidden files skipped).
+
+    Anything with an image suffix that exists and is not a folder counts: a FIFO
+    or a device under an image's name is then refused by name, not skipped."""
     return sorted(
         (p for p in folder.iterdir()
-         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()),
+         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.exists() and not p.is_dir()),
         key=lambda p: p.name,
     )
 
@@ -77,6 +96,37 @@ def _image_folder_files(path):
     return [file for names in per_class for file in names], classes
 
 
+def _most_pixels(Image):
+    """The most pixels an image may have: ours, or Pillow's MAX_IMAGE_PIXELS when lower."""
+    return min(_MOST_PIXELS, Image.MAX_IMAGE_PIXELS or _MOST_PIXELS)
+
+
+def _open_image(Image, file, decode=True):
+    """``file`` opened with Pillow (header read; pixels decoded when ``decode``),
+    refused before decoding when it claims more pixels than an image may have.
+    Damaged or non-image files raise ValueError naming the file."""
+    check_is_file(file)  # a FIFO or a device under an image's name: one line, no hang
+    image = None
+    try:
+        # Only the two decoders the folder format promises see the user's files.
+        with warnings.catch_warnings():  # the size is checked below, with a clearer message
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(file, formats=("PNG", "JPEG"))
+        if image.width * image.height > _most_pixels(Image):  # before the pixels are allocated
+            raise ValueError(f"{image.width}x{image.height} pixels, more than the {_most_pixels(Image):,} an image may "
+                             "have (a damaged header, or a decompression bomb)")
+        if decode:
+            image.load()
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
+            Image.DecompressionBombError) as err:
+        if image is not None:
+            image.close()
+        raise ValueError(
+            f"{file}: cannot read it as an image ({err}); expected a PNG or JPEG file, it may be damaged"
+        ) from err
+    return image
+
+
 def _decode_image(Image, file, size, channels=None):
     """One image file as an (H, W, 1) or (H, W, 3) uint8 array, cropped and resized when ``size`` is given.
 
@@ -85,23 +135,7 @@ def _decode_image(Image, file, size, channels=None):
     grey or to RGB whatever the file holds. Damaged or non-image files raise
     ValueError naming the file.
     """
-    image = None
-    try:
-        # Only the two decoders the folder format promises see the user's files.
-        with warnings.catch_warnings():  # the size is checked below, with a clearer message
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(file, formats=("PNG", "JPEG"))
-        if image.width * image.height > _MOST_PIXELS:  # before the pixels are allocated
-            raise ValueError(f"{image.width}x{image.height} pixels, more than the {_MOST_PIXELS:,} an image may have "
-                             "(a damaged header, or a decompression bomb)")
-        image.load()
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
-            Image.DecompressionBombError) as err:
-        if image is not None:
-            image.close()
-        raise ValueError(
-            f"{file}: cannot read it as an image ({err}); expected a PNG or JPEG file, it may be damaged"
-        ) from err
+    image = _open_image(Image, file)
     with image:
         mode = image.mode
         if mode in ("I", "F") or mode.startswith("I;"):
@@ -136,6 +170,60 @@ def read_image(path, channels=None, size=None):
     return _decode_image(Image, Path(path), size, channels)
 
 
+def _address_space_left():
+    """Bytes the address-space limit (ulimit -v, RLIMIT_AS) still leaves this process, or None when unlimited."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/statm") as f:  # the address space already taken, in pages
+            return max(limit - int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE"), 0)
+    except (ImportError, OSError, ValueError, IndexError):
+        return None
+
+
+def _memory_budget():
+    """Bytes a folder's decoded images may take: ``_MEMORY_SHARE`` of the memory
+    available (MemAvailable), or of what the address-space limit leaves when that
+    is less; None when neither is known."""
+    known = [value for value in (available_memory(), _address_space_left()) if value is not None]
+    return int(min(known) * _MEMORY_SHARE) if known else None
+
+
+def _size_text(n):
+    """'4.75 GiB', or '0.2 MiB' below a GiB."""
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _folder_shape(Image, path, files, size, progress):
+    """(height, width, channels) of the folder's array, from the files' headers
+    alone (nothing decoded): the first image's size (or size x size), 1 channel
+    when every image is grey. Refuses an image of more pixels than an image may
+    have, and a folder whose decoded images would not fit in ``_memory_budget()``
+    (images of another size than the first are refused while decoding)."""
+    first, largest, grey = None, 0, True
+    for file in tqdm(files, desc=f"checking {path.name}", unit="image", leave=False,
+                     disable=not progress or len(files) < _PROGRESS_MIN_FILES):
+        with _open_image(Image, file, decode=False) as image:
+            first = first or image.size
+            largest = max(largest, image.width * image.height)
+            grey = grey and image.mode in _GREY_MODES
+    channels = 1 if grey else 3
+    width, height = first if size is None else (size, size)
+    needed = len(files) * height * width * channels + largest * _DECODE_BYTES_PER_PIXEL
+    budget = _memory_budget()
+    if budget is not None and needed > budget:
+        raise ValueError(
+            f"{path}: its {len(files):,} images would take {_size_text(needed)} decoded ({width}x{height} pixels, "
+            f"{channels} channel(s) each), more than the {_size_text(budget)} a folder may take (half the memory "
+            "available, or of what ulimit -v leaves); pass --size S (size=S) to shrink each image to SxS, "
+            "or use fewer images"
+        )
+    return height, width, channels
+
+
 def read_image_folder(path, size=None, progress=True):
     """Read a folder of PNG/JPEG images (``.png``, ``.jpg``, ``.jpeg``, any case).
 
@@ -154,7 +242,9 @@ def read_image_folder(path, size=None, progress=True):
     Files are taken in name order (class folder by class folder), so the
     order is the same on every machine. Other files (a README, say) and names
     starting with "." are skipped; a file with an image suffix that is not a
-    readable image is an error.
+    readable image is an error. Every header is read before any image is
+    decoded: an image of more than 8192 x 8192 pixels, or a folder whose images
+    would take more than half the memory available decoded, is refused first.
     """
     from PIL import Image
 
@@ -166,28 +256,18 @@ def read_image_folder(path, size=None, progress=True):
     if size is not None and (not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1):
         raise ValueError(f"{path}: size must be None or an integer >= 1, got {size!r}")
     files, classes = _image_folder_files(path)
-    images = None
+    height, width, channels = _folder_shape(Image, path, files, size, progress)
+    # The uint8 array is all the memory the reading keeps.
+    images = np.empty((len(files), height, width, channels), np.uint8)
     bar = tqdm(files, desc=f"reading {path.name}", unit="image", leave=False,
                disable=not progress or len(files) < _PROGRESS_MIN_FILES)
     for index, file in enumerate(bar):
-        pixels = _decode_image(Image, file, size)
-        if images is None:
-            # Preallocated once the first image gives the size: the uint8
-            # array is all the memory the reading takes.
-            first = file
-            images = np.empty((len(files), *pixels.shape), np.uint8)
-        elif pixels.shape[:2] != images.shape[1:3]:
-            height, width = images.shape[1:3]
+        pixels = _decode_image(Image, file, size, channels)  # grey ones among colour ones: R = G = B
+        if pixels.shape[:2] != (height, width):
             raise ValueError(
-                f"{file}: is {pixels.shape[1]}x{pixels.shape[0]} pixels (width x height), but {first} is "
+                f"{file}: is {pixels.shape[1]}x{pixels.shape[0]} pixels (width x height), but {files[0]} is "
                 f"{width}x{height}; expected every image in {path} to have the same size. "
                 "Pass --size S (size=S) to crop each image to a centred square and resize it to SxS"
             )
-        if pixels.shape[2] > images.shape[3]:
-            # The first colour image after grey ones: from here on all is RGB.
-            coloured = np.empty((*images.shape[:3], 3), np.uint8)
-            coloured[:index] = images[:index]  # grey -> R = G = B
-            images = coloured
-        images[index] = pixels  # a grey image among colour ones broadcasts to R = G = B
+        images[index] = pixels
     return ImageSet(images, max_value=255, source=str(path), classes=classes)
-
