@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 
 from .model import ARCHS
+from .datasets.class_names import class_names, class_number
 from .options import UsageError, add_model_arguments, option
 from .runfolder import check_output
 
@@ -32,8 +33,10 @@ def sample_parser(sub):
     add_model_arguments(p)
     p.add_argument("-n", type=option("images"), default=16, help="number of images (default 16); for a class-conditional "
                                                      "model without --class, images per class, one row each")
-    p.add_argument("--class", dest="class_", type=option("class"),
-                   help="class-conditional model: draw this class (default: every class, one row each)")
+    p.add_argument("--class", dest="class_", metavar="K",
+                   help="class-conditional model: draw this class, by number or by name where the data has names "
+                        "(e.g. 7 or Sneaker for Fashion-MNIST; `minipixel pretrained` lists them) (default: every "
+                        "class, one row each, named)")
     p.add_argument("--seed", type=option("seed"), default=0, help="random seed (default 0)")
     p.add_argument("--temperature", type=option("temperature"), default=1.0, help="softmax temperature; 0 = argmax (default 1.0)")
     p.add_argument("--method", choices=["cached", "naive", "wavefront"], default="cached",
@@ -79,16 +82,21 @@ def cmd_sample(args):
         check_output(args.animate, [args.checkpoint])
     if args.png_dir and Path(args.png_dir).exists() and not Path(args.png_dir).is_dir():
         raise ValueError(f"--png-dir: {args.png_dir} is a file; give a folder")
-    model, _, _ = load_model(args.checkpoint, device=args.device)
+    model, _, state = load_model(args.checkpoint, device=args.device)
     cfg = model.config
     H, W = args.size or (cfg.height, cfg.width)
     K, classes, ncols = cfg.classes, None, None
+    names = class_names(state.get("settings", {}).get("data")) if K else None
     if args.class_ is not None:
         if not K:
             raise ValueError("--class: this model is not class-conditional (train it with --arch gated --conditional)")
-        if not 0 <= args.class_ < K:
+        try:
+            number = class_number(args.class_, names, K)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if not 0 <= number < K:
             raise UsageError(f"--class: expected a class from 0 to {K - 1} for this model, got {args.class_}")
-        classes = np.full(args.n, args.class_)
+        classes = np.full(args.n, number)
     elif K:
         classes, ncols = np.repeat(np.arange(K), args.n), args.n  # one row per class
     n = args.n if classes is None else len(classes)
@@ -101,7 +109,8 @@ def cmd_sample(args):
     images = sample(model, n, seed=args.seed, temperature=args.temperature, method=args.method, height=H, width=W,
                     batch_size=args.batch, progress=True, classes=classes, snapshot=recording,
                     snapshot_every=recording.every if recording else None)
-    save_png(out, image_grid(images, cfg.levels, ncols=ncols, scale=scale))
+    row_names = list(names or range(K)) if ncols else None
+    save_png(out, image_grid(images, cfg.levels, ncols=ncols, scale=scale, row_names=row_names))
     rows = f", one row per class ({count(K, 'class', 'classes')})" if ncols else ""
     print(f"wrote {out} ({count(n, 'image')}, {H}x{W}x{cfg.channels}, {cfg.levels} levels{rows})")
     if args.npy:
@@ -113,7 +122,7 @@ def cmd_sample(args):
         names = paths[0].name if len(paths) == 1 else f"{paths[0].name} to {paths[-1].name}"
         print(f"wrote {count(len(paths), 'PNG file')} in {args.png_dir} ({names})")
     if recording:
-        pictures = [sampling_frame(labels, drawn, cfg.levels, ncols=ncols, scale=scale)
+        pictures = [sampling_frame(labels, drawn, cfg.levels, ncols=ncols, scale=scale, row_names=row_names)
                     for labels, drawn in zip(recording.labels, recording.drawn)]
         save_gif(args.animate, pictures)
         print(f"wrote {args.animate} ({count(len(pictures), 'frame')}, one every "

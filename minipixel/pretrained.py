@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 from .files import atomic_write
+from .datasets.class_names import class_names
 from .losses import bits_per_dim
 
 FOLDER = Path(__file__).with_name("models")
@@ -63,7 +64,7 @@ def describe():
     lines = []
     for name, entry in sorted(entries.items()):
         lines.append(name)
-        for key in ("about", "data", "training", "results", "reproduce"):
+        for key in ("about", "classes", "data", "training", "results", "reproduce"):
             if key in entry:
                 lines.append(f"    {key + ':':11}{entry[key]}")
     return lines
@@ -88,6 +89,7 @@ def _describe_run(config, state, test):
     about += f"; {config.height}x{config.width}x{config.channels}, {config.levels} levels"
     if config.classes:
         about += f", conditional on {config.classes} classes (sample --class K)"
+    names = class_names(settings.get("data")) if config.classes else None
     valid = _data_name(settings.get("valid")) or "a 10% hold-out of the training data"
     data = f"trained on {_data_name(settings.get('data')) or '?'}, validated on {valid}"
     training = (f"{state['step']:,} steps of batch {settings.get('batch', '?')} ({state.get('epoch', 0):.2f} epochs), "
@@ -99,7 +101,10 @@ def _describe_run(config, state, test):
     if test is not None:
         results += (f"; {test['nll_nats']:.2f} nats/image ({test['bits_per_dim']:.4f} bits/dim) on "
                     f"{test['images']:,} test images")
-    return {"about": about, "data": data, "training": training, "results": results}
+    entry = {"about": about, "data": data, "training": training, "results": results}
+    if names:
+        entry["classes"] = ", ".join(f"{k} {name}" for k, name in enumerate(names))
+    return entry
 
 
 def install(name, run, reproduce, folder=None):

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from . import data, distributed, memory, runfolder, threads
 from .checkpoint import load_model, save_checkpoint
+from .datasets.class_names import class_names
 from .evaluate import evaluate, to_device
 from .files import FolderLock
 from .losses import bits_per_dim
@@ -325,7 +326,8 @@ class Run:
         with self.averaged():
             images = sample(self.model, len(classes) if K else s.samples, seed=s.seed, temperature=s.temperature,
                             progress=self.progress, classes=classes)
-        grid = image_grid(images, s.levels, ncols=per_row, scale=default_scale(images.shape[1]))
+        row_names = list(class_names(s.data) or range(K)) if K else None
+        grid = image_grid(images, s.levels, ncols=per_row, scale=default_scale(images.shape[1]), row_names=row_names)
         save_png(self.folder / "samples.png", grid)
 
 

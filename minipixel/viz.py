@@ -14,14 +14,19 @@ def to_uint8(labels, levels):
     return (labels.astype(np.int64) * 255 // (levels - 1)).astype(np.uint8)
 
 
-def image_grid(labels, levels, ncols=None, scale=1, pad=1, pad_value=128):
+def image_grid(labels, levels, ncols=None, scale=1, pad=1, pad_value=128, row_names=None):
     """Tile images into one picture.
 
     labels: (n, H, W, C) ints in 0..levels-1, C = 1 or 3
     ncols:  images per row (default: a square-ish grid)
     scale:  each pixel becomes a scale x scale block (so a 32x32 image is visible)
+    row_names: a name for each row (the class of a conditional model's row), written
+            in a margin on the left
     returns (rows, cols) uint8 for grey, (rows, cols, 3) for colour
     """
+    if row_names is not None:
+        grid = image_grid(labels, levels, ncols, scale, pad, pad_value)
+        return _name_rows(grid, row_names, (np.asarray(labels).shape[1] * scale) + pad, pad, pad_value)
     labels = np.asarray(labels)
     if labels.ndim != 4 or labels.shape[3] not in (1, 3):
         raise ValueError(f"expected images of shape (n, H, W, 1 or 3), got {labels.shape}")
@@ -38,6 +43,26 @@ def image_grid(labels, levels, ncols=None, scale=1, pad=1, pad_value=128):
         y, x = pad + r * (H + pad), pad + c * (W + pad)
         grid[y : y + H, x : x + W] = pixels[k]
     return grid[:, :, 0] if C == 1 else grid
+
+
+def _name_rows(grid, names, row_height, pad, pad_value):
+    """``grid`` with a margin on its left holding ``names[r]`` beside row r (Pillow's own font)."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    draw = ImageDraw.Draw(Image.new("L", (1, 1)))
+    width = max(int(draw.textlength(str(name), font=font)) for name in names) + 8
+    picture = Image.fromarray(grid)
+    framed = Image.new(picture.mode, (grid.shape[1] + width, grid.shape[0]),
+                       pad_value if picture.mode == "L" else (pad_value,) * 3)
+    framed.paste(picture, (width, 0))
+    draw = ImageDraw.Draw(framed)
+    white = 255 if picture.mode == "L" else (255, 255, 255)
+    for r, name in enumerate(names):
+        _, top, _, bottom = font.getbbox(str(name))
+        y = pad + r * row_height + (row_height - pad - (bottom - top)) // 2 - top
+        draw.text((4, y), str(name), fill=white, font=font)
+    return np.asarray(framed)
 
 
 # The rows a completion has to fill are hatched in two blues: no grey or colour
@@ -104,7 +129,7 @@ def save_image_files(folder, labels, levels):
 UNDRAWN = (200, 70, 70)
 
 
-def sampling_frame(labels, drawn, levels, ncols=None, scale=1):
+def sampling_frame(labels, drawn, levels, ncols=None, scale=1, row_names=None):
     """The images as the sampler saw them after ``drawn`` sub-pixels of each.
 
     labels: (n, H, W, C) ints, final at the first ``drawn`` sub-pixels of every
@@ -122,7 +147,7 @@ def sampling_frame(labels, drawn, levels, ncols=None, scale=1):
     if C == 1:
         pixels, undrawn = pixels.repeat(3, axis=3), undrawn.repeat(3, axis=2)
     pixels = np.where(undrawn, np.array(UNDRAWN, dtype=np.uint8), pixels)  # (n, H, W, 3)
-    return image_grid(pixels, 256, ncols=ncols, scale=scale)  # at 256 levels, to_uint8 keeps 0..255 as they are
+    return image_grid(pixels, 256, ncols=ncols, scale=scale, row_names=row_names)  # at 256 levels, 0..255 stay
 
 
 def save_gif(path, pictures, frame_ms=80, last_ms=2000):

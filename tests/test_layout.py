@@ -27,7 +27,7 @@ LAYERS = {
     1: ("masks", "im2col", "fused", "conv_reference", "losses", "optim", "data", "threads", "canvas",
         "distributed", "datasets", "datasets._files", "datasets.amat", "datasets.cifar10", "datasets.download",
         "datasets.formats", "datasets.idx", "datasets.image_folder", "datasets.mnist_csv", "datasets.npz",
-        "datasets.registry"),
+        "datasets.registry", "datasets.class_names"),
     2: ("layers", "conv"),
     3: ("model", "gated", "checkpoint"),
     4: ("step", "evaluate", "sampling", "gradcheck", "viz", "pretrained"),

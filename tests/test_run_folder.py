@@ -147,7 +147,7 @@ def test_samples_png_is_the_models_sample_at_the_runs_seed_and_temperature(tmp_p
     s = settings(path, steps=2, samples=2, arch="gated", conditional=True, filters=4, seed=4)
     run(s, tmp_path / "cond")
     model = load_model(tmp_path / "cond")[0]
-    expected = image_grid(sample(model, 3, seed=4, classes=np.arange(3)), 2, ncols=1, scale=4)
+    expected = image_grid(sample(model, 3, seed=4, classes=np.arange(3)), 2, ncols=1, scale=4, row_names=[0, 1, 2])
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "cond" / "samples.png")), expected)
 
 

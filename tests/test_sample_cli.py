@@ -240,3 +240,31 @@ def test_the_wavefront_sampler_from_the_command_line(trained, tmp_path, capsys):
     assert err.endswith("error: snapshot (--animate) needs method 'cached' or 'naive': the wavefront sampler draws "
                         "several rows side by side, not in raster order\n")
     assert not (tmp_path / "a.png").exists() and not (tmp_path / "a.gif").exists()
+
+
+def test_classes_by_name_in_sample_in_pretrained_and_beside_the_rows(tmp_path, capsys):
+    from minipixel.datasets.class_names import class_number
+
+    fashion = ["sample", "--pretrained", "fashion-mnist-conditional", "-n", "1", "--npy"]
+    assert main(fashion + ["--class", "7", "--out", str(tmp_path / "seven.png")]) == 0
+    assert main(fashion + ["--class", "sneaker", "--out", str(tmp_path / "sneaker.png")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "seven.npy"), np.load(tmp_path / "sneaker.npy"))
+    capsys.readouterr()
+    assert main(fashion + ["--class", "shoe", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--class: expected a class number or name, got 'shoe'; this model's classes: 0 T-shirt/top, 1 Trouser" \
+           in capsys.readouterr().err
+    assert main(["pretrained"]) == 0
+    assert "    classes:   0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress, 4 Coat, 5 Sandal, 6 Shirt, 7 Sneaker, 8 Bag, " \
+           "9 Ankle boot" in capsys.readouterr().out
+    # every class, a row each: the names in a margin on the left, white on the grid's grey
+    assert main(["sample", "--pretrained", "fashion-mnist-conditional", "-n", "1", "--out", str(tmp_path / "all.png")]) == 0
+    grid = np.asarray(Image.open(tmp_path / "all.png"))
+    margin = grid.shape[1] - (1 + 29 * 2)  # one 28x28 image at scale 2, padded
+    assert margin > 30 and (grid[:, :margin] > 200).sum() > 100  # the letters: near white, on grey
+    assert (class_number("Ankle", FASHION, 10), class_number("3", FASHION, 10), class_number("bag", FASHION, 10)) == (9, 3, 8)
+    for bad in ("s", "boot", "11x"):  # "s" starts Sandal, Shirt and Sneaker; no name is "boot"
+        with pytest.raises(ValueError, match="expected a class number or name"):
+            class_number(bad, FASHION, 10)
+
+
+FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
