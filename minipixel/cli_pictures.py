@@ -232,8 +232,8 @@ def show_parser(sub):
     f.add_argument("--blocks", type=option("blocks"), default=8,
                    help="fresh model: residual blocks or gated layers after the first (default 8, as train's)")
     f.add_argument("--filters", type=option("filters"), default=32, help="fresh model: filters (default 32)")
-    f.add_argument("--row", type=option("position"), help="the output's row (default: the middle)")
-    f.add_argument("--col", type=option("position"), help="the output's column (default: the middle)")
+    f.add_argument("--row", type=option("position"), help="the output's row, below the model's height (default: the middle)")
+    f.add_argument("--col", type=option("position"), help="the output's column, below the model's width (default: the middle)")
     f.add_argument("--channel", type=option("channel"), default=0, help="the output's colour, 0 = R or grey "
                                                                        "(default 0)")
     f.add_argument("--out", default="field.png", help="PNG file (default field.png)")
@@ -262,6 +262,12 @@ def cmd_show(args):
             config = PixelCNNConfig(height=args.size, width=args.size, channels=args.channels, levels=4,
                                     filters=filters, blocks=args.blocks, arch=args.arch)
             model = build_model(config, seed=0, dtype="float64")
+        cfg = model.config
+        for flag, value, count in (("--row", args.row, cfg.height), ("--col", args.col, cfg.width),
+                                   ("--channel", args.channel, cfg.channels)):
+            if value is not None and value >= count:
+                raise UsageError(f"{flag}: expected an int from 0 to {count - 1} for this model's "
+                                 f"{cfg.height}x{cfg.width}x{cfg.channels} images, got {value}")
         influence, target = viz.receptive_field(model, args.row, args.col, args.channel)
         out = viz.save_png(args.out, viz.field_figure(influence, target))
         print(f"wrote {out}: {int((influence > 0).sum())} input positions influence the output at {target}")

@@ -106,3 +106,11 @@ def test_long_work_states_its_estimate_before_it_starts(trained, tiny_npz, tmp_p
     assert order == [("said", "sampling 2 images of 8x8 (cached)"), "sampled"]
     assert main(["eval", "--checkpoint", str(trained), "--data", str(tiny_npz)]) == 0
     assert order[-1] == ("said", "evaluating 64 images")
+
+
+def test_show_field_names_the_option_outside_the_models_images(capsys):
+    for argv, message in ((["--row", "100"], "--row: expected an int from 0 to 27 for this model's 28x28x1 images, got 100"),
+                          (["--channel", "2"], "--channel: expected an int from 0 to 0 for this model's 28x28x1 "
+                                               "images, got 2")):
+        assert main(["show", "field", "--pretrained", "binarized-mnist", *argv]) == 2
+        assert capsys.readouterr().err == f"minipixel show: error: {message}\n"
