@@ -249,7 +249,7 @@ def run(device="cpu", batches=(16, 64), repeat=7, sample_images=16, naive_rows=2
         }
         del replay
         if memory and device == "cpu":
-            mib = lambda measure: round(measure(batch, arch=arch, threads=threads) / 2**20, 1)
+            mib = lambda measure: round(measure(batch, arch=arch, threads=n_threads) / 2**20, 1)
             entry["train_peak_rss_mib"] = mib(peak_rss_training)
             entry["train_command_peak_rss_mib"] = mib(peak_rss_train_command)
         result["batches"][str(batch)] = entry

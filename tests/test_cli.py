@@ -411,3 +411,18 @@ def _with_handler(parser, command, handler):
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     action.choices[command].set_defaults(handler=handler)
     return parser
+
+
+def test_bench_measures_memory_at_its_thread_count(monkeypatch):
+    from dataclasses import replace
+
+    from minipixel import bench
+
+    monkeypatch.setattr(bench, "REFERENCES", {"pixelcnn": replace(bench.REFERENCE, height=6, width=6, filters=4,
+                                                                  blocks=1)})
+    asked = []
+    for name in ("peak_rss_training", "peak_rss_train_command"):
+        monkeypatch.setattr(bench, name, lambda batch, arch, threads: asked.append(threads) or 2**20)
+    result = bench.run(batches=(2,), repeat=1, sample_images=1, naive_rows=1)
+    assert asked == [result["threads"]] * 2 and isinstance(asked[0], int)
+    assert result["batches"]["2"]["train_peak_rss_mib"] == 1.0

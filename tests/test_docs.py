@@ -71,6 +71,25 @@ def test_the_performance_ratios_are_those_of_the_table():
     assert checked >= 5
 
 
+def test_the_performance_table_is_what_the_committed_runs_give():
+    """The README's performance table and the lines under it are what
+    scripts/performance_table.py prints for the latest committed folder of runs
+    (docs/journal/bench/DATE/: each round's JSON of `minipixel bench` and of
+    scripts/pytorch_reference.py), so a figure cannot change without its runs; the GPU
+    column, kept as text in the script, is in the GPU record (docs/journal/gpu.md)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("performance_table", ROOT / "scripts" / "performance_table.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    printed = script.table(script.latest())
+    section = README.read_text().split("## Performance", 1)[1].split("\n## ", 1)[0]
+    assert [r for r in section.splitlines() if r.startswith("|")] == [r for r in printed if r.startswith("|")]
+    assert "\n".join(printed) in section, "README.md: the lines under the performance table are not the script's"
+    gpu = (DOCS / "journal" / "gpu.md").read_text()
+    assert all(figure.split()[0] in gpu for figure in script.GPU.values() if figure)
+
+
 def test_the_installed_models_table_is_the_index():
     index = json.loads((ROOT / "minipixel" / "models" / "index.json").read_text())
     section = README.read_text().split("## Pretrained models", 1)[1].split("\n## ", 1)[0]
