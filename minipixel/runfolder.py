@@ -75,14 +75,15 @@ def trim_steps(path, step):
         f.write(STEPS_HEADER + "".join(kept))
 
 
-# A run's own files: a folder holding any of the first four holds a run.
+# A run's own files. A folder with a checkpoint (the first two) holds a run; records without
+# one are what a run killed before its first checkpoint left, and nothing can go on from them.
 RUN_FILES = ("checkpoint.npz", "best.npz", "metrics.jsonl", "steps.csv", "samples.png", "learning_curve.png")
 ASIDE = "replaced-run"  # where --overwrite puts the run it replaces, until the new run's first checkpoint
 
 
 def holds_run(folder):
-    """True when ``folder`` holds a run's records (a checkpoint, metrics or steps)."""
-    return any((Path(folder) / name).exists() for name in RUN_FILES[:4])
+    """True when ``folder`` holds a run: its checkpoint (or its best.npz)."""
+    return any((Path(folder) / name).exists() for name in RUN_FILES[:2])
 
 
 def check_replaceable(folder, how, overwrite):

@@ -189,12 +189,16 @@ def test_a_new_run_refuses_a_folder_that_holds_a_run_and_changes_nothing(tiny_np
     assert main(["train", "--data", str(tiny_npz), "--filters", "8", "--blocks", "1", "--steps", "2",
                  "--out", str(folder), "--quiet"]) == 1
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
-    for only in ("metrics.jsonl", "steps.csv", "best.npz"):  # any of the run's records counts
-        other = tmp_path / only
-        other.mkdir()
-        (other / only).write_text("")
-        with pytest.raises(FileExistsError):
-            run(settings(tiny_npz, steps=2), other)
+    (tmp_path / "best").mkdir()
+    (tmp_path / "best" / "best.npz").write_text("")  # a best.npz is a run too
+    with pytest.raises(FileExistsError):
+        run(settings(tiny_npz, steps=2), tmp_path / "best")
+    # Records without a checkpoint are what a run killed before its first checkpoint left: nothing
+    # can go on from them, and a new run there starts them again.
+    (tmp_path / "killed").mkdir()
+    (tmp_path / "killed" / "steps.csv").write_text("step,loss_nats,lr,seconds\n1,90.0,0.001,0.10\n2,80.0,0.001,0.20\n")
+    run(settings(tiny_npz, steps=2), tmp_path / "killed")
+    assert [row[0] for row in _steps_csv(tmp_path / "killed")] == [1, 2] and _steps_csv(tmp_path / "killed")[0][1] != 90.0
     run(settings(tiny_npz, steps=2), tmp_path / "empty")  # an empty or new folder is fine
     (tmp_path / "pictures").mkdir()
     (tmp_path / "pictures" / "mine.png").write_bytes(b"png")
