@@ -159,8 +159,11 @@ def pytest_collection_modifyitems(config, items):
     elif module:
         patterns = mutation_test_patterns(module)
         if patterns is not None:  # a module without an entry runs every test mutmut saw reach the function
-            keep = [item for item in keep
-                    if any(fnmatch.fnmatchcase(mutation_test_name(item.path), p) for p in patterns)]
+            listed = [item for item in keep
+                      if any(fnmatch.fnmatchcase(mutation_test_name(item.path), p) for p in patterns)]
+            # None of its files reaches the function: every test that does runs (none at all would
+            # make pytest exit 5, which mutmut counts as a surviving mutant).
+            keep = listed or keep
         durations = _mutation_durations()
         keep.sort(key=lambda item: durations.get(item.nodeid, 0.0))
     if len(keep) < len(items):
