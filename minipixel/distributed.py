@@ -23,6 +23,8 @@ an all-reduce in NCCL's ring order, the same on every rank, not the CPU's order.
 """
 import hashlib
 import os
+import sys
+import time
 
 import numpy as np
 
@@ -109,6 +111,11 @@ class MPIRanks:
             raise RuntimeError(f"the {what} differ between ranks; every rank must build the same model")
 
     def abort(self, code=1):
+        # MPI_Abort tears every process down at once; the launcher may not yet have passed on
+        # what this rank just wrote (its one-line error): give it a moment.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(0.5)
         self.comm.Abort(code)
 
 
