@@ -1,4 +1,4 @@
-"""The ``minipixel`` command: train, sample, eval, complete, show, download, gradcheck, bench.
+"""The ``minipixel`` command: train, sample, eval, complete, show, download, gradcheck, bench, learn.
 
 The commands that draw pictures (sample, complete, show) are in ``cli_pictures``;
 the options they share, with their ranges, in ``options``.
@@ -197,6 +197,39 @@ def cmd_pretrained(args):
     return 0
 
 
+def _learn_parser(sub):
+    p = sub.add_parser("learn", help="exercises: write the internals yourself, graded by the library "
+                                     "(no arguments: the list, with your progress)")
+    p.add_argument("--dir", dest="list_dir", help="your exercises folder, for the list (default ./minipixel-exercises/)")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    helps = {"list": "the exercises in order, with their status in your folder",
+             "start": "write an exercise's skeleton into your folder (never overwrites)",
+             "check": "grade your file: what is right, what is wrong and where (exit 0: it passes)",
+             "hint": "the next hint", "solution": "where the library's own implementation is"}
+    for action, help in helps.items():
+        a = actions.add_parser(action, help=help)
+        if action != "list":
+            a.add_argument("name", metavar="NAME", help="the exercise (minipixel learn lists them)")
+        if action != "solution":
+            a.add_argument("--dir", help="your exercises folder (default ./minipixel-exercises/)")
+    p.set_defaults(handler=cmd_learn)
+
+
+def cmd_learn(args):
+    from .learn import runner
+
+    action, folder = args.action or "list", getattr(args, "dir", None) or args.list_dir
+    if action == "list":
+        print(runner.list_exercises(folder))
+        return 0
+    if action in ("start", "check"):
+        text, code = getattr(runner, action)(args.name, folder)
+        print(text, file=sys.stderr if action == "start" and code else sys.stdout)
+        return code
+    print(runner.hint(args.name, folder) if action == "hint" else runner.solution(args.name))
+    return 0
+
+
 def build_parser():
     from . import __version__
 
@@ -204,7 +237,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"minipixel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_train_parser, sample_parser, _eval_parser, complete_parser, show_parser, _download_parser,
-                _pretrained_parser, _gradcheck_parser, _bench_parser):
+                _pretrained_parser, _gradcheck_parser, _bench_parser, _learn_parser):
         add(sub)
     return document(parser)
 

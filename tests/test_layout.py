@@ -32,7 +32,8 @@ LAYERS = {
     3: ("model", "gated", "checkpoint"),
     4: ("step", "evaluate", "sampling", "gradcheck", "viz", "pretrained"),
     5: ("settings", "rundata", "runfolder", "stop", "train"),
-    6: ("bench", "cli", "cli_pictures", ""),  # "": the package's __init__ (its version, read by cli)
+    6: ("bench", "cli", "cli_pictures", "", "learn", "learn.grade", "learn.runner", "learn.ex_masks", "learn.ex_relu",
+        "learn.ex_conv_loops"),  # "": the package's __init__ (its version, read by cli)
 }
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
 MAX_MODULE_LINES = 450
