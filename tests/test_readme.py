@@ -19,7 +19,7 @@ from minipixel.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-DOCS = sorted((ROOT / "docs").glob("*.md"))  # the reference pages; docs/journal/ is not among them
+DOCS = sorted(p for p in (ROOT / "docs").rglob("*.md") if "journal" not in p.relative_to(ROOT / "docs").parts)  # not the journal
 
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*$|<")
 FENCE = re.compile(r"```(\w*)\n(.*?)```", flags=re.S)
@@ -66,7 +66,7 @@ def readme_commands():
 
 
 def doc_commands():
-    """(file, command) for every command line in the README and docs/*.md."""
+    """(file, command) for every command line in the README and the reference pages in docs/."""
     found = []
     for path in [README] + DOCS:
         name = path.relative_to(ROOT).as_posix()
