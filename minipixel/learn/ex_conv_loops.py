@@ -80,6 +80,8 @@ def _name(case, dtype):
 
 def _forward_fault(y, x, W, b, mask):
     """What a wrong forward most likely did."""
+    if not np.isfinite(y).all():
+        return f"y holds NaN or infinity at {int((~np.isfinite(y)).sum())} of its {y.size} entries"
     close = lambda other: np.allclose(y, other, rtol=1e-4, atol=1e-4)
     if close(conv2d_reference(x, (W * mask)[::-1, ::-1], b)):
         return ("it is the kernel flipped (a true convolution): tap (ky, kx) reads the input ky - k//2 rows and "

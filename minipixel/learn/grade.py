@@ -91,6 +91,8 @@ def as_array(value, what, shape, dtype=None):
 def max_error(got, want):
     """The largest relative error, entries compared on the scale of the largest (as gradcheck does)."""
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    if not (np.isfinite(got).all() and np.isfinite(want).all()):  # a NaN is false with any tolerance: fail it
+        return float("inf")
     size = np.abs(got) + np.abs(want)
     if size.max(initial=0) == 0:
         return 0.0
