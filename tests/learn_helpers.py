@@ -58,3 +58,13 @@ def mistake_is_named(name, folder, source, words):
     text, code = runner.check(name, folder)
     assert code == 1 and words in text, text
     assert "Traceback" not in text and text.endswith(f"{name}: not yet (minipixel learn hint {name} for a hint)")
+
+
+def loaded_module_passes(name, folder, source):
+    """The exercise's check, called on a module loaded as the grader loads it, passes every part."""
+    from minipixel.learn.grade import load
+
+    path = folder / "answer.py"
+    path.write_text(source)
+    lines, passed = EXERCISES[name].check(load(path))
+    assert passed and len(lines) == len(EXERCISES[name].PARTS)

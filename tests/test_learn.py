@@ -1,6 +1,7 @@
 """``minipixel learn``: the grader accepts a right answer, fails typical mistakes with words that
 name them, says "not written yet" for a skeleton, and shows a learner's exception as theirs."""
 import json
+import re
 import time
 
 import numpy as np
@@ -223,3 +224,14 @@ def test_a_nan_output_fails_rather_than_passing_every_tolerance(tmp_path):
     text, status = runner.check("conv_loops", tmp_path)
     assert status == 1 and "forward: WRONG: y (" in text and "holds NaN or infinity" in text
     assert "gradient check: WRONG" in text
+
+
+def test_every_exercise_has_its_chapter_and_the_path_lists_them_in_order():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "learn"
+    assert all(EXERCISES[name].CHAPTER == f"docs/learn/{name}.md" and (docs / f"{name}.md").exists()
+               for name in EXERCISES)
+    listed = re.findall(r"^\d+\. \[(\w+)\]\(\w+\.md\)", (docs / "README.md").read_text(), re.M)
+    assert listed == list(EXERCISES)
+    assert list(EXERCISES)[:4] == ["masks", "relu", "conv_loops", "im2col"] and list(EXERCISES)[-1] == "xp"

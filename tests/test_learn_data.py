@@ -1,13 +1,11 @@
 """``minipixel learn`` exercise data: the skeleton is "not written yet", the library's answer passes every
 part in seconds, and each typical mistake fails with words that name it."""
-from pathlib import Path
 
 import pytest
 
-from learn_helpers import (exception_is_shown_as_theirs, hints_and_solution, mistake_is_named, right_answer_passes,
-                           skeleton_is_not_written_yet)
+from learn_helpers import (exception_is_shown_as_theirs, hints_and_solution, loaded_module_passes,
+                           mistake_is_named, right_answer_passes, skeleton_is_not_written_yet)
 from minipixel.learn import EXERCISES, runner
-from minipixel.learn.grade import load
 
 NAME = "data"
 
@@ -106,13 +104,6 @@ def _write(folder, text):
     (folder / f"{NAME}.py").write_text(text)
 
 
-def test_data_comes_right_after_adam():
-    names = list(EXERCISES)
-    assert names.index(NAME) == names.index("adam") + 1
-    assert EXERCISES[NAME].CHAPTER == "docs/learn/data.md"
-    assert (Path(__file__).resolve().parents[1] / EXERCISES[NAME].CHAPTER).exists()
-
-
 def test_the_skeleton_as_started_is_not_written_yet_without_a_traceback(tmp_path, capsys):
     skeleton_is_not_written_yet(NAME, tmp_path, capsys)
 
@@ -151,10 +142,7 @@ def test_a_learners_exception_is_shown_as_their_traceback(tmp_path):
 
 
 def test_the_grader_works_on_a_loaded_module_as_the_others_do(tmp_path):
-    path = tmp_path / "answer.py"
-    path.write_text(RIGHT)
-    lines, passed = EXERCISES[NAME].check(load(path))
-    assert passed and len(lines) == len(EXERCISES[NAME].PARTS)
+    loaded_module_passes(NAME, tmp_path, RIGHT)
 
 
 def test_hints_and_solution_name_the_librarys_functions(tmp_path, capsys):

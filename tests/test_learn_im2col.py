@@ -4,10 +4,10 @@ fails with words that name it."""
 import time
 
 import pytest
+from learn_helpers import loaded_module_passes
 
 from minipixel.cli import main
 from minipixel.learn import EXERCISES, runner
-from minipixel.learn.grade import load
 
 # The library's answer (minipixel/im2col.py, im2col_loop and col2im_loop), as a learner's file.
 LIBRARY = '''import numpy as np
@@ -113,11 +113,6 @@ def _write(folder, text):
     (folder / "im2col.py").write_text(text)
 
 
-def test_im2col_comes_after_conv_loops():
-    names = list(EXERCISES)
-    assert names.index("im2col") == names.index("conv_loops") + 1
-
-
 def test_the_skeleton_as_started_is_not_written_yet_without_a_traceback(tmp_path, capsys):
     assert main(["learn", "start", "im2col", "--dir", str(tmp_path)]) == 0
     assert (tmp_path / "im2col.py").read_text().count("raise NotImplementedError") == 2
@@ -198,10 +193,7 @@ def test_a_learners_exception_is_shown_as_their_traceback(tmp_path):
 
 
 def test_the_grader_works_on_a_loaded_module_as_the_others_do(tmp_path):
-    path = tmp_path / "answer.py"
-    path.write_text(LIBRARY)
-    lines, passed = EXERCISES["im2col"].check(load(path))
-    assert passed and len(lines) == 4
+    loaded_module_passes("im2col", tmp_path, LIBRARY)
 
 
 def test_solution_and_chapter_name_the_librarys_functions(capsys):
