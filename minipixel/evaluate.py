@@ -43,9 +43,8 @@ def nll(model, inputs, labels, classes=None):
 
 
 # Forward passes' worth of work per image: the cached sampler 2 to 3 (bench's per_two_forward_passes),
-# the wavefront about 2, the naive one a whole pass per sub-pixel; evaluation 1.
-PASSES_PER_IMAGE = {"evaluate": lambda sub_pixels: 1, "cached": lambda sub_pixels: 2.5,
-                    "wavefront": lambda sub_pixels: 2, "naive": lambda sub_pixels: sub_pixels}
+# the wavefront about 2, evaluation 1; the naive sampler a whole pass per sub-pixel.
+PASSES_PER_IMAGE = {"evaluate": 1, "cached": 2.5, "wavefront": 2}
 
 
 def estimate_seconds(model, images, work="evaluate", height=None, width=None):
@@ -61,7 +60,8 @@ def estimate_seconds(model, images, work="evaluate", height=None, width=None):
         forward(model, x, classes)
         synchronize(xp)
         took.append(time.perf_counter() - start)
-    return min(took) * images * PASSES_PER_IMAGE[work](H * W * cfg.channels)
+    passes = H * W * cfg.channels if work == "naive" else PASSES_PER_IMAGE[work]
+    return min(took) * images * passes
 
 
 def to_device(model, labels):

@@ -4,6 +4,7 @@ files read so that a damaged or hostile one is refused with one line
 (``read_npz_arrays``), and deflated for keeping (``deflate_npz``)."""
 import fcntl
 import os
+import stat
 import tempfile
 import warnings
 import zipfile
@@ -124,6 +125,22 @@ class FolderLock:
     def __exit__(self, *exc):
         self.release()
         return False
+
+
+# What a path that is not an ordinary file is, in words, for messages.
+_KINDS = ((stat.S_ISDIR, "a folder"),
+          (stat.S_ISFIFO, "a FIFO (named pipe), which waits for a writer"),
+          (stat.S_ISCHR, "a character device, which may never end"),
+          (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def not_ordinary(mode):
+    """What a file of ``mode`` (an st_mode) is, in words, when it is not an ordinary file
+    ("a folder", "a FIFO ..."); None for an ordinary file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), "not a file")
 
 
 # The first bytes of the files a user may give by mistake, and what they are.

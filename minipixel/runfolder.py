@@ -9,12 +9,11 @@ evaluation of the run, however often it was stopped.
 """
 import json
 import os
-import stat
 import time
 import zipfile
 from pathlib import Path
 
-from .files import atomic_write
+from .files import atomic_write, not_ordinary
 
 
 def default_run_dir(spec):
@@ -127,11 +126,11 @@ def check_output(path, reads=(), run_file=False):
         if not above.is_dir():
             raise ValueError(f"{path}: {above} is a file, not a folder")
         return path
-    if real.is_dir():
+    kind = not_ordinary(real.stat().st_mode)
+    if kind == "a folder":
         raise ValueError(f"{path}: is a folder; give a file name")
-    if not stat.S_ISREG(real.stat().st_mode):
-        raise ValueError(f"{path}: is not an ordinary file (a device, a FIFO or a socket); minipixel writes "
-                         "only ordinary files")
+    if kind:
+        raise ValueError(f"{path}: is not an ordinary file ({kind}); minipixel writes only ordinary files")
     for read in reads:
         read = None if read is None else Path(read) / "checkpoint.npz" if Path(read).is_dir() else Path(read)
         if read is not None and read.is_file() and os.path.samefile(real, read):

@@ -84,7 +84,7 @@ class Run:
         else:
             self.folder = Path(out) if out else runfolder.default_run_dir(settings.data)
         # A run in the folder is replaced only when asked (a resume in its own folder continues it).
-        self.replacing = self.folder != (None if self.resumed_from is None else self.resumed_from.parent)
+        self.replacing = self.resumed_from is None or self.folder.resolve() != self.resumed_from.parent.resolve()
         if self.replacing:
             runfolder.check_replaceable(self.folder, "a new run" if resume is None else "--resume with --out", overwrite)
         self.aside = None  # with --overwrite: where the replaced run waits, until our first checkpoint

@@ -263,3 +263,10 @@ def test_a_damaged_metrics_file_is_named_with_its_line(tmp_path, content, where)
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(ValueError, match=f"^{path}: .*{where}"):
         runfolder.read_metrics(path)
+
+
+def test_resume_with_out_naming_its_own_folder_another_way_is_a_plain_resume(tiny_npz, tmp_path, monkeypatch):
+    run(settings(tiny_npz, steps=4), tmp_path / "a")
+    monkeypatch.chdir(tmp_path)
+    run(settings(tiny_npz, steps=6), tmp_path / "a", resume=Path("a"))  # relative, then absolute: one folder
+    assert read_checkpoint(tmp_path / "a")[3]["step"] == 6 and not (tmp_path / "a" / "replaced-run").exists()

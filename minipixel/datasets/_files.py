@@ -16,19 +16,15 @@ import os
 import stat
 import zlib
 
-# What a path that is not an ordinary file is, for messages.
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe), which waits for a writer"),
-          (stat.S_ISCHR, "a character device, which may never end"),
-          (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"))
+from ..files import not_ordinary
 
 
 def _check_mode(path, mode):
     """Raise ValueError naming ``path`` unless ``mode`` (an st_mode) is an ordinary file's."""
     if stat.S_ISDIR(mode):
         raise ValueError(f"{path}: is a directory, expected a file")
-    if not stat.S_ISREG(mode):
-        kind = next((kind for test, kind in _KINDS if test(mode)), "not a file")
+    kind = not_ordinary(mode)
+    if kind:
         link = f" (a link to {os.path.realpath(path)})" if os.path.islink(path) else ""
         raise ValueError(f"{path}{link}: is {kind}; expected an ordinary file of data, refusing to read it")
 
