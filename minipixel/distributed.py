@@ -119,6 +119,25 @@ class MPIRanks:
         self.comm.Abort(code)
 
 
+_ranks = None
+
+
+def ranks(device="cpu"):
+    """The ranks of this run: ``Single()`` for one process, else MPI's (NCCL's on the GPU)."""
+    global _ranks
+    if _ranks is None:
+        _ranks = Single()
+        if launched_by_mpi():
+            found = MPIRanks() if device != "gpu" else NCCLRanks()
+            if found.size > 1:
+                _ranks = found
+    return _ranks
+
+
+# --- GPU ---------------------------------------------------------------------------
+# This part runs only on GPUs under mpiexec (scripts/gpu_check.py runs it); no test
+# elsewhere can reach it, so mutation testing leaves it out:
+# pragma: no mutate block
 class NCCLRanks(MPIRanks):
     """GPU ranks: MPI to start and to agree, NCCL to sum the gradients."""
 
@@ -141,18 +160,3 @@ class NCCLRanks(MPIRanks):
 
     def check_same(self, flat, what):
         super().check_same(__import__("cupy").asnumpy(flat), what)
-
-
-_ranks = None
-
-
-def ranks(device="cpu"):
-    """The ranks of this run: ``Single()`` for one process, else MPI's (NCCL's on the GPU)."""
-    global _ranks
-    if _ranks is None:
-        _ranks = Single()
-        if launched_by_mpi():
-            found = MPIRanks() if device != "gpu" else NCCLRanks()
-            if found.size > 1:
-                _ranks = found
-    return _ranks

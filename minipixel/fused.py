@@ -126,6 +126,10 @@ def _draw_buffers(n, levels):
 
 
 # --- CUDA --------------------------------------------------------------------------
+# This part runs only on a GPU, where scripts/gpu_check.py compares each kernel with its
+# twin; no test elsewhere can reach it, so mutation testing leaves it out (the pragma
+# covers every statement below it):
+# pragma: no mutate block
 # Strides are in elements; each row of every 2-D argument is contiguous.
 SOURCE = r"""
 template<typename T>

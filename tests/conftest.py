@@ -105,7 +105,7 @@ MUTATION_TESTS = {
     "options": ("test_options", "test_cli", "test_sample_cli", "test_sampling", *TRAIN_TESTS),
     "memory": ("test_options", "test_cli", "test_sample_cli", *TRAIN_TESTS),
     "threads": ("test_threads", "test_loss_optim", "test_dropout", "test_strict_device", *TRAIN_TESTS),
-    "distributed": ("test_threads", *TRAIN_TESTS),
+    "distributed": ("test_distributed", "test_threads", *TRAIN_TESTS),
     "step": ("test_threads", "test_loss_optim", "test_dropout", "test_strict_device", *TRAIN_TESTS),
     "evaluate": ("test_threads", "test_strict_device", "test_cli", "test_sample_cli", *TRAIN_TESTS),
     "settings": ("test_options", "test_cli", "test_sample_cli", "datasets/test_fuzz", *TRAIN_TESTS),
