@@ -114,7 +114,6 @@ MUTATION_TESTS = {
     "stop": ("test_options", *TRAIN_TESTS),
     "train": ("test_cli", "test_threads", "test_sample_cli", "test_strict_device", "test_dropout", "test_options",
               *TRAIN_TESTS),
-    "learn": ("test_learn*",),
 }
 MUTATION_HEAVY = "test_backward_matches_central_differences[gated model, "
 

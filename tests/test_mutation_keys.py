@@ -179,11 +179,13 @@ def test_the_score_leaves_equivalent_mutants_out_and_fails_on_orphaned_or_ambigu
 
 def _selected_test_names():
     """The test files mutmut's runs collect ([mutmut] pytest_add_cli_args_test_selection: paths, and
-    --ignore=PATH), as conftest.mutation_test_name names them."""
+    --ignore=PATH, --ignore-glob=PATTERN), as conftest.mutation_test_name names them."""
     paths, ignored = [], set()
     for arg in _mutmut_config()["pytest_add_cli_args_test_selection"]:
         if arg.startswith("--ignore="):
             ignored.add((ROOT / arg.removeprefix("--ignore=")).resolve())
+        elif arg.startswith("--ignore-glob="):
+            ignored.update(Path(f).resolve() for f in glob.glob(str(ROOT / arg.removeprefix("--ignore-glob="))))
         elif arg.startswith("-"):
             pytest.fail(f"an option this test does not know in the [mutmut] test selection: {arg}")
         else:
