@@ -95,6 +95,32 @@ MISTAKES = [
     ("conv_loops", "dy @ Wm[ky, kx].T", "dy @ W[ky, kx].T", "dx wrong: use Wm = W * mask, not W"),
     ("conv_loops", "y = np.zeros((B, H, Wd, W.shape[3]), dtype=x.dtype) + b",
      "y = np.zeros((B, H, Wd, W.shape[3]), dtype=x.dtype)", "the bias: add b once"),
+    # the autoregressive order: the first "Wm = W * mask" is the forward's
+    ("conv_loops", "    Wm = W * mask\n", "    Wm = W\n",
+     "autoregressive order: WRONG: changing only x at (row 2, column 2) changed y at (row 1, column 1): y may depend "
+     "only on x at earlier positions (the rows above, the columns left in its row), never on x at its own position "
+     "(mask A); is the mask applied to W (Wm = W * mask)? (3x3 mask A, x (2, 5, 5, 1), C_out 4, float64)"),
+    ("conv_loops", "Wm = W * mask", "Wm = W * (1 - mask)",
+     "autoregressive order: WRONG: changing only x at (row 2, column 2) changed y at (row 1, column 1)"),
+    ("conv_loops", "Wm = W * mask", "Wm = W * (1 - mask)", "the mask is inverted: Wm = W * mask keeps the taps"),
+    ("conv_loops", "y += x_pad[:, ky:ky + H, kx:kx + Wd] @ Wm[ky, kx]",
+     "y += x_pad[:, ky:ky + H, kx:kx + Wd] @ Wm[k - 1 - ky, k - 1 - kx]",
+     "autoregressive order: WRONG: changing only x at (row 2, column 2) changed y at (row 1, column 1): y may depend"),
+    ("conv_loops", "y += x_pad[:, ky:ky + H, kx:kx + Wd] @ Wm[ky, kx]",
+     "y += x_pad[:, ky:ky + H, kx:kx + Wd] @ Wm[k - 1 - ky, k - 1 - kx]",
+     "; the kernel is flipped, so the taps read below and right"),
+    ("conv_loops", "    Wm = W * mask\n", "    Wm = W * mask\n    Wm[p, p] = W[p, p]\n",
+     "autoregressive order: WRONG: changing only x at (row 2, column 2) changed y at (row 2, column 2)"),
+    ("conv_loops", "    Wm = W * mask\n", "    Wm = W * mask\n    Wm[p, p] = W[p, p]\n",
+     "y reads x at its own position through the centre tap: is the mask applied there too"),
+    ("conv_loops", "Wm = W * mask", "Wm = W * mask[:, :, ::-1, ::-1]",  # colour groups reversed
+     "autoregressive order: WRONG: changing only x at (row 3, column 2, colour 1 (channel 1)) changed y at (row 3, "
+     "column 2, colour 0 (channels 0-1)): y may depend only on x at earlier positions (the rows above, the columns "
+     "left in its row) and, at its own position, on the colours before its own (mask A)"),
+    ("conv_loops", "(p, p), (p, p), (0, 0)))", "(p, p), (p, p), (0, 0)), mode='edge')",
+     "autoregressive order: WRONG: changing only x at (row 0, column 2) changed y at (row 0, column 1)"),
+    ("conv_loops", "(p, p), (p, p), (0, 0)))", "(p, p), (p, p), (0, 0)), mode='edge')",
+     "is x_pad padded with zeros (np.pad's default)?"),
 ]
 
 
@@ -147,6 +173,37 @@ def test_a_typical_mistake_fails_with_words_that_name_it(tmp_path, name, right, 
     assert code == 1
     assert words in text, text
     assert "Traceback" not in text
+
+
+def test_conv_loops_order_part_reports_on_its_own(tmp_path):
+    # a forward wrong but causal fails only the forward's parts; the order part runs after a failed forward
+    _write(tmp_path, "conv_loops", CONV.replace("dtype=x.dtype) + b", "dtype=x.dtype)", 1))
+    lines, _ = runner.grade("conv_loops", tmp_path)
+    assert [line.split(": ")[:2] for line in lines] == [["forward", "WRONG"], ["backward", "right"],
+                                                         ["gradient check", "WRONG"], ["autoregressive order", "right"]]
+    assert "changing x at one sub-pixel (the centre, the first row, the first column, the last)" in lines[3]
+    _write(tmp_path, "conv_loops", CONV.replace("    Wm = W * mask\n", "    Wm = W\n", 1))
+    lines, _ = runner.grade("conv_loops", tmp_path)
+    assert [line.split(": ")[1] for line in lines] == ["WRONG", "right", "WRONG", "WRONG"]
+
+
+def test_the_order_rule_is_the_librarys_and_finds_the_first_earlier_sub_pixel():
+    from minipixel.conv_reference import conv2d_reference
+    from minipixel.learn import ex_conv_loops
+    from minipixel.learn.grade import order_violation
+    from minipixel.masks import conv_mask
+
+    for index, case in enumerate(ex_conv_loops.CASES):  # the library's own convolution keeps the order
+        x, W, b, mask, _ = ex_conv_loops._arrays(case, np.float64, index)
+        assert order_violation(lambda a: conv2d_reference(a, W * mask, b), x, case[6], case[7]) is None
+    x, W, b, _, _ = ex_conv_loops._arrays(ex_conv_loops.CASES[0], np.float64, 0)  # grey 3x3, x 5x5
+    assert order_violation(lambda a: conv2d_reference(a, W, b), x, "A", 1) == ((1, 1, 0), (2, 2, 0))
+    mask_b = conv_mask(3, 1, 4, "B")  # sees its own position: right for mask B, wrong for mask A
+    assert order_violation(lambda a: conv2d_reference(a, W * mask_b, b), x, "B", 1) is None
+    assert order_violation(lambda a: conv2d_reference(a, W * mask_b, b), x, "A", 1) == ((2, 2, 0), (2, 2, 0))
+    x, W, b, _, _ = ex_conv_loops._arrays(ex_conv_loops.CASES[3], np.float64, 0)  # RGB 5x5, x 6x5: centre (3, 2)
+    mask_b = conv_mask(5, 3, 6, "B", 3)  # each colour group sees its own: wrong for mask A
+    assert order_violation(lambda a: conv2d_reference(a, W * mask_b, b), x, "A", 3) == ((3, 2, 0), (3, 2, 0))
 
 
 def test_every_exercise_has_at_least_two_planted_mistakes():
@@ -232,6 +289,8 @@ def test_every_exercise_has_its_chapter_and_the_path_lists_them_in_order():
     docs = Path(__file__).resolve().parents[1] / "docs" / "learn"
     assert all(EXERCISES[name].CHAPTER == f"docs/learn/{name}.md" and (docs / f"{name}.md").exists()
                for name in EXERCISES)
-    listed = re.findall(r"^\d+\. \[(\w+)\]\(\w+\.md\)", (docs / "README.md").read_text(), re.M)
-    assert listed == list(EXERCISES)
+    listed = re.findall(r"^(\d+)\. \[(\w+)\]\((\w+)\.md\)", (docs / "README.md").read_text(), re.M)
+    assert listed == [(str(n), name, name) for n, name in enumerate(EXERCISES, 1)]
+    for n, name in enumerate(EXERCISES, 1):  # each chapter's title has its number on the path
+        assert (docs / f"{name}.md").read_text().startswith(f"# Exercise {n}: {name}\n")
     assert list(EXERCISES)[:4] == ["masks", "relu", "conv_loops", "im2col"] and list(EXERCISES)[-1] == "xp"

@@ -3,6 +3,7 @@ padded-copy answer) passes every part in float32 and float64, in seconds, and ea
 fails with words that name it."""
 import time
 
+import numpy as np
 import pytest
 from learn_helpers import loaded_module_passes
 
@@ -106,6 +107,35 @@ MISTAKES = [
     # col2im's shift the wrong way: also not the adjoint
     ("library", "dx[:, src_rows, src_cs] += cols[:, rows, cs, t]", "dx[:, rows, cs] += cols[:, src_rows, src_cs, t]",
      "col2im sends the entries the wrong way: the shift's sign is flipped"),
+    # the autoregressive order, through im2col(x) @ Wm + b: an im2col that reads the present or the future
+    ("padded", "cols[:, :, :, t] = x_pad[:, ky:ky + H, kx:kx + W]",
+     "cols[:, :, :, t] = x_pad[:, 2 * p - ky:2 * p - ky + H, 2 * p - kx:2 * p - kx + W]",
+     "autoregressive order: WRONG: through im2col(x) @ Wm + b, changing only x at (row 2, column 2) changed y at "
+     "(row 1, column 1): y may depend only on x at earlier positions (the rows above, the columns left in its row), "
+     "never on x at its own position (mask A); tap (ky=0, kx=0) at row 1, column 1 read x at row 2, column 2 (1 row "
+     "below, 1 column right), the shift's sign flipped; it reads 1 row above, 1 column left: cols[n, i, j, t] = "
+     "x[n, i + ky - c, j + kx - c] (3x3 mask A, x (2, 5, 5, 1), float64)"),
+    ("padded", "cols[:, :, :, t] = x_pad[:, ky:ky + H, kx:kx + W]",
+     "cols[:, :, :, t] = x_pad[:, ky + 1:ky + 1 + H, kx:kx + W]",
+     "autoregressive order: WRONG: through im2col(x) @ Wm + b, changing only x at (row 2, column 2) changed y at "
+     "(row 1, column 3)"),
+    ("padded", "x_pad = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))",
+     "x_pad = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode='edge')",
+     "tap (ky=0, kx=2) at row 0, column 1 read x at row 0, column 2 (1 column right); it reads 1 row above, 1 column "
+     "right, outside the image, so 0"),
+    ("padded", "cols[:, :, :, t] = x_pad[:, ky:ky + H, kx:kx + W]",
+     "cols[:, :, :, t] = np.roll(x, (p - ky, p - kx), axis=(1, 2))",
+     "changing only x at (row 4, column 4) changed y at (row 0, column 0)"),
+    ("padded", "    for t, (ky, kx) in enumerate(taps):\n        cols[",
+     "    for t, (ky, kx) in enumerate(sorted(taps, key=lambda tap: tap[::-1])):\n        cols[",
+     "autoregressive order: WRONG: through im2col(x) @ Wm + b, changing only x at (row 2, column 3, colour 1 "
+     "(channel 1)) changed y at (row 2, column 3, colour 0 (channels 0-1))"),
+    ("padded", "    for t, (ky, kx) in enumerate(taps):\n        cols[",
+     "    for t, (ky, kx) in enumerate(sorted(taps, key=lambda tap: tap[::-1])):\n        cols[",
+     "read x at row 2, column 3 (its own position), the place of another tap (are the taps in the order given?)"),
+    ("padded", "cols[:, :, :, t] = x_pad[:, ky:ky + H, kx:kx + W]", "cols[:, :, :, t] = x_pad[:, ky:ky + H, kx:kx + W, ::-1]",
+     "tap (ky=1, kx=1) at row 2, column 3 read x at row 2, column 3 (its own position), its place, but with the "
+     "channels out of order"),
 ]
 
 
@@ -136,6 +166,7 @@ def test_a_right_answer_passes_every_part_in_float32_and_float64_in_seconds(tmp_
     assert "float64 and float32" in lines[0] and "float64 and float32" in lines[1]
     assert "kernels 3, 5, 7; masks A and B" in lines[0]
     assert "MaskedConv2d's forward" in lines[3]
+    assert "never changes y at an earlier one, nor with mask A at its own, on 6 shapes" in lines[4]
     assert text.endswith("im2col: PASSES")
     assert runner.status("im2col", tmp_path) == "passes"
 
@@ -163,6 +194,28 @@ def test_a_wrong_im2col_fails_the_adjoint_and_the_convolution_too(tmp_path):
     assert "adjoint: WRONG: col2im is not the adjoint of your im2col" in text
     assert "as a convolution: WRONG: im2col(x) as a (B*H*W, T*C) matrix" in text
     assert "col2im: right:" in text
+
+
+def test_the_order_part_reports_on_its_own(tmp_path):
+    # im2col and the convolution wrong, but causal: the order part is right; col2im plays no part in it
+    _write(tmp_path, PADDED.replace("= x_pad[:, ky:ky + H, kx:kx + W]", "= 2 * x_pad[:, ky:ky + H, kx:kx + W]"))
+    lines, _ = runner.grade("im2col", tmp_path)
+    assert [line.split(": ")[1] for line in lines] == ["WRONG", "right", "WRONG", "WRONG", "right"]
+    assert lines[4].startswith("autoregressive order: right: through im2col(x) @ Wm + b, changing x at one sub-pixel")
+
+
+def test_the_order_rule_passes_the_librarys_layer_and_im2col():
+    from minipixel.im2col import im2col_loop
+    from minipixel.learn import ex_im2col
+    from minipixel.learn.grade import order_violation
+
+    for index, case in enumerate(ex_im2col.CASES):
+        layer, Wm = ex_im2col._layer(case, np.random.default_rng(index))
+        x = np.random.default_rng(index).standard_normal(case[:4])
+        assert order_violation(layer.forward, x, case[5], case[6]) is None
+        assert order_violation(lambda a: ex_im2col._through(im2col_loop, a, layer, Wm, "x"), x, case[5], case[6]) is None
+        if case[5] == "B":  # a mask B layer sees its own position, which mask A forbids: the rule is not vacuous
+            assert order_violation(layer.forward, x, "A", case[6])[0][:2] == (case[1] // 2, case[2] // 2)
 
 
 def test_nan_passes_no_part(tmp_path):

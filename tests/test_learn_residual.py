@@ -101,6 +101,29 @@ MISTAKES = [
      "backward: WRONG: conv3's gradients (W3, b3) are wrong"),
     ('"b3": db3}', '"b3": db3 * 2}', "conv3's gradients (W3, b3) are wrong"),
     (', "b3": db3}', "}", "grads lacks b3"),
+    # the autoregressive order: the order part gives the weights values on the masked taps too
+    ('z2 = conv(a2, p["W2"], p["b2"], p["mask2"])', 'z2 = conv(a2, p["W2"], p["b2"], 1)',
+     "autoregressive order: WRONG: changing only x at (row 2, column 2) changed out at (row 1, column 1): out may "
+     "depend only on x at earlier positions (the rows above, the columns left in its row) and on x at its own "
+     "position (mask B), as each of the block's convs is; conv2 runs without its mask: conv2(a) = conv(a, "
+     "params['W2'], params['b2'], params['mask2']) (x (2, 4, 4, 4), widths 'half', 1 colour group(s))"),
+    ('z2 = conv(a2, p["W2"], p["b2"], p["mask2"])', 'z2 = conv(a2, p["W2"], p["b2"], 1 - p["mask2"])',
+     "autoregressive order: WRONG: changing only x at (row 2, column 2) changed out at (row 1, column 1)"),
+    ('z2 = conv(a2, p["W2"], p["b2"], p["mask2"])', 'z2 = conv(a2, p["W2"], p["b2"], 1 - p["mask2"])',
+     "; conv2 runs with 1 - mask: conv2(a) = conv(a, params['W2'], params['b2'], params['mask2'])"),
+    ('z2 = conv(a2, p["W2"], p["b2"], p["mask2"])', 'z2 = conv(a2, p["W2"], p["b2"], p["mask2"][::-1, ::-1])',
+     "conv2 runs with its mask flipped, reading below and right"),
+    ('z1 = conv(a1, p["W1"], p["b1"], p["mask1"])', 'z1 = conv(a1, p["W1"], p["b1"], 1)',
+     "autoregressive order: WRONG: changing only x at (row 1, column 2, colour 1 (channels 2-3)) changed out at "
+     "(row 1, column 2, colour 0 (channels 0-1)): out may depend only on x at earlier positions (the rows above, the "
+     "columns left in its row) and, at its own position, on its own colour and those before (mask B), as each of "
+     "the block's convs is; conv1 runs without its mask"),
+    ('z2 = conv(a2, p["W2"], p["b2"], p["mask2"])', 'z2 = conv(a2, p["W2"], p["b2"], p["mask2"].transpose(1, 0, 2, 3))',
+     "changed out at (row 1, column 3): out may depend only on x at earlier positions"),
+    ('z2 = conv(a2, p["W2"], p["b2"], p["mask2"])', 'z2 = conv(a2, p["W2"], p["b2"], p["mask2"].transpose(1, 0, 2, 3))',
+     "is every conv given its own mask, as it is"),
+    ("return conv2d_reference(x, W * mask, b)", "return conv2d_reference(x, W, b)",  # the given helper, edited
+     "autoregressive order: WRONG: changing only x at (row 2, column 2) changed out at (row 1, column 1)"),
 ]
 
 
@@ -139,7 +162,7 @@ def test_without_the_skip_in_dx_only_the_backward_and_gradient_check_fail(tmp_pa
     (tmp_path / f"{NAME}.py").write_text(RIGHT.replace(MISTAKES[0][0], MISTAKES[0][1]))
     lines, passed = runner.grade(NAME, tmp_path)
     assert not passed
-    assert [line.split(": ")[1] for line in lines] == ["right", "WRONG", "WRONG"]
+    assert [line.split(": ")[1] for line in lines] == ["right", "WRONG", "WRONG", "right"]
     assert "your dx disagrees with central differences of your forward" in lines[2]
 
 
@@ -148,8 +171,40 @@ def test_a_relu_mask_from_the_wrong_array_also_fails_the_gradient_check(tmp_path
     (tmp_path / f"{NAME}.py").write_text(RIGHT.replace(MISTAKES[index][0], MISTAKES[index][1]))
     lines, passed = runner.grade(NAME, tmp_path)
     assert not passed
-    assert [line.split(": ")[1] for line in lines] == ["right", "WRONG", "WRONG"]
+    assert [line.split(": ")[1] for line in lines] == ["right", "WRONG", "WRONG", "right"]
     assert "disagrees with central differences of your forward" in lines[2]
+
+
+def test_the_order_part_reports_on_its_own(tmp_path):
+    # no skip connection: the forward is wrong but keeps the order; a conv without its mask breaks it
+    (tmp_path / f"{NAME}.py").write_text(RIGHT.replace("return x + z3,", "return z3,"))
+    lines, _ = runner.grade(NAME, tmp_path)
+    assert [line.split(": ")[1] for line in lines] == ["WRONG", "right", "WRONG", "right"]
+    assert lines[3].startswith("autoregressive order: right: changing x at one sub-pixel (the centre, the first row")
+    # conv1 without its mask, 1x1: it reads only the current position, a later colour there
+    (tmp_path / f"{NAME}.py").write_text(RIGHT.replace('p["b1"], p["mask1"])', 'p["b1"], 1)'))
+    lines, passed = runner.grade(NAME, tmp_path)
+    assert not passed and lines[3].startswith("autoregressive order: WRONG: changing only x at (row 1, column 2, colour 1")
+
+
+def test_the_order_rule_passes_the_librarys_block_and_model():
+    import numpy as np
+
+    from minipixel.learn import ex_residual
+    from minipixel.learn.grade import order_violation
+    from minipixel.model import PixelCNN, PixelCNNConfig
+
+    for index, case in enumerate(ex_residual.CASES):
+        block, _, x, _ = ex_residual._setup(case, index)
+        for conv in (block.conv1, block.conv2, block.conv3):  # weights on the masked taps: the mask must hold them off
+            conv.params["W"][...] = np.random.default_rng(index).standard_normal(conv.params["W"].shape)
+        assert order_violation(block.forward, x, "B", case[5]) is None
+        assert order_violation(block.forward, x, "A", case[5]) is not None  # the skip: out sees x at its position
+    for channels in (1, 3):  # the whole model: mask A from the image to the logits of each colour
+        model = PixelCNN(PixelCNNConfig(height=5, width=4, channels=channels, levels=4, filters=6, blocks=1), seed=1,
+                         dtype="float64")
+        x = np.random.default_rng(channels).random((2, 5, 4, channels))
+        assert order_violation(lambda a: model.forward(a).reshape(2, 5, 4, -1), x, "A", channels) is None
 
 
 def test_a_learners_exception_is_shown_as_their_traceback(tmp_path):

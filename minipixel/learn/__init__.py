@@ -7,8 +7,9 @@ implementation is) and ``check(module)`` (grade the learner's module:
 central differences. ``runner`` holds the commands.
 """
 from . import (ex_adam, ex_conv_loops, ex_data, ex_im2col, ex_masks, ex_relu, ex_residual, ex_sampler, ex_softmax_ce,
-               ex_xp)
+               ex_gated, ex_onestep, ex_train, ex_xp)
 
 # In the order to do them.
 EXERCISES = {ex.NAME: ex for ex in (ex_masks, ex_relu, ex_conv_loops, ex_im2col, ex_residual, ex_softmax_ce, ex_adam,
-                                    ex_data, ex_sampler, ex_xp)}
+                                    ex_data, ex_sampler, ex_onestep, ex_gated, ex_train,
+                                    ex_xp)}

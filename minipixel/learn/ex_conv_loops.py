@@ -4,7 +4,7 @@ import numpy as np
 from ..conv_reference import conv2d_reference, conv2d_reference_backward
 from ..gradcheck import numerical_gradient
 from ..masks import conv_mask
-from .grade import Wrong, as_array, function, max_error, run_parts
+from .grade import Wrong, as_array, function, max_error, order_violation, order_words, run_parts
 
 NAME = "conv_loops"
 TITLE = "the masked convolution and its backward (dx, dW, db), as loops over taps"
@@ -168,7 +168,38 @@ def _gradcheck(module):
             f"{max(errors.values()):.0e})")
 
 
-PARTS = [("forward", _forward), ("backward", _backward), ("gradient check", _gradcheck)]
+def _order_cause(y, x, W, b, mask, same_position):
+    """Why y depends on the present or the future: the likely mistake, as a question when unsure."""
+    close = lambda other: np.allclose(y, other, rtol=1e-6, atol=1e-6)
+    if close(conv2d_reference(x, W, b)):
+        return "is the mask applied to W (Wm = W * mask)?"
+    if close(conv2d_reference(x, W * (1 - mask), b)):
+        return "the mask is inverted: Wm = W * mask keeps the taps where mask is 1, the past (not 1 - mask)"
+    if close(conv2d_reference(x, (W * mask)[::-1, ::-1], b)):
+        return ("the kernel is flipped, so the taps read below and right: tap (ky, kx) reads ky - k//2 rows and "
+                "kx - k//2 columns away, x_pad[:, ky:ky + H, kx:kx + W] @ Wm[ky, kx]")
+    if same_position:
+        return "y reads x at its own position through the centre tap: is the mask applied there too (Wm = W * mask)?"
+    return ("is the mask applied to W (Wm = W * mask), does tap (ky, kx) read x_pad[:, ky:ky + H, kx:kx + W] (the "
+            "kernel not flipped), and is x_pad padded with zeros (np.pad's default)?")
+
+
+def _order(module):
+    fn = function(module, "conv_forward")
+    for index, case in enumerate(CASES):
+        x, W, b, mask, _ = _arrays(case, np.float64, index + 40)
+        name, shape = _name(case, np.float64), x.shape[:3] + (W.shape[3],)
+        forward = lambda a: as_array(fn(a.copy(), W.copy(), b.copy(), mask.copy()), f"y ({name})", shape, np.float64)
+        found = order_violation(forward, x, case[6], case[7])
+        if found:
+            cause = _order_cause(forward(x), x, W, b, mask, found[0][:2] == found[1][:2])
+            raise Wrong(f"{order_words(found, case[6], case[7], x.shape[3], W.shape[3])}; {cause} ({name})")
+    return ("changing x at one sub-pixel (the centre, the first row, the first column, the last) never changes y at "
+            f"an earlier one, nor with mask A at its own, on {len(CASES)} shapes (grey and colour groups)")
+
+
+PARTS = [("forward", _forward), ("backward", _backward), ("gradient check", _gradcheck),
+         ("autoregressive order", _order)]
 
 
 def check(module):

@@ -4,7 +4,7 @@ import numpy as np
 from ..conv import MaskedConv2d
 from ..im2col import col2im_loop, im2col_loop
 from ..masks import conv_mask, live_taps
-from .grade import Wrong, as_array, function, max_error, run_parts
+from .grade import Wrong, as_array, function, max_error, order_violation, order_words, run_parts
 
 NAME = "im2col"
 TITLE = "masked im2col over the live taps, and col2im, its adjoint"
@@ -219,24 +219,36 @@ def _adjoint(module):
     return f"<im2col(x), c> = <x, col2im(c)> on {len(CASES)} shapes in float64 (max relative error {worst:.0e})"
 
 
+def _layer(case, rng):
+    """The library's layer with random W (zero on masked taps) and b, and Wm: its live taps of W * mask,
+    one row per (tap, input channel), (T * C, C_out)."""
+    _, _, _, c, k, mask_type, colors, cout = case
+    layer = MaskedConv2d(c, cout, k, mask_type, colors, dtype=np.float64)
+    layer.params["W"][...] = rng.standard_normal(layer.params["W"].shape) * layer.mask
+    layer.params["b"][...] = rng.standard_normal(cout)
+    Wm = np.stack([(layer.params["W"] * layer.mask)[ky, kx] for ky, kx in layer.taps]).reshape(-1, cout)
+    return layer, Wm
+
+
+def _through(im2col, x, layer, Wm, name):
+    """The convolution made of the learner's im2col: im2col(x) @ Wm + b, (B, H, W, C_out)."""
+    n, h, w, c = x.shape
+    cols = as_array(im2col(x.copy(), list(layer.taps), layer.kernel), f"cols ({name})", (n, h, w, len(layer.taps), c))
+    return (cols.reshape(n * h * w, -1) @ Wm + layer.params["b"]).reshape(n, h, w, -1)
+
+
 def _as_conv(module):
     im2col, col2im = function(module, "im2col"), function(module, "col2im")
     for index, case in enumerate(CONV_CASES):
         n, h, w, c, k, mask_type, colors, cout = case
         rng = np.random.default_rng(index + 30)
-        layer = MaskedConv2d(c, cout, k, mask_type, colors, dtype=np.float64)
-        layer.params["W"][...] = rng.standard_normal(layer.params["W"].shape) * layer.mask
-        layer.params["b"][...] = rng.standard_normal(cout)
+        layer, Wm = _layer(case, rng)
         x, dy = rng.standard_normal((n, h, w, c)), rng.standard_normal((n, h, w, cout))
         taps, name = layer.taps, _name(case, np.float64)
-        # The live taps of W * mask, one row per (tap, input channel): (T * C, C_out).
-        Wm = np.stack([(layer.params["W"] * layer.mask)[ky, kx] for ky, kx in taps]).reshape(-1, cout)
-        cols = as_array(im2col(x.copy(), list(taps), k), f"cols ({name})", (n, h, w, len(taps), c))
-        y = cols.reshape(n * h * w, -1) @ Wm + layer.params["b"]
-        if not max_error(y.reshape(n, h, w, cout), layer.forward(x)) <= 1e-10:
+        if not max_error(_through(im2col, x, layer, Wm, name), layer.forward(x)) <= 1e-10:
             raise Wrong(f"im2col(x) as a (B*H*W, T*C) matrix, times the live taps of W * mask as a (T*C, C_out) "
                         f"matrix, plus b, is not MaskedConv2d's output ({name})")
-        dcols = (dy.reshape(n * h * w, cout) @ Wm.T).reshape(cols.shape)
+        dcols = (dy.reshape(n * h * w, cout) @ Wm.T).reshape(n, h, w, len(taps), c)
         dx = as_array(col2im(dcols, list(taps), k, x.shape), f"dx ({name})", x.shape)
         if not max_error(dx, layer.backward(dy)) <= 1e-10:
             raise Wrong(f"col2im(dy @ Wm.T) is not MaskedConv2d's dx ({name})")
@@ -244,7 +256,45 @@ def _as_conv(module):
             "layers: the whole convolution is one matmul over the live taps")
 
 
-PARTS = [("im2col", _im2col), ("col2im", _col2im), ("adjoint", _adjoint), ("as a convolution", _as_conv)]
+def _order_cause(im2col, x, taps, kernel, found):
+    """Which tap of the output position read the later input, and where that tap should read."""
+    (oi, oj, _), (i, j, _) = found
+    changed = x.copy()
+    changed[:, i, j] += 1.0
+    moved = (im2col(changed, list(taps), kernel) != im2col(x.copy(), list(taps), kernel))[:, oi, oj].any(axis=(0, 2))
+    if not moved.any():
+        return "cols[n, i, j, t] = x[n, i + ky - c, j + kx - c], 0 outside the image"
+    c = kernel // 2
+    ky, kx = taps[int(np.flatnonzero(moved)[0])]
+    read, should = (i - oi, j - oj), (ky - c, kx - c)
+    tap = (f"tap (ky={ky}, kx={kx}) at row {oi}, column {oj} read x at row {i}, column {j} "
+           f"({_away(*read) if read != (0, 0) else 'its own position'})")
+    if read == should:
+        return f"{tap}, its place, but with the channels out of order: cols[n, i, j, t] copies x's channels as they are"
+    outside = not (0 <= oi + ky - c < x.shape[1] and 0 <= oj + kx - c < x.shape[2])
+    why = (", the shift's sign flipped" if read == (-should[0], -should[1]) else
+           ", the place of another tap (are the taps in the order given?)" if (read[0] + c, read[1] + c) in taps else "")
+    return (f"{tap}{why}; it reads {_away(*should)}{', outside the image, so 0' if outside else ''}: "
+            "cols[n, i, j, t] = x[n, i + ky - c, j + kx - c]")
+
+
+def _order(module):
+    im2col = function(module, "im2col")
+    for index, case in enumerate(CASES):
+        layer, Wm = _layer(case, np.random.default_rng(index + 40))
+        x = np.random.default_rng(index + 50).standard_normal(case[:4])
+        name, mask_type, colors = _name(case, np.float64), case[5], case[6]
+        found = order_violation(lambda a: _through(im2col, a, layer, Wm, name), x, mask_type, colors)
+        if found:
+            words = order_words(found, mask_type, colors, x.shape[3], Wm.shape[1])
+            raise Wrong(f"through im2col(x) @ Wm + b, {words}; {_order_cause(im2col, x, layer.taps, case[4], found)} "
+                        f"({name})")
+    return (f"through im2col(x) @ Wm + b, changing x at one sub-pixel (the centre, the first row, the first column, "
+            f"the last) never changes y at an earlier one, nor with mask A at its own, on {len(CASES)} shapes")
+
+
+PARTS = [("im2col", _im2col), ("col2im", _col2im), ("adjoint", _adjoint), ("as a convolution", _as_conv),
+         ("autoregressive order", _order)]
 
 
 def check(module):

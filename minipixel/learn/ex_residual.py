@@ -4,7 +4,7 @@ import numpy as np
 from ..conv_reference import conv2d_reference, conv2d_reference_backward
 from ..gradcheck import numerical_gradient
 from ..model import ResidualBlock
-from .grade import Wrong, as_array, function, max_error, run_parts
+from .grade import Wrong, as_array, function, max_error, order_violation, order_words, run_parts
 
 NAME = "residual"
 TITLE = "the residual block's backward from its pieces: ReLU masks, layers in reverse, the skip connection"
@@ -245,7 +245,45 @@ def _gradcheck(module):
     return f"dx and grads agree with float64 central differences of your forward (max relative error {worst:.0e})"
 
 
-PARTS = [("forward", _forward), ("backward", _backward), ("gradient check", _gradcheck)]
+def _block(x, p):
+    """The block with the reference convolution: out = x + conv3(relu(conv2(relu(conv1(relu(x))))))."""
+    a = x
+    for k in (1, 2, 3):
+        a = conv2d_reference(_relu(a), p[f"W{k}"] * p[f"mask{k}"], p[f"b{k}"])
+    return x + a
+
+
+def _order_cause(out, x, params):
+    """Which conv's mask went wrong, found by giving one conv that mistake and comparing the outputs."""
+    for k in (1, 2, 3):
+        mask = params[f"mask{k}"]
+        for words, wrong in (("without its mask", np.ones_like(mask)), ("with 1 - mask", 1 - mask),
+                             ("with its mask flipped, reading below and right", mask[::-1, ::-1])):
+            if not np.array_equal(wrong, mask) and max_error(out, _block(x, {**params, f"mask{k}": wrong})) <= 1e-9:
+                return f"conv{k} runs {words}: conv{k}(a) = conv(a, params['W{k}'], params['b{k}'], params['mask{k}'])"
+    return ("is every conv given its own mask, as it is (convK(a) = conv(a, params['WK'], params['bK'], "
+            "params['maskK'])), and does the skip add x at the same position?")
+
+
+def _order(module):
+    fn = function(module, "residual_forward")
+    for index, case in enumerate(CASES):
+        _, params, x, _ = _setup(case, index + 20)
+        rng = np.random.default_rng(index + 30)
+        for k in (1, 2, 3):  # weights on the masked taps too: a conv without its mask then reads the future
+            params[f"W{k}"] = rng.standard_normal(params[f"W{k}"].shape)
+        name, colors = _name(case), case[5]
+        found = order_violation(lambda a: _call_forward(fn, a, params, name)[0], x, "B", colors)
+        if found:
+            words = order_words(found, "B", colors, x.shape[3], x.shape[3], y="out")
+            cause = _order_cause(_call_forward(fn, x, params, name)[0], x, params)
+            raise Wrong(f"{words}, as each of the block's convs is; {cause} ({name})")
+    return ("changing x at one sub-pixel (the centre, the first row, the first column, the last) never changes the "
+            f"output at an earlier one, on {len(CASES)} shapes (one and three colour groups): every conv keeps the order")
+
+
+PARTS = [("forward", _forward), ("backward", _backward), ("gradient check", _gradcheck),
+         ("autoregressive order", _order)]
 
 
 def check(module):

@@ -1,9 +1,12 @@
 """The ``minipixel learn`` commands: list, start, check, hint, solution.
 
 The learner's folder (default ``./minipixel-exercises/``) holds one file per
-exercise started (``NAME.py``) and ``.hints.json``, how many hints of each
-exercise were shown.
+exercise started (``NAME.py``), ``.hints.json``, how many hints of each
+exercise were shown, and ``.checks.json``, the last verdict of each slow
+exercise (one whose ``SLOW`` is true: the capstone trains a network), which
+the list shows instead of grading it again while the file is unchanged.
 """
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from .grade import learner_traceback, load
 
 DEFAULT_DIR = "minipixel-exercises"
 HINTS_FILE = ".hints.json"
+CHECKS_FILE = ".checks.json"
 
 
 def exercise(name):
@@ -36,14 +40,42 @@ def grade(name, folder=None):
     return ex.check(module)
 
 
+def _read_json(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _digest(name, folder):
+    return hashlib.sha256(_path(name, folder).read_bytes()).hexdigest()
+
+
+def _remember(name, folder, status_now):
+    """Keep a slow exercise's verdict, for the file as it is now."""
+    path = Path(folder or DEFAULT_DIR) / CHECKS_FILE
+    checks = _read_json(path)
+    checks[name] = {"sha256": _digest(name, folder), "status": status_now}
+    path.write_text(json.dumps(checks, indent=1, sort_keys=True) + "\n")
+
+
+def _status(lines, passed):
+    if passed:
+        return "passes"
+    waiting = [line for line in lines if ": not run (" not in line]  # parts that wait on one not written
+    return "fails (not written yet)" if all("not written yet" in line for line in waiting) else "fails"
+
+
 def status(name, folder=None):
+    if getattr(exercise(name), "SLOW", False) and _path(name, folder).exists():
+        last = _read_json(Path(folder or DEFAULT_DIR) / CHECKS_FILE).get(name)
+        if last is None:
+            return "not checked yet"
+        return last["status"] if last.get("sha256") == _digest(name, folder) else "edited since checked"
     result = grade(name, folder)
     if result is None:
         return "not started"
-    lines, passed = result
-    if passed:
-        return "passes"
-    return "fails (not written yet)" if all("not written yet" in line for line in lines) else "fails"
+    return _status(*result)
 
 
 def list_exercises(folder=None):
@@ -71,6 +103,8 @@ def check(name, folder=None):
     if result is None:
         return f"{_path(name, folder)} does not exist: minipixel learn start {name} writes it", 1
     lines, passed = result
+    if getattr(exercise(name), "SLOW", False):
+        _remember(name, folder, _status(lines, passed))
     verdict = f"{name}: PASSES" if passed else f"{name}: not yet (minipixel learn hint {name} for a hint)"
     return "\n".join(lines + [verdict]), 0 if passed else 1
 
@@ -79,10 +113,7 @@ def hint(name, folder=None):
     """The next hint of ``name``, remembered in the learner's folder; after the last, the last again."""
     hints = exercise(name).HINTS
     state_path = Path(folder or DEFAULT_DIR) / HINTS_FILE
-    try:
-        shown = json.loads(state_path.read_text())
-    except (OSError, ValueError):
-        shown = {}
+    shown = _read_json(state_path)
     index = min(int(shown.get(name, 0)), len(hints) - 1)
     shown[name] = index + 1
     state_path.parent.mkdir(parents=True, exist_ok=True)
