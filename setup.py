@@ -9,11 +9,13 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["minipixel", "minipixel.*"]),
     # The pretrained models (minipixel/pretrained.py) are installed inside the package.
-    package_data={"minipixel": ["models/*.npz", "models/index.json"]},
+    # The page of `minipixel serve` (minipixel/serve.py) too: it is served from the package.
+    package_data={"minipixel": ["models/*.npz", "models/index.json", "web/*"]},
     install_requires=["numpy>=1.22", "pillow>=9", "tqdm>=4.60", "threadpoolctl>=3"],
     extras_require={
-        # The tests run the MPI ones too (tests/test_mpi.py), so they need what [mpi] installs.
-        "test": ["pytest>=7", "mpi4py>=3.1", "mpich"],
+        # The tests run the MPI ones too (tests/test_mpi.py), so they need what [mpi] installs;
+        # selenium drives the browser of tests/test_serve_browser.py (Debian's chromium).
+        "test": ["pytest>=7", "mpi4py>=3.1", "mpich", "selenium>=4.10"],
         # Data-parallel training: mpi4py and an MPI runtime (the mpich wheel puts
         # mpiexec in the virtual environment: no root, no system packages).
         "mpi": ["mpi4py>=3.1", "mpich"],

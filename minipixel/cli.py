@@ -1,4 +1,4 @@
-"""The ``minipixel`` command: train, sample, eval, complete, show, download, gradcheck, bench, learn.
+"""The ``minipixel`` command: train, sample, eval, complete, show, download, gradcheck, bench, learn, serve.
 
 The commands that draw pictures (sample, complete, show) are in ``cli_pictures``;
 the options they share, with their ranges, in ``options``.
@@ -230,6 +230,12 @@ def cmd_learn(args):
     return 0
 
 
+def _serve_parser(sub):
+    from .serve import add_parser
+
+    add_parser(sub)
+
+
 def build_parser():
     from . import __version__
 
@@ -237,7 +243,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"minipixel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_train_parser, sample_parser, _eval_parser, complete_parser, show_parser, _download_parser,
-                _pretrained_parser, _gradcheck_parser, _bench_parser, _learn_parser):
+                _pretrained_parser, _gradcheck_parser, _bench_parser, _learn_parser, _serve_parser):
         add(sub)
     return document(parser)
 

@@ -32,7 +32,7 @@ LAYERS = {
     3: ("model", "gated", "checkpoint"),
     4: ("step", "evaluate", "sampling", "gradcheck", "viz", "pretrained"),
     5: ("settings", "rundata", "runfolder", "stop", "train"),
-    6: ("bench", "cli", "cli_pictures", "", "learn", "learn.*"),  # "": the package's __init__ (read by cli)
+    6: ("bench", "cli", "cli_pictures", "serve", "serve_api", "", "learn", "learn.*"),  # "": the package's __init__ (read by cli)
 }
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
 
