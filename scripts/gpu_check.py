@@ -22,7 +22,15 @@ What it does, in this order, each step recorded in the JSON with its figures and
 5. the cached sampler gives the naive sampler's images on the GPU;
 6. the MPI + NCCL gradient sum, where mpi4py is installed (GPU only);
 7. timings (medians): training and forward at several batch sizes, sampling;
-8. last, every float64 gradient check of ``minipixel gradcheck`` with the layers
+8. layer timings (scripts/gpu_timing.py): where a training step's time goes at batch
+   64, per layer, forward and backward, with the im2col, the matrix products and the
+   col2im inside each masked convolution, the loss and the optimizer, by CUDA events;
+9. PyTorch beside minipixel on the same GPU (scripts/gpu_timing.py), where torch with
+   CUDA is importable: the reference model in float32 with TF32 off on both sides,
+   training at batches 16, 64 and 256, the forward pass and the naive sampler, the two
+   sides taking turns; each figure named by its side, with minipixel's speed over
+   PyTorch's;
+10. last, every float64 gradient check of ``minipixel gradcheck`` with the layers
    on the GPU: the slowest step by far (minutes; docs/gpu.md has the figures), so a
    time limit cuts only these.
 
@@ -49,7 +57,11 @@ from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(CHECKOUT))  # the checkout, installed or not
+if str(CHECKOUT / "scripts") not in sys.path:  # gpu_timing and pytorch_reference, beside this file
+    sys.path.insert(1, str(CHECKOUT / "scripts"))
+import gpu_timing  # noqa: E402 - found through the path above; imports neither minipixel nor torch
 STAND_INS = []
+FIGURES = ("timings", "layer_timings", "pytorch")  # measured, not tested: each passes unless it raises
 
 
 def stand_in_for_missing_helpers():
@@ -334,6 +346,10 @@ def main(argv=None):
     if args.device == "strict":
         batches, images = (4,), (2,)
     run_check(report, "timings", lambda: timings(args.device, batches, repeat, images), save)
+    run_check(report, "layer_timings", lambda: gpu_timing.layer_timings(args.device, args.quick), save)
+    # pytorch_check fills the record run_check has just put in place, measure by measure.
+    run_check(report, "pytorch", lambda: gpu_timing.pytorch_check(report["pytorch"], save, args.device, args.quick),
+              save)
 
     # Last: the slowest step, so that a time limit cuts only its later cases.
     cases = gradcheck.cases(args.device)
@@ -344,10 +360,11 @@ def main(argv=None):
     run_check(checks, "gradcheck_float64", lambda: gradient_checks(cases, checks["gradcheck_float64"], save), save)
 
     failed = [name for name, check in checks.items() if not check["passed"]]
-    failed += [] if report["timings"]["passed"] else ["timings"]
+    failed += [name for name in FIGURES if not report[name]["passed"]]
     report.update(finished=True, passed=not failed)
     save()
     print(json.dumps(report["timings"]))
+    print(json.dumps(gpu_timing.summary(report["pytorch"], report["layer_timings"])))
     print(f"gpu_check: {'FAILED: ' + ', '.join(failed) if failed else 'all checks passed'}; wrote {args.out}")
     return 1 if failed else 0
 

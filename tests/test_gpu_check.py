@@ -109,9 +109,38 @@ def test_the_gpu_check_script_keeps_what_it_did_when_stopped(gpu_check, tmp_path
     assert list(checks) == ["smoke"] + BEFORE_THE_GRADIENT_CHECKS + ["gradcheck_float64"]
     assert all(checks[name]["passed"] for name in ["smoke"] + BEFORE_THE_GRADIENT_CHECKS), checks
     assert report["timings"]["passed"] and report["timings"]["batches"]["4"]["train_images_per_s"] > 0
+    # The layer timings and the comparison with PyTorch came before, whole (or skipped, without torch).
+    assert report["layer_timings"]["passed"] and report["layer_timings"]["step_ms"] > 0
+    pytorch = report["pytorch"]
+    assert pytorch["passed"]
+    assert "skipped" in pytorch or "speed_ratio_minipixel_over_pytorch" in pytorch["naive_sampling"]
     grad = checks["gradcheck_float64"]
     assert grad["running"] is True and grad["passed"] is False
     assert list(grad["cases"]) == QUICK_CASES[:2]
+
+
+def test_the_measurements_run_after_the_timings_and_the_gradient_checks_last(gpu_check, tmp_path, monkeypatch, capsys):
+    """The order of a call: the quick checks, the timings, the layer timings, the comparison
+    with PyTorch (here skipped: torch hidden, as on a machine without it, and the call
+    still passes), and the gradient checks last, so a time limit cuts only those."""
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    monkeypatch.setattr(bench, "REFERENCE", replace(bench.REFERENCE, height=8, width=8, filters=8, blocks=1))
+    out = tmp_path / "check.json"
+
+    assert gpu_check.main(["--device", "strict", "--quick", "--out", str(out)]) == 0
+
+    printed = capsys.readouterr().out.splitlines()
+    ran = [line.split()[0] for line in printed if line.endswith(" s)")]
+    assert ran == BEFORE_THE_GRADIENT_CHECKS + ["timings", "layer_timings", "pytorch", "gradcheck_float64"]
+    report = json.loads(out.read_text())
+    assert report["finished"] and report["passed"]
+    pytorch = report["pytorch"]
+    assert pytorch["passed"] is True and set(pytorch) == {"passed", "skipped", "seconds"}, pytorch
+    reason, why = pytorch["skipped"].split(": ", 1)
+    assert reason == "torch with CUDA is not importable" and "torch" in why  # the import's own error
+    layers = report["layer_timings"]
+    assert layers["clock"].startswith("the wall clock") and layers["batch"] == 4
+    assert json.loads(printed[-2])["pytorch"] == pytorch["skipped"]  # the summary says so too
 
 
 def test_the_nccl_worker_gets_the_checkout_on_its_pythonpath(gpu_check, tmp_path, monkeypatch):
