@@ -131,7 +131,8 @@ def test_the_page_is_its_own_files_only(server):
         conn.close()
 
 
-def test_a_sample_stream_fills_in_and_ends_with_the_librarys_samples(server):
+def test_a_sample_stream_fills_in_and_ends_with_the_librarys_samples(server, monkeypatch):
+    monkeypatch.setattr(serve_api, "FRAME_GAP", 1e9)  # the row frames only, however slow this machine is now
     status, lines, _ = call(server, "/api/sample", {"model": SMALL, "n": 2, "seed": 5, "temperature": 0.8})
     assert status == 200 and lines[0] == {"type": "start", "n": 2, "height": 28, "width": 28, "channels": 1,
                                           "levels": 8, "seed": 5}
@@ -176,7 +177,8 @@ def test_a_slow_sampling_fills_the_grid_pixel_by_pixel_within_the_frame_budget(s
     assert len(partial) == budget  # the frames within rows are as many as the row frames may be, no more
 
 
-def test_many_images_make_fewer_frames(server):
+def test_many_images_make_fewer_frames(server, monkeypatch):
+    monkeypatch.setattr(serve_api, "FRAME_GAP", 1e9)  # the row frames only, however slow this machine is now
     lines = call(server, "/api/sample", {"model": server.run_name, "n": 64, "seed": 1})[1]
     assert len(frames(lines)) <= 8 + 1 and np.array_equal(frames(lines)[-1][0],
                                                           sample(load_model(server.run_path)[0], 64, seed=1))
