@@ -280,6 +280,19 @@ def test_a_npy_header_that_claims_more_than_the_file_holds_allocates_nothing(tmp
         read_npz_arrays(tmp_path / "huge.npz")
 
 
+@pytest.mark.parametrize("content, kind", [
+    (b"", "an empty file"), (b"config = 1\n", "a text file"), (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\x00\x01\xfe\xff" * 8, "not a zip file (damaged or cut short?)"),
+    # judged by its first 512 bytes (a text header here): what follows them is never read
+    (b"#" * 511 + b"\n" + b"\xff\xfe" * 1000, "a text file")])
+def test_a_checkpoint_that_is_no_zip_archive_is_named_by_what_it_is(content, kind, tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as refused:
+        read_checkpoint(path)
+    assert str(refused.value) == f"{path}: expected a minipixel-checkpoint-1 file (a zip archive), but it is {kind}"
+
+
 def test_a_deflated_checkpoint_holds_the_same_arrays_and_resumes_exactly(tiny_npz, tmp_path):
     from minipixel.files import deflate_npz
 

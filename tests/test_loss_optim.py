@@ -179,6 +179,16 @@ def test_adam_defaults_to_lr_1e_3_and_refuses_lr_and_decay_out_of_range():
     Adam({"p": p}, decay=1e-12)
 
 
+def test_a_new_rate_in_the_middle_of_training_is_refused_at_zero_and_at_infinity():
+    opt = Adam({"p": np.array([1.0])}, lr=0.1)
+    for lr in (0.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match=f"lr must be positive and finite, got {lr}"):
+            opt.set_lr(lr)
+    assert opt.current_lr() == 0.1
+    opt.set_lr(1e-300)  # any rate above 0 is taken
+    assert opt.current_lr() == 1e-300
+
+
 @pytest.mark.parametrize("make", [lambda p: SGD(p, lr=0.1, momentum=0.5), lambda p: Adam(p, lr=0.1)],
                          ids=["sgd", "adam"])
 def test_optimizer_state_round_trip_on_every_device(make, device):

@@ -337,3 +337,48 @@ def test_more_levels_than_binary_data_has_are_refused_before_training(tiny_npz, 
         train(TrainSettings(data=str(tiny_npz), levels=256, steps=1, filters=4, blocks=0), out=tmp_path / "run",
               progress=False, log=lambda *a: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_option_is_named_by_its_own_command_with_the_nearest_known_one(capsys):
+    sample = ["sample", "--pretrained", "binarized-mnist"]
+    for argv, message in (
+            (["show", "field", "--pretrained", "x", "--rwo", "3"],  # a command of a command names itself
+             "minipixel show field: error: unrecognized arguments: --rwo 3 (did you mean --row?)"),
+            ([*sample, "--n=4"], "minipixel sample: error: unrecognized arguments: --n=4 (did you mean -n?)"),
+            ([*sample, "--n=4=5"], "minipixel sample: error: unrecognized arguments: --n=4=5 (did you mean -n?)"),
+            ([*sample, "--q"], "minipixel sample: error: unrecognized arguments: --q"),  # no -q either
+            ([*sample, "--no-such"], "minipixel sample: error: unrecognized arguments: --no-such")):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2 and capsys.readouterr().err == message + "\n", argv
+
+
+def test_the_nearest_option_is_a_short_one_written_long_then_initials_then_spelling():
+    parser = options.Parser(prog="tool")
+    for flag in ("-n", "-X", "--lr", "--Xlm", "--e", "--epochs"):
+        parser.add_argument(flag)
+    assert {word: parser.nearest(word) for word in ("--X", "--n=3", "--learning-rate", "--X-large-model",
+                                                    "--epoch", "--eagerness", "--no-such")} == {
+        "--X": "-X", "--n=3": "-n", "--learning-rate": "--lr", "--X-large-model": "--Xlm",
+        "--epoch": "--epochs",
+        "--eagerness": None,  # one word: its initial alone is no hint
+        "--no-such": None}
+
+
+def test_a_parser_whose_sub_commands_keep_no_name_reports_an_unknown_option_itself(capsys):
+    parser = options.Parser(prog="tool")
+    parser.add_subparsers().add_parser("go")
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["go", "--bogus"])
+    assert exited.value.code == 2 and capsys.readouterr().err == "tool: error: unrecognized arguments: --bogus\n"
+
+
+def test_an_error_while_holding_a_folders_lock_goes_on_up_and_lets_the_folder_go(tmp_path):
+    from minipixel.files import FolderLock
+
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C in a training stops it, lock or no lock
+        with FolderLock(tmp_path / "run"):
+            raise KeyboardInterrupt
+    assert not (tmp_path / "run" / ".lock").exists()
+    with FolderLock(tmp_path / "run") as lock:
+        assert lock.held

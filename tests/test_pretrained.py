@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from minipixel import pretrained
-from minipixel.checkpoint import read_checkpoint
+from minipixel.checkpoint import read_checkpoint, save_checkpoint
 from minipixel.cli import main
+from minipixel.model import PixelCNNConfig, build_model
 
 
 @pytest.fixture
@@ -70,7 +71,9 @@ def test_the_list_and_the_errors(installed, tmp_path, capsys):
 def test_with_nothing_installed_the_list_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pretrained, "FOLDER", tmp_path / "nothing")
     assert main(["pretrained"]) == 0
-    assert capsys.readouterr().out.startswith("No pretrained models are installed: ")
+    assert capsys.readouterr().out == (f"No pretrained models are installed: {tmp_path / 'nothing' / 'index.json'} "
+                                       "is missing or empty (minipixel ships them; reinstall it). See the README's "
+                                       "\"Pretrained models\".\n")
     assert main(["sample", "--pretrained", "binarized-mnist"]) == 1
     assert "(none is installed;" in capsys.readouterr().err
 
@@ -145,3 +148,64 @@ def test_every_model_shipped_in_the_package_loads_and_draws_what_its_entry_says(
         else:
             assert main(["sample", "--pretrained", name, "-n", "1", "--out", str(out)]) == 0
         assert out.exists()
+
+
+def _run(folder, config, state):
+    """A run folder whose best.npz holds an untrained model of ``config`` and the training ``state``."""
+    folder.mkdir()
+    save_checkpoint(folder / "best.npz", build_model(config), state=state)
+    return folder
+
+
+def test_install_describes_a_gated_conditional_colour_run_line_by_line(tmp_path, monkeypatch):
+    config = PixelCNNConfig(height=6, width=5, channels=3, levels=4, filters=6, blocks=2, input_kernel=5,
+                            arch="gated", classes=10)
+    state = {"step": 12345, "epoch": 2.5, "seconds": 5400.0, "seed": 3, "best_valid_nll": 100.0,
+             "pending_losses": [1.5], "settings": {"data": "fashion-mnist:train", "valid": "/far/away/valid.npz",
+                                                   "batch": 16}}
+    run = _run(tmp_path / "run", config, state)
+    models = tmp_path / "new" / "models"  # made with the folders above it
+    entry = pretrained.install("fashion", run, "bash make.sh", models)
+    names = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+    expected = {
+        "file": "fashion.npz",
+        "about": ("Gated PixelCNN, 6 filters per stack, a 5x5 first layer and 2 more gated layers; 6x5x3, 4 levels, "
+                  "conditional on 10 classes (sample --class K)"),
+        "classes": ", ".join(f"{k} {name}" for k, name in enumerate(names)),
+        "data": "trained on fashion-mnist:train, validated on valid.npz",
+        "training": "12,345 steps of batch 16 (2.50 epochs), 90 minutes on the CPU",
+        "results": f"100.00 nats/image ({100 / (6 * 5 * 3 * np.log(2)):.4f} bits/dim) on the validation data",
+        "reproduce": "bash make.sh"}
+    assert entry == expected
+    # the shipped file keeps what describes the run, not the losses pending at its last step
+    assert read_checkpoint(models / "fashion.npz")[3] == {k: v for k, v in state.items() if k != "pending_losses"}
+    monkeypatch.setattr(pretrained, "FOLDER", models)
+    assert pretrained.index() == {"fashion": expected}
+    assert pretrained.describe() == [
+        "fashion", f"    about:     {expected['about']}", f"    classes:   {expected['classes']}",
+        f"    data:      {expected['data']}", f"    training:  {expected['training']}",
+        f"    results:   {expected['results']}", "    reproduce: bash make.sh"]
+
+
+def test_a_run_that_recorded_little_is_described_with_question_marks(tmp_path):
+    plain = PixelCNNConfig(height=4, width=4, filters=4, blocks=1, input_kernel=3)
+    bare = pretrained.install("bare", _run(tmp_path / "bare", plain, {"step": 7}), "x", tmp_path)
+    assert {k: bare[k] for k in ("data", "training", "results")} == {
+        "data": "trained on ?, validated on a 10% hold-out of the training data",
+        "training": "7 steps of batch ? (0.00 epochs), 0 minutes on the CPU", "results": "not evaluated"}
+    # a dataset with class names, but an unconditional model: no classes to list
+    named = pretrained.install("named", _run(tmp_path / "named", plain, {"step": 7, "settings": {"data": "mnist:train"}}),
+                               "x", tmp_path)
+    assert "classes" not in named and named["data"].startswith("trained on mnist:train, ")
+    assert named["about"] == "PixelCNN, 4 filters, a 3x3 mask-A layer and 1 residual blocks; 4x4x1, 2 levels"
+
+
+def test_the_index_file_is_written_sorted_and_indented(tmp_path):
+    """index.json is kept in the repository: one stable layout, so that a new model is a small diff."""
+    plain = PixelCNNConfig(height=4, width=4, filters=4, blocks=1, input_kernel=3)
+    run = _run(tmp_path / "run", plain, {"step": 1})
+    for name in ("zeta", "alpha"):
+        pretrained.install(name, run, "x", tmp_path / "models")
+    text = (tmp_path / "models" / "index.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+    assert text.startswith('{\n  "alpha": {\n    "about": "PixelCNN, 4 filters')

@@ -9,6 +9,7 @@ on "cpu", "gpu" (when CuPy sees one) and "strict".
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -228,6 +229,16 @@ def test_backend_knows_the_registered_device(strict_device):
         backend.get_xp("tpu")
     with pytest.raises(ValueError, match="built in"):
         backend.register_device("cpu", strict)
+
+
+def test_a_cupy_array_is_on_the_gpu_before_the_gpu_was_asked_for(monkeypatch):
+    """A CuPy array made by the caller, with no get_xp("gpu") before it: CuPy is recognised by
+    its module, imported then (here a stand-in module in its place)."""
+    cupy = types.ModuleType("cupy")
+    cupy.ndarray = type("ndarray", (), {"__module__": "cupy._core.core"})
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.delitem(backend._devices, "gpu", raising=False)
+    assert backend.array_module(cupy.ndarray()) is cupy and backend.device_of(cupy.ndarray()) == "gpu"
 
 
 def test_the_stand_in_counts_every_op(strict_device):

@@ -179,3 +179,27 @@ def test_a_forked_child_still_runs_work_in_threads():
         os.waitpid(pid, 0)
         pytest.fail("the forked child hung on the thread pool it inherited")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_limit_blas_caps_the_blas_threads_of_the_whole_process():
+    # what an MPI rank does at its start, so that the ranks on one host do not fight over its cores
+    from threadpoolctl import threadpool_limits
+
+    if threads_module.blas_threads() is None:
+        pytest.skip("no BLAS whose threads can be told")
+    before = threads_module.blas_threads()
+    with threadpool_limits(limits=2, user_api="blas"):  # puts the process's limit back on the way out
+        assert threads_module.blas_threads() == 2
+        threads_module.limit_blas(1)
+        assert threads_module.blas_threads() == 1
+        assert threads_module.run([threads_module.blas_threads]) == [1]  # and stays: no run lifts it
+    assert threads_module.blas_threads() == before
+
+
+def test_after_a_fork_the_pool_whose_threads_are_gone_is_dropped():
+    # In a forked child the parent's pool is still there but its threads are not; the
+    # at-fork hook drops it. Here the pool is shut down to stand for that child's view.
+    assert threads_module.run([lambda: 1, lambda: 2]) == [1, 2]
+    threads_module._pool.shutdown()  # a pool that takes no more tasks, as in the child
+    threads_module._forget_pool()  # what os.register_at_fork runs in the child
+    assert threads_module.run([lambda: 3, lambda: 4]) == [3, 4]

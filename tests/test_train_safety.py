@@ -96,6 +96,12 @@ def test_the_cli_exits_128_plus_the_signal_that_stopped_it(monkeypatch):
     assert main(["gradcheck"]) == 143
 
 
+def test_a_stop_names_its_signal():
+    # what a traceback shows when a Python caller lets it through
+    assert [str(Stopped(signum)) for signum in (signal.SIGTERM, signal.SIGHUP)] == ["SIGTERM", "SIGHUP"]
+    assert str(Stopped()) == "SIGINT" and isinstance(Stopped(), KeyboardInterrupt)
+
+
 def _parser_with(handler):
     def add(sub):
         sub.add_parser("gradcheck").set_defaults(handler=handler)
