@@ -126,6 +126,24 @@ EQUIVALENT = {
     "SGD.load_state_dict#5": "asarray(...) without dtype: the assignment into the buffer casts",
     "Adam.load_state_dict#19": "asarray(..., dtype=None): the assignment into the buffer casts",
     "Adam.load_state_dict#21": "asarray(...) without dtype: the assignment into the buffer casts",
+    "SGD.finite#5": "array_module(None).isfinite: a ufunc, dispatches on its argument "
+                    "(__array_ufunc__), as Adam._update's sqrt",
+    "_describe_run#63": "a missing clock read as 1 s, not 0: both print as 0 minutes",
+    "install#12": 'c in "XX-_XX": the added "X" is a letter, which isalnum() already allows',
+    **{f"Parser.nearest#{n}": 'split("=", n)[0] with another n: [0] is the text before the first "="'
+       for n in (5, 8)},
+    **{f"Parser.nearest#{n}": "lstrip(None) / rstrip(\"-\") before split(\"-\") for the initials: "
+                              "the empty parts that dashes leave add no letter"
+       for n in (31, 32)},
+    **{f"Parser.nearest#{n}": "get_close_matches' n (default 3, or 2) for 1: [0] is the best "
+                              "match either way" for n in (46, 48)},
+    "Parser.nearest#47": "get_close_matches' cutoff left out: its default is the 0.6 given",
+    **{f"deflate_npz#{n}": "the archive's compression or each member's compress_type dropped: "
+                           "either one alone deflates every member"
+       for n in (11, 16, 19)},
+    "kind_of_file#16": 'decode("UTF-8"): codec names are case-insensitive',
+    "local_size#11": 'get(name, "XXXX").isdigit(): False for a missing name, as "" is',
+    "Single.abort#1": "the default code of an abort that does nothing (one process)",
     "_padded#2": "array_module(None).pad: np.pad dispatches on x "
                  "(__array_function__), so it returns x's kind of array",
     "conv2d_reference_backward#2": "array_module(None).zeros_like: dispatches on "
@@ -203,6 +221,34 @@ EQUIVALENT = {
     **{f"dropout_keys#{n}": "asarray of the positions without dtype: a range of ints is "
                             "int64 already"
        for n in (3, 5)},
+    "file_checksum#14": "f.read(None) reads the whole file: the same bytes hashed, only in one piece",
+    **{f"_fetch_once#{n}": "another case of a header name: urllib's Request.add_header "
+                           "capitalizes every name (User-agent, Range) before it is sent"
+       for n in (10, 11, 14, 15)},
+    **{f"_open_image#{n}": "a format name in lower case: Image.open upper-cases the names in formats"
+       for n in (16, 18)},
+    **{f"_decode_image#{n}": "resize's filter left out or None: Pillow's default for L and RGB "
+                             "images (the only modes resized) is BICUBIC"
+       for n in (52, 54)},
+    **{f"_decode_image#{n}": "getattr(None or Image, a name Image lacks, Image): Image.BICUBIC, the "
+                             "same filter (3) as Image.Resampling.BICUBIC"
+       for n in (55, 61, 62, 63)},
+    "_decode_image#75": "reshape(..., -2): any negative size is 'the rest'",
+    "_folder_shape#2": "largest starts at 1: Pillow opens no image of 0 pixels, so max() replaces it",
+    "_folder_shape#22": "decode=None: only its truth value is read (None and False agree)",
+    **{f"read_image_folder#{n}": "channels None for the decoding: a grey file is then one channel, "
+                                 "which the assignment spreads to R = G = B, as convert('RGB') does"
+       for n in (53, 57)},
+    **{f"_amat_line_fast#{n}": "more lines left to the careful parser, which reads them the same, "
+                               "only slower" for n in (3, 16)},
+    "read_amat#17": "every line left to the careful parser: the same values, only slower",
+    "read_amat#43": "reshape(-2, ...): any negative size is 'the rest'",
+    **{f"_amat_line_careful#{n}": "the decode of a word that parsed as a number: it is ASCII, so "
+                                  "the codec's case and the error handler never matter"
+       for n in (25, 27, 28, 29)},
+    "_amat_line_careful#30": "astype(None): the assignment into the uint8 images casts",
+    "read_mnist_csv#36": "reshape(-2, ...): any negative size is 'the rest'",
+    "first_unparsable#8": 'decode("ASCII"): codec names are case-insensitive',
 }
 
 

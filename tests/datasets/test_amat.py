@@ -96,3 +96,24 @@ def test_real_binarized_mnist_valid():
     assert got.max_value == 1
     assert set(np.unique(got.images)) == {0, 1}
     assert 0.10 < got.images.mean() < 0.16  # MNIST strokes cover about 13% of the pixels
+
+
+# ---------------------------------------------------------------- edges: spellings the quick path must not take
+
+
+def test_values_of_two_digits_are_read_as_numbers(tmp_path):
+    lines = amat_lines(random_binary(2))
+    words = lines[1].split()
+    path = write_text(tmp_path / "x.amat", [lines[0], " ".join(["01", "00", *words[2:]])])
+    np.testing.assert_array_equal(read_amat(path).images[1].ravel()[:2], [1, 0])
+    path = write_text(tmp_path / "y.amat", [lines[0], " ".join(["10", *words[1:]])])
+    with pytest.raises(ValueError, match=r"line 2 value 1 is '10'"):
+        read_amat(path)
+
+
+def test_bytes_that_wrap_to_0_and_1_are_not_values(tmp_path):
+    # 0xD0 and 0xD1 are "0" and "1" plus 160: a wrong sum would wrap a line of them into 0s and 1s.
+    path = tmp_path / "x.amat"
+    path.write_bytes(b" ".join(bytes([0xD0 + v]) for v in random_binary(1).ravel()) + b"\n")
+    with pytest.raises(ValueError, match=r"line 1, value 1: cannot read"):
+        read_amat(path)

@@ -11,18 +11,27 @@ a local server (``http.server`` in a thread) serves. The server honours
 * ``ignore_range``: answer every request with 200 and the whole file
 * ``wrong_bytes``:  serve other bytes of the same length
 * ``not_found``:    answer 404
+* ``drop_always``:  as ``drop_once``, but every request (the retries too)
+* ``bad_range_once``: answer the first request with 206 and a Content-Range that
+                    starts elsewhere than asked
+
+``server.agents`` collects the User-Agent header of every request.
 """
 import gzip
 import hashlib
 import importlib
+import os
 import socket
 import struct
 import threading
 import time
+import types
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from tqdm import tqdm
 
 from minipixel.datasets import DATASETS, DOWNLOADABLE, DownloadError, RemoteFile, download, load
 
@@ -44,6 +53,7 @@ class MisbehavingHandler(BaseHTTPRequestHandler):
         name = self.path.lstrip("/")
         asked_range = self.headers.get("Range")
         server.requests.append((name, asked_range))
+        server.agents.append(self.headers.get("User-Agent"))
         first_request = len(server.requests) == 1
         if "not_found" in server.modes or name not in server.files:
             self.send_error(404)
@@ -53,7 +63,10 @@ class MisbehavingHandler(BaseHTTPRequestHandler):
             body = bytes(b ^ 0xFF for b in body)
 
         start = 0
-        if asked_range and "ignore_range" not in server.modes:
+        if first_request and "bad_range_once" in server.modes:
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes 5-{len(body) - 1}/{len(body)}")
+        elif asked_range and "ignore_range" not in server.modes:
             start = int(asked_range.removeprefix("bytes=").partition("-")[0])
             if start >= len(body):
                 self.send_response(416)
@@ -69,7 +82,7 @@ class MisbehavingHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
 
-        if first_request and server.modes & {"drop_once", "reset_once", "stall_once"}:
+        if "drop_always" in server.modes or first_request and server.modes & {"drop_once", "reset_once", "stall_once"}:
             self.wfile.write(payload[: len(payload) // 2])
             if "stall_once" in server.modes:
                 time.sleep(1.0)  # longer than the client's timeout in that test
@@ -87,7 +100,7 @@ def server():
     """A running server; set ``server.files`` and ``server.modes``, read ``server.requests``."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), MisbehavingHandler)
     httpd.daemon_threads = True
-    httpd.files, httpd.modes, httpd.requests = {}, set(), []
+    httpd.files, httpd.modes, httpd.requests, httpd.agents = {}, set(), [], []
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
     # A short poll interval makes shutdown() return quickly.
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
@@ -344,3 +357,198 @@ def test_the_real_table_is_well_formed():
         # folder is shared, and every split must be one of the downloaded files.
         for split_files in entry["files"].values():
             assert any(f in names for f in split_files), (name, split_files)
+
+
+# ---------------------------------------------------------------- helpers for the tests below
+
+IMAGES, LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
+
+
+def half_part(folder, content, name=IMAGES):
+    """A .part holding the first half of ``content``, as an interrupted download leaves."""
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / (name + ".part")
+    part.write_bytes(content[: len(content) // 2])
+    return part
+
+
+# ---------------------------------------------------------------- retries and their waits
+
+
+def test_each_retry_resumes_and_waits_longer_then_the_error_counts_the_attempts(tmp_path, tiny_mnist, server,
+                                                                                 monkeypatch):
+    server.modes.add("drop_always")
+    waits = []
+    monkeypatch.setattr(dl, "RETRY_WAIT_SECONDS", 2.0)
+    monkeypatch.setattr(dl, "time", types.SimpleNamespace(sleep=waits.append))
+    with pytest.raises(DownloadError, match=r"broke off 3 time\(s\)"):
+        quiet_download("mnist", tmp_path, retries=2)
+    assert [name for name, _ in server.requests] == [IMAGES] * 3
+    assert waits == [2.0, 4.0]  # RETRY_WAIT_SECONDS times the retry's number
+
+
+def test_retries_1_is_one_retry(tmp_path, tiny_mnist, server):
+    server.modes.add("drop_once")
+    paths, lines = quiet_download("mnist", tmp_path, retries=1)
+    assert [p.read_bytes() for p in paths] == list(tiny_mnist.values())
+    assert any("retry 1 of 1" in line for line in lines)
+
+
+def test_by_default_a_broken_connection_is_retried_three_times(tmp_path, tiny_mnist, server):
+    server.modes.add("drop_always")
+    with pytest.raises(DownloadError, match=r"broke off 4 time\(s\)"):
+        quiet_download("mnist", tmp_path)
+    assert len(server.requests) == 4
+
+
+@pytest.mark.parametrize("retries", ["3", -1, 1.5])
+def test_retries_must_be_an_integer_of_at_least_0(tmp_path, tiny_mnist, retries):
+    with pytest.raises(ValueError, match="retries must be an integer >= 0"):
+        quiet_download("mnist", tmp_path, retries=retries)
+
+
+def test_a_file_in_many_pieces_takes_one_request(tmp_path, tiny_mnist, server, monkeypatch):
+    # Small reads: every file arrives in several chunks, which must all count.
+    monkeypatch.setattr(dl, "CHUNK_BYTES", 1000)
+    paths, lines = quiet_download("mnist", tmp_path)
+    assert [p.read_bytes() for p in paths] == list(tiny_mnist.values())
+    assert server.requests == [(IMAGES, None), (LABELS, None)]
+    assert not any("connection lost" in line for line in lines)
+
+
+def test_a_206_that_starts_elsewhere_is_dropped_and_asked_again(tmp_path, tiny_mnist, server):
+    server.modes.add("bad_range_once")
+    paths, lines = quiet_download("mnist", tmp_path)
+    assert [p.read_bytes() for p in paths] == list(tiny_mnist.values())
+    assert server.requests[:2] == [(IMAGES, None), (IMAGES, None)]
+    assert any("Content-Range 'bytes 5-" in line for line in lines)
+
+
+def test_http_error_on_a_resume_raises_and_keeps_the_partial_file(tmp_path, tiny_mnist, server):
+    part = half_part(tmp_path / "mnist", tiny_mnist[IMAGES])
+    server.modes.add("not_found")
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        quiet_download("mnist", tmp_path)
+    assert server.requests == [(IMAGES, f"bytes={part.stat().st_size}-")]
+    assert part.read_bytes() == tiny_mnist[IMAGES][: len(tiny_mnist[IMAGES]) // 2]
+
+
+@pytest.mark.parametrize("header, start", [
+    ("bytes 3851-7701/7702", 3851),
+    (" bytes 0-9/* ", 0),
+    ("bytes */7702", None),   # an unsatisfied range: no start
+    ("items 5-9/10", None),   # another unit
+    ("", None),
+    (None, None),
+    ("bytes 5-9/10; more-text", 5),  # only the start is read
+])
+def test_content_range_start(header, start):
+    assert dl._content_range_start(header) == start
+
+
+# ---------------------------------------------------------------- what the server is told
+
+
+def test_requests_name_the_downloader(tmp_path, tiny_mnist, server):
+    quiet_download("mnist", tmp_path)
+    assert server.agents == ["minipixel-download"] * 2  # some servers refuse urllib's default
+
+
+def test_by_default_the_server_gets_30_seconds(tmp_path, tiny_mnist, monkeypatch):
+    timeouts = []
+    real = urllib.request.urlopen
+
+    def spy(request, timeout):
+        timeouts.append(timeout)
+        return real(request, timeout=timeout)
+
+    monkeypatch.setattr(dl.urllib.request, "urlopen", spy)
+    download("mnist", data_dir=tmp_path, progress=False, log=lambda line: None)
+    assert timeouts == [30, 30]
+
+
+def test_data_folder_is_made_with_its_parents(tmp_path, tiny_mnist):
+    paths, _ = quiet_download("mnist", tmp_path / "new" / "data")
+    assert paths[0] == tmp_path / "new" / "data" / "mnist" / IMAGES
+    assert [p.read_bytes() for p in paths] == list(tiny_mnist.values())
+
+
+# ---------------------------------------------------------------- the progress bar
+
+
+def test_progress_bar_by_default_from_where_it_resumes_and_gone_at_the_end(tmp_path, tiny_mnist, capsys):
+    half_part(tmp_path / "mnist", tiny_mnist[IMAGES])
+    size = len(tiny_mnist[IMAGES])
+    download("mnist", data_dir=tmp_path, log=lambda line: None)  # progress left at its default
+    err = capsys.readouterr().err
+    # The first frame of the images' bar: its name, the half already there out of the whole, in KiB.
+    scaled = f"{tqdm.format_sizeof(size // 2, divisor=1024)}/{tqdm.format_sizeof(size, divisor=1024)}"
+    assert f"{IMAGES}:  50%|" in err and scaled in err and "?B/s" in err
+    assert "k/" in scaled  # in units of 1024 bytes, not bytes
+    assert f"{LABELS}:   0%|" in err
+    # Each bar is cleared when its file is done: nothing is left on the line.
+    assert err.endswith("\r") and err.rsplit("\r", 2)[-2].strip() == ""
+
+
+def test_no_progress_bar_when_turned_off(tmp_path, tiny_mnist, capsys):
+    quiet_download("mnist", tmp_path)
+    assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------- answers that do not fit
+
+
+class LongResponse:
+    """What urlopen returns for a server that announces ``length`` bytes and sends ``sends``."""
+
+    def __init__(self, length, sends):
+        self.status, self.headers, self.left = 200, {"Content-Length": str(length)}, sends
+
+    def read1(self, n):
+        n = min(n, 4096, self.left)
+        self.left -= n
+        return bytes(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_file_of_unknown_size_is_cut_at_its_content_length(tmp_path, monkeypatch):
+    # A chunked answer may carry a Content-Length that http.client ignores: it is then
+    # the only bound on a file whose size the table does not give.
+    remote = RemoteFile(LABELS, "http://example.invalid/" + LABELS, "md5", hashlib.md5(bytes(100)).hexdigest(), None)
+    monkeypatch.setitem(DATASETS, "mnist", {**DATASETS["mnist"], "download": (remote,)})
+    monkeypatch.setattr(dl.urllib.request, "urlopen", lambda *args, **kwargs: LongResponse(100, 200_000))
+    with pytest.raises(ValueError) as caught:
+        quiet_download("mnist", tmp_path, retries=0)
+    message = str(caught.value)
+    assert "sent more than the file's 100 bytes (from byte 0 on)" in message
+    assert "It serves a different file (or an endless stream)" in message
+    assert "--mirror or MINIPIXEL_MIRROR" in message
+    assert not list((tmp_path / "mnist").iterdir())
+
+
+# ---------------------------------------------------------------- without a network
+
+
+def test_by_hand_message_lists_each_file_at_the_mirror_with_size_and_where_to_put_it(tmp_path, tiny_mnist):
+    base = closed_port_url()
+    folder = tmp_path / "mnist"
+    part = half_part(folder, tiny_mnist[IMAGES])
+    with pytest.raises(DownloadError) as caught:
+        quiet_download("mnist", tmp_path, base_url=base)
+    lines = str(caught.value).split("\n")
+    images, labels = DATASETS["mnist"]["download"]
+    assert lines[0].startswith(f"Could not reach {base}{IMAGES} (")
+    assert lines[2:6] == [
+        f"  {base}{IMAGES}  (md5 {images.checksum}, {images.size:,} bytes)",
+        f"      (original location: {images.url})",
+        f"  {base}{LABELS}  (sha1 {labels.checksum})",  # no size where the table has none
+        f"      (original location: {labels.url})",
+    ]
+    assert lines[6] == (f"and put them in {os.path.abspath(folder)}{os.sep} (check each with `md5sum FILE`). "
+                        f"`minipixel train --data mnist:train --data-dir {tmp_path}` will then find them.")
+    assert lines[7] == f"Or run this command again later: it resumes the partial download kept in {part}."

@@ -348,3 +348,29 @@ def test_fifo_as_the_labels_beside_idx_images_is_refused_by_name(tmp_path):
     write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((2, 4, 4), np.uint8))
     fifo(tmp_path / "train-labels-idx1-ubyte")
     assert_refused_quickly(tmp_path / "train-images-idx3-ubyte", "train-labels-idx1-ubyte: is a FIFO")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_fifo_put_in_place_after_the_check_is_refused_without_waiting(tmp_path, monkeypatch):
+    # The file is swapped for a FIFO between the check and the open: the open must
+    # not wait for a writer, and the check after it names the file.
+    from minipixel.datasets import _files
+
+    fifo(tmp_path / "x.amat")
+    monkeypatch.setattr(_files, "check_is_file", lambda path: None)  # the check saw an ordinary file
+    outcome = []
+
+    def read():
+        try:
+            _files.read_file_bytes(tmp_path / "x.amat")
+        except ValueError as error:
+            outcome.append(str(error))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=QUICK_SECONDS)
+    if reader.is_alive():  # blocked in open(): a writer lets it go, and the test fails
+        os.close(os.open(tmp_path / "x.amat", os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=QUICK_SECONDS)
+        pytest.fail("opening the FIFO waited for a writer")
+    assert outcome and outcome[0].startswith(f"{tmp_path / 'x.amat'}: is a FIFO")

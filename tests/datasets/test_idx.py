@@ -94,3 +94,41 @@ def test_read_idx_truncated_gzip(tmp_path):
     path = truncate_gzip(write_idx(tmp_path / "train-images-idx3-ubyte.gz", random_grey(20)))
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz: expected a complete gzip file"):
         read_idx(path)
+
+
+# ---------------------------------------------------------------- edges: headers, names, source
+
+
+def test_header_of_no_dimensions_wants_one_value(tmp_path):
+    # 4 bytes: a whole header for 0 dimensions (a single value), and no value after it.
+    path = tmp_path / "x-images-idx3-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x00")
+    with pytest.raises(ValueError, match=r"expected 1 bytes of pixels after the header \(shape \(\)\), found 0"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("shape", [(2**32 - 1, 1, 70_000), (2**32 - 1,) * 3])
+def test_corrupt_sizes_are_reported_as_written(tmp_path, shape):
+    # Sizes of up to 32 bits each, multiplied without overflow, and nothing allocated.
+    path = tmp_path / "x-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">HBB3I", 0, 8, 3, *shape))
+    expected = shape[0] * shape[1] * shape[2]
+    with pytest.raises(ValueError, match=rf"expected {expected} bytes of pixels after the header "
+                                         rf"\(shape \({shape[0]}, {shape[1]}, {shape[2]}\)\), found 0"):
+        read_idx(path)
+
+
+def test_gzipped_images_find_plain_labels_and_say_where_they_came_from(tmp_path):
+    images = random_grey(3)
+    path = write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", [4, 0, 9])
+    got = read_idx(path)
+    np.testing.assert_array_equal(got.classes, [4, 0, 9])
+    assert got.source == str(path)
+
+
+def test_labels_only_beside_files_named_as_mnist_names_them(tmp_path):
+    # "idx3" without "images" in the name: not MNIST's naming, so no labels file is looked for.
+    path = write_idx(tmp_path / "digits-idx3-ubyte", random_grey(2))
+    write_idx(tmp_path / "digits-idx1-ubyte", [1, 2])
+    assert read_idx(path).classes is None

@@ -311,3 +311,145 @@ def test_real_cifar10_jpegs(tmp_path):
     assert 20 < got.images.mean() < 235 and got.images.std() > 10  # real photographs, not blank
     # The colour channels differ: the files are decoded as RGB, not as grey.
     assert np.abs(got.images[..., 0].astype(int) - got.images[..., 2]).mean() > 2
+
+
+# ---------------------------------------------------------------- edges: crops, modes, limits, bars
+
+
+def test_odd_margin_is_cropped_one_more_on_the_right_and_bottom(tmp_path):
+    # 7 wide, 4 high: the centred 4x4 square leaves 3 columns, 1 on the left and 2 on the right.
+    wide = random_image((4, 7), 0)
+    save(tmp_path / "wide.png", wide)
+    save(tmp_path / "tall.png", wide.T)
+    np.testing.assert_array_equal(read_image(tmp_path / "wide.png", size=4)[..., 0], wide[:, 1:5])
+    np.testing.assert_array_equal(read_image(tmp_path / "tall.png", size=4)[..., 0], wide.T[1:5])
+
+
+def test_size_1_is_one_pixel_per_image(tmp_path):
+    save(tmp_path / "a.png", random_image((4, 6, 3), 0))
+    assert read_image_folder(tmp_path, size=1, progress=False).images.shape == (1, 1, 1, 3)
+
+
+def test_resizing_works_without_image_resampling(tmp_path):
+    # Pillow 9.0 (which setup.py allows) has no Image.Resampling, only Image.BICUBIC.
+    class Pillow90(type(Image)):
+        def __getattr__(self, name):
+            if name == "Resampling":
+                raise AttributeError(name)
+            return getattr(Image, name)
+
+    save(tmp_path / "a.png", random_image((12, 10, 3), 0))
+    got = image_folder._decode_image(Pillow90("PIL.Image"), tmp_path / "a.png", 4)
+    np.testing.assert_array_equal(got, read_image(tmp_path / "a.png", size=4))
+
+
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_32_bit_grey_and_float_images_are_refused(tmp_path, monkeypatch, mode):
+    # Pillow before 10 opened 16-bit grey PNGs as mode I: stand in for such a file.
+    save(tmp_path / "deep.png", random_image((4, 4), 0))
+    monkeypatch.setattr(Image, "open", lambda file, formats: Image.new(mode, (4, 4)))
+    with pytest.raises(ValueError, match=rf"deep\.png: image mode {mode} \(16- or 32-bit values\) is not supported"):
+        read_image(tmp_path / "deep.png")
+
+
+def test_image_of_exactly_the_most_pixels_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    save(tmp_path / "a.png", random_image((25, 40), 0))  # 1,000 pixels: at the limit, not past it
+    assert read_image_folder(tmp_path, progress=False).images.shape == (1, 25, 40, 1)
+
+
+def test_pillows_other_warnings_about_a_file_are_not_silenced(tmp_path):
+    # Only the decompression-bomb warning is silenced (our size check says more); an
+    # APNG chunk announcing 0 frames still draws Pillow's warning.
+    import struct
+    import zlib
+
+    raw = save(tmp_path / "a.png", random_image((4, 4), 0)).read_bytes()
+    body = b"acTL" + struct.pack(">II", 0, 0)
+    actl = struct.pack(">I", 8) + body + struct.pack(">I", zlib.crc32(body))
+    (tmp_path / "a.png").write_bytes(raw[:33] + actl + raw[33:])  # after the 8-byte signature and IHDR
+    with pytest.warns(UserWarning, match="Invalid APNG"):
+        read_image(tmp_path / "a.png")
+
+
+def test_folder_without_images_names_up_to_10_of_its_sub_folders(tmp_path):
+    with pytest.raises(ValueError, match=r"found no images \(\.png/\.jpg/\.jpeg, any case\) in the folder; expected"):
+        read_image_folder(tmp_path)
+    for k in range(11):
+        (tmp_path / f"c{k:02d}").mkdir()
+    with pytest.raises(ValueError) as caught:
+        read_image_folder(tmp_path)
+    names = [f"c{k:02d}" for k in range(10)]
+    assert f"in the folder or in its sub-folders {names}; expected" in str(caught.value)
+
+
+def zero_pngs(folder, n, shape):
+    for k in range(n):
+        save(folder / f"{k}.png", np.zeros(shape, np.uint8))
+
+
+def test_memory_budget_counts_the_three_channels_of_colour_images(tmp_path, monkeypatch):
+    zero_pngs(tmp_path, 4, (100, 100, 3))  # 4 x 100 x 100 x 3 + 12 x 100 x 100 = 240,000 bytes
+    monkeypatch.setattr(image_folder, "available_memory", lambda: 2 * 200_000)
+    monkeypatch.setattr(image_folder, "_address_space_left", lambda: None)
+    with pytest.raises(ValueError, match=r"its 4 images would take 0\.2 MiB decoded \(100x100 pixels, 3 channel"):
+        read_image_folder(tmp_path, progress=False)
+
+
+def test_headers_are_checked_before_anything_is_decoded(tmp_path, monkeypatch):
+    zero_pngs(tmp_path, 4, (100, 100))
+    cut = save(tmp_path / "0.png", random_image((100, 100), 0))  # a whole header, its pixels cut short
+    cut.write_bytes(cut.read_bytes()[:300])
+    monkeypatch.setattr(image_folder, "available_memory", lambda: 1000)
+    monkeypatch.setattr(image_folder, "_address_space_left", lambda: None)
+    with pytest.raises(ValueError, match=r"its 4 images would take"):
+        read_image_folder(tmp_path, progress=False)
+
+
+def test_without_a_known_memory_size_there_is_no_budget(tmp_path, monkeypatch):
+    zero_pngs(tmp_path, 2, (5, 5))
+    monkeypatch.setattr(image_folder, "available_memory", lambda: None)
+    monkeypatch.setattr(image_folder, "_address_space_left", lambda: None)
+    assert image_folder._memory_budget() is None
+    assert read_image_folder(tmp_path, progress=False).images.shape == (2, 5, 5, 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").is_file(), reason="needs Linux's /proc/self/statm")
+def test_address_space_left_is_the_soft_limit_less_what_is_taken(monkeypatch):
+    import os
+    import resource
+
+    def taken():
+        return int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+    limit = taken() + 2**30
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (limit, resource.RLIM_INFINITY))  # soft, hard
+    left = image_folder._address_space_left()
+    assert abs(left - (limit - taken())) < 2**24, (left, limit, taken())
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1000, resource.RLIM_INFINITY))
+    assert image_folder._address_space_left() == 0  # less than is taken already: nothing left
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
+    assert image_folder._address_space_left() is None
+
+
+@pytest.mark.parametrize("n, text", [
+    (2**30 - 2**19, "1023.5 MiB"),
+    (2**30, "1.00 GiB"),
+    (3 * 2**29, "1.50 GiB"),
+    (2**31, "2.00 GiB"),
+])
+def test_size_text(n, text):
+    assert image_folder._size_text(n) == text
+
+
+def test_both_bars_name_the_folder_count_images_and_are_cleared(tmp_path, monkeypatch, capsys):
+    zero_pngs(tmp_path / "pics", 3, (4, 4))
+    monkeypatch.setattr(image_folder, "_PROGRESS_MIN_FILES", 3)  # a bar from 3 files on
+    read_image_folder(tmp_path / "pics")
+    err = capsys.readouterr().err
+    for step in ("checking", "reading"):
+        frames = [frame for frame in err.split("\r") if frame.startswith(f"{step} pics:")]
+        assert frames and all("image/s" in frame for frame in frames), err
+    assert "\n" not in err and err.endswith("\r")  # no bar left behind
+    read_image_folder(tmp_path / "pics", progress=False)
+    assert capsys.readouterr().err == ""

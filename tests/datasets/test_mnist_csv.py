@@ -47,3 +47,25 @@ def test_read_mnist_csv_bad_value(tmp_path, value, message):
     path = write_text(tmp_path / "bad.csv.gz", lines)
     with pytest.raises(ValueError, match=r"bad\.csv\.gz: " + message):
         read_mnist_csv(path)
+
+
+# ---------------------------------------------------------------- edges: last pixel, class, empty file
+
+
+def test_last_pixel_and_the_class_are_checked(tmp_path):
+    images = random_grey(2)
+    lines = csv_lines(images, [1, 2])
+    path = write_text(tmp_path / "last.csv", [lines[0], lines[1].rsplit(",", 2)[0] + ",256,2"])
+    with pytest.raises(ValueError, match=r"line 2 value 784 is 256"):
+        read_mnist_csv(path)
+    path = write_text(tmp_path / "class.csv", [lines[0], lines[1].rsplit(",", 1)[0] + ",-1"])
+    with pytest.raises(ValueError, match=r"expected a class label >= 0 at the end of line 2, got -1"):
+        read_mnist_csv(path)
+
+
+def test_empty_file_is_named_and_a_good_one_is_the_source(tmp_path):
+    (tmp_path / "empty.csv").write_bytes(b"\n\n")
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'empty.csv'}: expected one image a line"):
+        read_mnist_csv(tmp_path / "empty.csv")
+    path = write_text(tmp_path / "m.csv", csv_lines(random_grey(1), [7]))
+    assert read_mnist_csv(path).source == str(path)
