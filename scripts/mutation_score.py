@@ -249,6 +249,21 @@ EQUIVALENT = {
     "_amat_line_careful#30": "astype(None): the assignment into the uint8 images casts",
     "read_mnist_csv#36": "reshape(-2, ...): any negative size is 'the rest'",
     "first_unparsable#8": 'decode("ASCII"): codec names are case-insensitive',
+    "_Dtype.__init__#1": 'the default byte order "XX|XX": only dtype() reads it, as order in "<>", False for "|" too',
+    **{name: 'decode/encode("LATIN1"): codec names are case-insensitive'
+       for name in ("_Dtype.__setstate__#13", "_Cifar10Unpickler._dtype#8", "_Cifar10Unpickler._latin1_encode#8")},
+    "_Dtype.dtype#4": 'newbyteorder for "|" and "=" too: "|" keeps the byte order and "=" is native, '
+                      "which np.dtype(name) already is",
+    "_Dtype.dtype#7": 'order in "XX<>XX": the order is "<", ">", "|" or "=" (__setstate__ refuses others), never "X"',
+    **{f"_Cifar10Unpickler._dtype#{n}": "align/copy defaults: the stand-in takes them as numpy.dtype does "
+                                        "and never reads them" for n in (1, 2)},
+    "_read_cifar10_batch#29": "b'data' kept as the checked ndarray subclass: read_cifar10, the only caller, "
+                              "np.concatenate's the images into a plain ndarray",
+    "_read_cifar10_batch#54": 'kind not in "XXiuXX": a dtype kind is one letter, and "X" is none',
+    "_read_cifar10_batch#80": "reshape(-2, ...): any negative size is 'the rest'",
+    "_check_member#8": 'a non-link\'s target "XXXX" for "": it is neither absolute nor holds ".."',
+    "has_split#3": 'rpartition(":"): no dataset name or split holds a ":", so one ":" splits the same, '
+                   "and a spec with none or several names no dataset either way",
 }
 
 

@@ -5,6 +5,7 @@ import pytest
 from minipixel import gradcheck
 from minipixel.conv import MaskedConv2d
 from minipixel.layers import ReLU
+from minipixel.masks import conv_mask
 
 # The names only: each test builds its case when it runs, so that a mutation test's mutant
 # of gradcheck.cases (applied as the test runs, after collection) is the code that runs.
@@ -81,9 +82,74 @@ def test_a_wrong_input_gradient_in_the_model_is_caught(monkeypatch):
 
 
 def test_table_format():
-    rows = [("op one", 1e-9, True), ("op two", 0.5, False)]
-    table = gradcheck.format_table(rows)
-    assert "op one" in table and "pass" in table and "FAIL" in table and "1 of 2 passed" in table
+    rows = [("op one", 1e-9, True), ("a longer op", 0.5, False)]
+    assert gradcheck.format_table(rows).splitlines() == [
+        "op           max rel error  result",
+        "-----------  -------------  ------",
+        "op one            1.00e-09  pass",
+        "a longer op       5.00e-01  FAIL",
+        "1 of 2 passed (float64, central differences, tolerance 1e-06)",
+    ]
+    assert gradcheck.format_table(rows[:1], tolerance=1e-3).endswith("\n1 of 1 passed (float64, central differences, "
+                                                                     "tolerance 0.001)")
+
+
+def test_run_all_runs_the_cases_on_the_cpu_and_fails_an_error_at_the_tolerance(monkeypatch):
+    asked = []
+    fake_cases = [("exact", lambda: {"x": 0.0, "W": 1e-9}),
+                  ("at the tolerance", lambda: {"x": gradcheck.TOLERANCE}),
+                  ("wrong", lambda: {"x": 1e-9, "b": 0.5})]
+    monkeypatch.setattr(gradcheck, "cases", lambda device: asked.append(device) or fake_cases)
+    assert gradcheck.run_all() == [("exact", 1e-9, True), ("at the tolerance", gradcheck.TOLERANCE, False),
+                                   ("wrong", 0.5, False)]
+    assert asked == ["cpu"]  # the default device
+    assert [passed for _, _, passed in gradcheck.run_all(tolerance=1.0, device="gpu")] == [True, True, True]
+    assert asked == ["cpu", "gpu"]
+
+
+def reference_conv_inputs():
+    """x, W (masked), b and the mask of a small 3x3 mask-B convolution, float64."""
+    rng = np.random.default_rng(1)
+    mask = conv_mask(3, 2, 3, "B", 1)
+    return rng.standard_normal((2, 4, 4, 2)), rng.standard_normal(mask.shape) * mask, rng.standard_normal(3), mask
+
+
+def test_reference_conv_check_reports_x_W_b_reproducibly():
+    x, W, b, mask = reference_conv_inputs()
+    errors = gradcheck.check_reference_conv(x, W, b, mask)
+    assert set(errors) == {"x", "W", "b"} and max(errors.values()) < gradcheck.TOLERANCE
+    # The output gradient dy is drawn from the seed, 0 unless told: the same numbers every run.
+    assert gradcheck.check_reference_conv(x, W, b, mask, seed=0) == errors
+    assert gradcheck.check_reference_conv(x, W, b, mask, seed=1) != errors
+
+
+def test_reference_conv_check_uses_the_step_given():
+    # f is linear in x, in W and in b, so a central difference is exact at any step but
+    # for the round-off of f divided by the step: about 1e-10 at the default 1e-5,
+    # about 1e-14 at a step of 1.
+    x, W, b, mask = reference_conv_inputs()
+    errors = gradcheck.check_reference_conv(x, W, b, mask, h=1.0)
+    assert all(error < 1e-12 for error in errors.values()), errors
+
+
+def test_fast_conv_comparison_reports_y_x_W_b_reproducibly():
+    rng = np.random.default_rng(2)
+    layer = MaskedConv2d(3, 5, 5, "A", colors=3, rng=rng, dtype=np.float64)
+    layer.params["b"][...] = rng.standard_normal(5)
+    x = rng.standard_normal((2, 6, 6, 3))
+    errors = gradcheck.compare_with_reference(layer, x)
+    assert set(errors) == {"y", "x", "W", "b"} and max(errors.values()) < gradcheck.TOLERANCE
+    assert gradcheck.compare_with_reference(layer, x, seed=0) == errors  # dy from seed 0 unless told
+    assert gradcheck.compare_with_reference(layer, x, seed=1) != errors
+
+
+def test_loss_check_reports_the_logits_and_uses_the_step_given():
+    rng = np.random.default_rng(3)
+    logits, labels = 3 * rng.standard_normal((2, 3, 3, 1, 4)), rng.integers(0, 4, (2, 3, 3, 1))
+    errors = gradcheck.check_loss(logits, labels)
+    assert set(errors) == {"logits"} and errors["logits"] < gradcheck.TOLERANCE
+    # The loss is not linear in the logits: a coarse step gives a coarse estimate.
+    assert gradcheck.check_loss(logits, labels, h=0.1)["logits"] > 1e-4
 
 
 def test_relative_error_measure():

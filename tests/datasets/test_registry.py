@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from dataset_files import REPO, amat_lines, csv_lines, random_binary, random_grey, write_idx, write_text
 
-from minipixel.datasets.registry import DATASETS, DEFAULT_DATA_DIR, bundled_data_dirs, data_dir, load
+from minipixel.datasets import registry
+from minipixel.datasets.registry import DATASETS, DEFAULT_DATA_DIR, bundled_data_dirs, data_dir, has_split, load
 
 
 # ---------------------------------------------------------------- named datasets
@@ -67,6 +68,20 @@ def test_missing_named_dataset_lists_paths_and_where_to_get_it(tmp_path):
         assert str(path) in message
     assert "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/" in message
     assert "--data-dir" in message and "MINIPIXEL_DATA" in message
+    # One path a line, in the order tried; the files go in the dataset's own sub-folder.
+    assert f"looked at:\n  {tmp_path / 'binarized_mnist' / 'binarized_mnist_test.amat'}\n  " in message
+    assert f"\n  {tmp_path / 'binarized_mnist_test.amat.gz'}\nTo get it: " in message
+    assert f"put it in {tmp_path / 'binarized_mnist'}/. " in message
+
+
+def test_missing_dataset_without_a_sub_folder_goes_in_the_data_folder(tmp_path, monkeypatch):
+    # mnist5k has no sub-folder; without the shipped copy (an install that lost it)
+    # it is looked for, and belongs, in the data folder itself.
+    monkeypatch.setattr(registry, "bundled_data_dirs", lambda: [])
+    with pytest.raises(FileNotFoundError, match=rf"mnist5k:train: file not found; looked at:\n  "
+                                                rf"{tmp_path / 'mnist_5k.csv.gz'}\nTo get it: .*, and put it in "
+                                                rf"{tmp_path}/\. "):
+        load("mnist5k:train", data_dir=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -87,8 +102,17 @@ def test_missing_dataset_mentions_the_download_command(tmp_path, name):
 
 @pytest.mark.parametrize("spec", ["cifar11:train", "mnist:valid", "binarized-mnist", "mnist5k:"])
 def test_unknown_dataset_or_split(spec):
-    with pytest.raises(ValueError, match=r"one of: .*mnist5k:train\|valid\|all.*binarized-mnist:train\|valid\|test"):
+    with pytest.raises(ValueError, match=r"one of: mnist5k:train\|valid\|all, binarized-mnist:train\|valid\|test, "
+                                         r"mnist:train\|test, fashion-mnist:train\|test, cifar10:train\|test$"):
         load(spec)
+    assert not has_split(spec)
+
+
+@pytest.mark.parametrize("spec", ["cifar11:valid", "nowhere/x.npz:valid", "C:/data/digits:valid", "mnist", ""])
+def test_has_split_is_false_for_what_is_no_named_dataset(spec):
+    # What prepare_data asks about a --data ending in ":train": a path is no dataset.
+    assert has_split(spec) is False
+    assert has_split("mnist:test") is True and has_split("binarized-mnist:valid") is True
 
 
 def test_load_reads_paths_and_reports_missing_ones(tmp_path, monkeypatch):
@@ -139,6 +163,8 @@ def test_mnist5k_splits(mnist5k):
     np.testing.assert_array_equal(valid.images, full.images[9::10])
     keep = np.arange(5000) % 10 != 9
     np.testing.assert_array_equal(train.images, full.images[keep])
+    for split, got in mnist5k.items():  # each split still names the file it came from
+        assert got.source.startswith(f"mnist5k:{split} (") and got.source.endswith("mnist_5k.csv.gz)"), got.source
 
 
 def test_mnist5k_data_dir_copy_comes_before_the_bundled_one(tmp_path):
