@@ -264,6 +264,10 @@ EQUIVALENT = {
     "_check_member#8": 'a non-link\'s target "XXXX" for "": it is neither absolute nor holds ".."',
     "has_split#3": 'rpartition(":"): no dataset name or split holds a ":", so one ":" splits the same, '
                    "and a spec with none or several names no dataset either way",
+    "class_names#9": 'split(":") without maxsplit: only the part before the first ":" is used, and it is the same',
+    "class_names#10": 'rsplit(":", 1): no dataset name or split holds a ":", so one ":" splits the same, '
+                      "and a spec with several names no dataset either way",
+    "class_names#12": 'split(":", 2): only the part before the first ":" is used, and it is the same',
 }
 
 

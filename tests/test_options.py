@@ -283,6 +283,29 @@ def test_evaluation_and_sampling_that_would_not_fit_are_refused(tiny_npz, tmp_pa
     assert not (tmp_path / "s.png").exists()
 
 
+def test_the_memory_estimate_of_sampling(tiny_npz, tmp_path, monkeypatch, capsys):
+    from minipixel.model import PixelCNNConfig
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_npz), "--filters", "8", "--blocks", "1", "--steps", "1", "--samples", "0",
+                 "--quiet", "--out", str(run)]) == 0
+    # 5 binary 8x8 images, 3 at a time: 5 * 64 sub-pixels * 9 bytes (a float64 uniform and a label each),
+    # 3 * 64 positions * 3 layers * 2 * 8 channels * 4 bytes of maps, and twice a training step at batch 0
+    # (11904 bytes: the parameters, their gradients and Adam's two moments)
+    needed = 5 * 64 * 9 + 3 * 64 * 3 * 2 * 8 * 4 + 2 * 11904
+    argv = ["sample", "--checkpoint", str(run), "-n", "5", "--batch", "3", "--out", str(tmp_path / "s.png")]
+    monkeypatch.setattr(memory, "available_memory", lambda: needed)
+    assert main(argv) == 0
+    monkeypatch.setattr(memory, "available_memory", lambda: needed - 1)
+    capsys.readouterr()
+    assert main(argv) == 1
+    assert "sampling 5 images of 8x8 needs about 0.00 GiB" in capsys.readouterr().err
+    # in colour, at another size than the model's, 8-byte numbers: every factor of the estimate counts
+    colour = PixelCNNConfig(height=4, width=6, channels=3, levels=4, filters=6, blocks=2)
+    assert memory.training_bytes(colour, 0, itemsize=8) == 40320
+    assert memory.sampling_bytes(colour, 5, 3, 4, 6, itemsize=8) == 5 * 72 * 9 + 3 * 24 * 4 * 2 * 6 * 8 + 2 * 40320
+
+
 def _race_for_the_lock(folder, rounds, inside):
     """A child process: ``rounds`` times, take the folder's lock if it can, and while holding it
     create the file ``inside`` exclusively (a second holder would find it there), then let go."""

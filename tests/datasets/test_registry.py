@@ -11,6 +11,7 @@ import pytest
 from dataset_files import REPO, amat_lines, csv_lines, random_binary, random_grey, write_idx, write_text
 
 from minipixel.datasets import registry
+from minipixel.datasets.class_names import class_names, class_number
 from minipixel.datasets.registry import DATASETS, DEFAULT_DATA_DIR, bundled_data_dirs, data_dir, has_split, load
 
 
@@ -184,3 +185,28 @@ def test_cifar10_named_dataset_missing_says_where_to_get_it(tmp_path):
         assert str(path) in message
     assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in message
     assert "c58f30108f718f92721af3b95e74349a" in message and "minipixel download cifar10" in message
+
+
+# ---------------------------------------------------------------- class names
+
+
+def test_the_class_names_of_a_data_spec():
+    digits = tuple("0123456789")
+    assert class_names("mnist:train") == class_names("mnist5k:test") == digits
+    assert class_names("fashion-mnist:test")[::9] == ("T-shirt/top", "Ankle boot")
+    assert class_names("cifar10:train")[:2] == ("airplane", "automobile")
+    # a file, a dataset without names, or no data at all (a checkpoint's settings without one)
+    for spec in ("bars.npz", "binarized-mnist:train", "", None):
+        assert class_names(spec) is None
+
+
+def test_a_class_by_number_by_name_or_by_the_unique_start_of_one():
+    names = ("cat", "Catfish", "Dog")
+    # a whole name wins over the names it starts: "cat" is cat, not ambiguous with catfish
+    assert [class_number(given, names, 3) for given in ("cat", "CAT", "catf", " dog ", "do", "2")] == [0, 0, 1, 2, 2, 2]
+    with pytest.raises(ValueError, match=r"^--class: expected a class number or name, got 'ca'; "
+                                         r"this model's classes: 0 cat, 1 Catfish, 2 Dog$"):
+        class_number("ca", names, 3)
+    with pytest.raises(ValueError, match=r"^--class: expected a class number or name, got 'cat'; "
+                                         r"this model's classes: 0 to 2 \(no names\)$"):
+        class_number("cat", None, 3)
