@@ -9,6 +9,8 @@ A device is a name for an array module: "cpu" is NumPy, "gpu" is CuPy, and
 (``minipixel.testing.strict``) whose arrays, like CuPy's, refuse to turn into
 NumPy arrays behind your back, so a hidden host round trip fails without a GPU.
 """
+import contextlib
+
 import numpy as np
 
 # device name -> array module; "gpu" joins on the first successful get_xp("gpu").
@@ -119,3 +121,56 @@ def synchronize(xp):
     measures the work and not just its launch."""
     if _is_cupy(xp):
         xp.cuda.get_current_stream().synchronize()
+
+
+def can_capture(xp):
+    """Whether ``capture`` works on ``xp``: CuPy, or a stand-in with a capture mode."""
+    return _is_cupy(xp) or hasattr(xp, "capture")
+
+
+def own_stream(xp):
+    """A context in which ``xp``'s ops go to a stream of their own: a new CuPy
+    stream on a GPU (the default stream cannot be captured), nothing elsewhere."""
+    return xp.cuda.Stream() if _is_cupy(xp) else contextlib.nullcontext()
+
+
+def capture(xp):
+    """A context that records the ops run inside it on ``xp``'s device, without
+    running them, into the graph it yields; ``graph.launch()`` runs them all
+    again, on the same arrays, in one launch.
+
+    On CuPy, CUDA stream capture of the current stream (inside ``own_stream``).
+    What a graph cannot hold must stay outside (on CuPy an error, or a graph
+    that is wrong when replayed; the stand-in ``testing.strict`` refuses each
+    with ``CaptureError``): cuBLAS and cuRAND calls, copies to or from the
+    host, waits for the device, and allocations (a graph keeps the addresses
+    it saw, so every array it writes must outlive it).
+    """
+    if _is_cupy(xp):
+        return _cuda_capture(xp)
+    if hasattr(xp, "capture"):
+        return xp.capture()
+    raise ValueError(f"graph capture needs a GPU (CuPy) or a stand-in with a capture mode, not {xp.__name__}")
+
+
+# The CUDA side, which only a GPU runs (scripts/gpu_check.py): not mutated.
+# pragma: no mutate block
+
+
+class _CudaGraph:
+    def __init__(self, stream):
+        self.stream, self.graph = stream, None
+
+    def launch(self):
+        self.graph.launch(self.stream)
+
+
+@contextlib.contextmanager
+def _cuda_capture(cp):
+    stream = cp.cuda.get_current_stream()
+    graph = _CudaGraph(stream)
+    stream.begin_capture()
+    try:
+        yield graph
+    finally:
+        graph.graph = stream.end_capture()

@@ -7,6 +7,7 @@ from .model import ARCHS
 from .datasets.class_names import class_names, class_number
 from .options import UsageError, add_model_arguments, option
 from .runfolder import check_output
+from .sampling import METHODS
 
 DEFAULT_SAMPLES_PNG = "samples.png"
 
@@ -39,8 +40,9 @@ def sample_parser(sub):
                         "class, one row each, named)")
     p.add_argument("--seed", type=option("seed"), default=0, help="random seed (default 0)")
     p.add_argument("--temperature", type=option("temperature"), default=1.0, help="softmax temperature; 0 = argmax (default 1.0)")
-    p.add_argument("--method", choices=["cached", "naive", "wavefront"], default="cached",
-                   help="sampler (default cached; wavefront: PixelCNN models only, several rows at a time)")
+    p.add_argument("--method", choices=METHODS, default="cached",
+                   help="sampler (default cached; wavefront: PixelCNN models only, several rows at a time; "
+                        "graph: a GPU only, each row replayed from one captured CUDA graph)")
     p.add_argument("--out", default=DEFAULT_SAMPLES_PNG, help="PNG grid to write (default samples.png)")
     p.add_argument("--npy", action="store_true",
                    help="also save the labels, (n, H, W, C) uint8, in the --out path with its suffix replaced by .npy "

@@ -248,6 +248,11 @@ class MaskedConv2d(Layer):
             self.tap_cols = xp.asarray([kx for _, kx in self.taps])
             self.tap_key = ("taps", tuple(self.taps))  # layers with the same taps share their gather index
         self.y_at = xp.zeros((n, self.out_channels), dtype=self.dtype)
+        self.row_buffers = {}  # forward_row's: (n, W, taps) -> (its im2col matrix, its output)
+        if self.kernel > 1:  # made here, not at a row inside a capture: the rows above, and a V layer's rows
+            self._row_buffers(n, width, len(self.taps_above))
+            if self.mask_type == "V":
+                self._row_buffers(n, width, len(self.taps))
         self.row_at = None  # a k x k layer: the current row's part from the rows above, (n, W, C_out)
         self.W_at = Wm  # every output group at once, for forward_row
 
@@ -274,7 +279,7 @@ class MaskedConv2d(Layer):
             if j == 0 and g == 0:
                 self.row_at = self.forward_row(x, i, self.taps_above, self.W_above)
             p = x.pad
-            cols = x.data[:, i + p, j : j + p + 1].reshape(len(self.y_at), -1)  # columns j - k//2 .. j of row i
+            cols = x.data[:, x.row(i), j : j + p + 1].reshape(len(self.y_at), -1)  # columns j - k//2 .. j of row i
             bias = self.row_at[:, j, step["out"]]  # the rows above, and the bias
         out = self.y_at if out is None else out
         group = step["out"]  # group g of the output vector (all of it without colour)
@@ -320,6 +325,14 @@ class MaskedConv2d(Layer):
             self.y_many[:, :, group] = y.reshape(n, P, -1)
         return self.y_many
 
+    def _row_buffers(self, n, width, taps):
+        """forward_row's im2col matrix and output for ``taps`` taps, made once."""
+        key = (n, width, taps)
+        if key not in self.row_buffers:
+            self.row_buffers[key] = (self.xp.empty((n, width, taps, self.in_channels), dtype=self.dtype),
+                                     self.xp.empty((n, width, self.out_channels), dtype=self.dtype))
+        return self.row_buffers[key]
+
     def forward_row(self, x, i, taps=None, W=None):
         """Output row i at every column, (n, W, out_channels), reading the ``Canvas`` x
         (final in rows <= i), after ``start_at``. The gated model's vertical stack runs a row at a time.
@@ -337,10 +350,12 @@ class MaskedConv2d(Layer):
             relu = False
         if not taps:
             return self.xp.broadcast_to(self.params["b"], (n, width, self.out_channels))
+        # With the layer's own kernel in buffers made before (no BLAS call, no
+        # allocation): what the graph sampler can capture.
+        cols, y = self._row_buffers(n, width, len(taps))
         # The row's im2col matrix: for each tap, the input row it reads, shifted by its column.
-        cols = self.xp.stack([x.data[:, i + ky, kx : kx + width] for ky, kx in taps], axis=2)  # (n, W, T, C)
-        y = cols.reshape(n * width, -1) @ W
-        y += self.params["b"]
-        if relu:
-            self.xp.maximum(y, 0, out=y)
-        return y.reshape(n, width, self.out_channels)
+        top = x.row(i) - p  # the data row of tap row ky = 0
+        for t, (ky, kx) in enumerate(taps):
+            cols[:, :, t] = x.data[:, top + ky, kx : kx + width]
+        fused.dense(cols.reshape(n * width, -1), W, self.params["b"], y.reshape(n * width, -1), relu=relu)
+        return y

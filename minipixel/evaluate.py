@@ -43,8 +43,9 @@ def nll(model, inputs, labels, classes=None):
 
 
 # Forward passes' worth of work per image: the cached sampler 2 to 3 (bench's per_two_forward_passes),
-# the wavefront about 2, evaluation 1; the naive sampler a whole pass per sub-pixel.
-PASSES_PER_IMAGE = {"evaluate": 1, "cached": 2.5, "wavefront": 2}
+# the wavefront about 2, evaluation 1; the naive sampler a whole pass per sub-pixel; the graph
+# sampler the cached one's arithmetic.
+PASSES_PER_IMAGE = {"evaluate": 1, "cached": 2.5, "wavefront": 2, "graph": 2.5}
 
 
 def estimate_seconds(model, images, work="evaluate", height=None, width=None):

@@ -58,6 +58,7 @@ time. Over an image that is still one forward pass of arithmetic.
 """
 import numpy as np
 
+from . import fused
 from .backend import array_module, get_xp, to_numpy
 from .conv import MaskedConv2d
 from .layers import Dropout, Layer, ReLU, check_array
@@ -93,21 +94,25 @@ class Gate(Layer):
     def __init__(self):
         super().__init__()
         self.t = self.s = None  # kept by forward for backward: tanh(a), sigmoid(b)
+        self.at = None  # forward_at's two buffers
 
     @staticmethod
-    def _halves(x):
+    def _halves(x, out=(None, None)):
         """tanh(a) and sigmoid(b); sigmoid(b) = (1 + tanh(b / 2)) / 2 never overflows."""
         xp = array_module(x)
-        t = xp.tanh(x[..., 0::2])
-        s = xp.tanh(x[..., 1::2] * 0.5)
+        t = xp.tanh(x[..., 0::2], out=out[0])
+        s = xp.multiply(x[..., 1::2], 0.5, out=out[1])
+        xp.tanh(s, out=s)
         s += 1
         s *= 0.5
         return t, s
 
     @staticmethod
-    def apply(x):
-        """The gate without keeping anything for backward (the sampler's rows and positions)."""
-        t, s = Gate._halves(x)
+    def apply(x, out=(None, None)):
+        """The gate without keeping anything for backward (the sampler's rows and
+        positions); ``out``: two buffers of the output's shape to compute in
+        (the result is the first), or new arrays."""
+        t, s = Gate._halves(x, out)
         t *= s
         return t
 
@@ -126,8 +131,15 @@ class Gate(Layer):
         dx[..., 1::2] = dy * t * s * (1 - s)
         return dx
 
+    def start_at(self, n, height, width):
+        self.at = None
+
     def forward_at(self, x, i, j, g):
-        return self.apply(x)
+        """In the layer's own two buffers, made at the first call (the graph sampler allocates nothing later)."""
+        shape = x.shape[:-1] + (x.shape[-1] // 2,)
+        if self.at is None or self.at[0].shape != shape:
+            self.at = tuple(array_module(x).empty(shape, dtype=x.dtype) for _ in range(2))
+        return self.apply(x, self.at)
 
 
 class ClassBias(Layer):
@@ -239,6 +251,9 @@ class GatedLayer(Layer):
         self.canvas_h = None if self.first else self.conv_h.canvas(n, height, width)
         self.link_row = xp.zeros((n, width, 2 * self.channels), dtype=self.conv_out.dtype)
         self.h_at = xp.zeros((n, self.channels), dtype=self.conv_out.dtype)
+        self.h_pre_at = xp.zeros((n, 2 * self.channels), dtype=self.conv_out.dtype)
+        # vertical_row's gate: two buffers (n, W, h), for the next layer's v input
+        self.v_gate = tuple(xp.zeros((n, width, self.channels), dtype=self.conv_out.dtype) for _ in range(2))
 
     def vertical_row(self, canvas_v, i, canvas_next):
         """The vertical stack at row i (final: the sampler has finished it), every
@@ -248,11 +263,10 @@ class GatedLayer(Layer):
         if self.bias_v is not None:
             v_pre += self.bias_v.b_at[:, None, :]
         if canvas_next is not None:
-            canvas_next.write_row(i, Gate.apply(v_pre))
+            canvas_next.write_row(i, Gate.apply(v_pre, self.v_gate))
         n, W, C2 = v_pre.shape
         link = self.link.steps[0]  # one colour group: the whole 1x1 weight matrix and bias
-        self.link_row[...] = (v_pre.reshape(n * W, C2) @ link["W"]).reshape(n, W, C2)
-        self.link_row += link["b"]
+        fused.dense(v_pre.reshape(n * W, C2), link["W"], link["b"], self.link_row.reshape(n * W, C2))
 
     def forward_at(self, h, i, j, g):
         """h: the h input at (i, j), a vector (n, h), or the image ``Canvas`` for the
@@ -262,13 +276,16 @@ class GatedLayer(Layer):
         else:
             canvas = self.canvas_h
             canvas.write(i, j, h)  # conv_h reads it again at the next positions of this row
-        h_pre = self.conv_h.forward_at(canvas, i, j, g) + self.link_row[:, j]
+        h_pre = self.conv_out.xp.add(self.conv_h.forward_at(canvas, i, j, g), self.link_row[:, j], out=self.h_pre_at)
         if self.bias_h is not None:
             h_pre += self.bias_h.b_at
         gated = self.drop.forward_at(self.gate_h.forward_at(h_pre, i, j, g), i, j, g)  # dropout: the identity here
         out = self.conv_out.forward_at(gated, i, j, g)
         group = self.groups[g]
-        self.h_at[:, group] = out[:, group] if self.first else h[:, group] + out[:, group]
+        if self.first:
+            self.h_at[:, group] = out[:, group]
+        else:
+            self.conv_out.xp.add(h[:, group], out[:, group], out=self.h_at[:, group])
         return self.h_at, out
 
 
@@ -375,7 +392,10 @@ class GatedPixelCNN(Layer):
         group = self.stack[0].groups[g]
         for k, layer in enumerate(self.stack):
             h, out = layer.forward_at(h, i, j, g)
-            self.skip_at[:, group] = out[:, group] if k == 0 else self.skip_at[:, group] + out[:, group]
+            if k == 0:
+                self.skip_at[:, group] = out[:, group]
+            else:
+                self.xp.add(self.skip_at[:, group], out[:, group], out=self.skip_at[:, group])
         s = self.head.forward_at(self.relu.forward_at(self.skip_at, i, j, g), i, j, g)
         L = self.config.levels
         return self.conv_out.forward_at(s, i, j, g)[:, g * L : (g + 1) * L]

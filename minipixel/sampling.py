@@ -28,6 +28,10 @@ the same random numbers:
   same images as the other two (the sums run in another order, so in float32
   a draw can differ where a probability lies within rounding of u).
 
+- ``graph`` (a GPU, or the CuPy stand-in): ``cached``'s work and images, each
+  image row replayed from one captured CUDA graph (``sample_graph``): one GPU
+  launch per row, where ``cached`` waits on some 20 per sub-pixel.
+
 Randomness: all the uniform numbers are drawn up front, one per sub-pixel of
 every image, from ``numpy.random.default_rng(seed)`` on the host, so a seed
 gives the same images on the CPU and the GPU, with any sampler and any
@@ -37,14 +41,15 @@ probability exceeds the uniform number.
 import numpy as np
 from tqdm import tqdm
 
-from . import fused, memory, threads
+from . import backend, fused, memory, threads
 from .backend import to_numpy
 from .data import labels_to_inputs
-from .canvas import Positions
+from .canvas import Positions, rolling_maps
 from .evaluate import estimate_seconds
 from .options import say_estimate
 
-METHODS = ("cached", "naive", "wavefront")
+CPU_METHODS = ("cached", "naive", "wavefront")
+METHODS = CPU_METHODS + ("graph",)  # graph: on a device that captures (a GPU, the stand-in)
 
 
 def draw(logits, u, temperature=1.0):
@@ -117,9 +122,13 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
     if method == "wavefront" and not hasattr(model, "forward_many"):
         raise ValueError(f"the wavefront sampler runs PixelCNN models (arch pixelcnn), not a {type(model).__name__}: "
                          "use method 'cached'")
-    if method == "wavefront" and snapshot is not None:
-        raise ValueError("snapshot (--animate) needs method 'cached' or 'naive': the wavefront sampler draws several "
-                         "rows side by side, not in raster order")
+    if method in ("wavefront", "graph") and snapshot is not None:
+        why = {"wavefront": "draws several rows side by side, not in raster order",
+               "graph": "runs a row at a time on the device, with nothing to watch in between"}[method]
+        raise ValueError(f"snapshot (--animate) needs method 'cached' or 'naive': the {method} sampler {why}")
+    if method == "graph" and not backend.can_capture(model.xp):
+        raise ValueError(f"the graph sampler replays a CUDA graph: it needs device 'gpu', not {model.device!r}; on "
+                         "the CPU use method 'cached'")
     if not (isinstance(n, (int, np.integer)) and n >= 1):
         raise ValueError(f"number of images must be a positive int, got {n!r}")
     if temperature < 0:
@@ -138,7 +147,8 @@ def sample(model, n, seed=0, temperature=1.0, method="cached", height=None, widt
         say_estimate(estimate_seconds(model, n, method, H, W), f"sampling {n} images of {H}x{W} ({method})")
     uniforms = np.random.default_rng(seed).random((n, H, W, cfg.channels))
     out = np.zeros((n, H, W, cfg.channels), dtype=np.uint8)
-    sampler = {"cached": sample_cached, "naive": sample_naive, "wavefront": sample_wavefront}[method]
+    sampler = {"cached": sample_cached, "naive": sample_naive, "wavefront": sample_wavefront,
+               "graph": sample_graph}[method]
     bar = tqdm(total=n * H, desc=f"sampling ({method})", unit="row", disable=not progress)
     for start in range(0, n, batch_size):
         u = uniforms[start : start + batch_size]
@@ -306,6 +316,59 @@ def _sample_cached(model, u, temperature, bar, known, classes, watch):
     return to_numpy(labels)
 
 
+def sample_graph(model, u, temperature, bar, known=None, classes=None, watch=None):
+    """The cached sampler, each image row replayed from one captured graph; same
+    arguments and result as ``sample_naive``, on a device that can capture; no ``watch``.
+
+    A graph keeps the addresses it was captured with, so every row must use the
+    same arrays: the layers' maps, made inside ``canvas.rolling_maps()``, keep
+    their last rows only and move up by one as a row starts (in the graph); the
+    uniforms go in and the labels come out through one-row buffers. Nothing in a
+    row calls cuBLAS or cuRAND, copies to or from the host, waits, or allocates.
+    """
+    if watch is not None:
+        raise ValueError("the graph sampler takes no watch: it runs a row at a time on the device")
+    with threads.single_threaded_blas(), backend.own_stream(model.xp):
+        return _sample_graph(model, u, temperature, bar, known, classes)
+
+
+def _sample_graph(model, u, temperature, bar, known, classes):
+    xp, L = model.xp, model.config.levels
+    n, H, W, C = u.shape
+    labels, u, first = _start(model, u, known)
+    model.condition(classes)
+    with rolling_maps() as maps:  # every map the layers read keeps its last rows only
+        model.start_at(n, H, W)
+        canvas = model.canvas(n, H, W)
+    u_row, labels_row = xp.empty((n, W, C), dtype=u.dtype), xp.empty((n, W, C), dtype=labels.dtype)
+
+    def row(i):  # row i of the cached sampler, in the maps' last rows: what the graph holds
+        if i:
+            maps.advance()
+        for j in range(W):
+            for c in range(C):
+                logits = model.forward_at(canvas, i, j, c)
+                if i < first:  # a known row: its labels are given
+                    canvas.write(i, j, labels_to_inputs(labels[:, i, j, c], L, model.dtype, xp), channels=c)
+                else:
+                    fused.draw_into(logits, u_row[:, j, c], temperature, labels_row[:, j, c], canvas.at(i, j)[:, c])
+
+    # The known rows and the first row run as they come (on a GPU the first compiles
+    # the kernels); the next is captured (recorded, not run), replayed for every row after.
+    graph, captured = None, max(first, 1)
+    for i in range(H):
+        u_row[...] = u[:, i]
+        if i < captured:
+            row(i)
+        elif graph is None:
+            with backend.capture(xp) as graph:
+                row(i)
+        if i >= captured:
+            graph.launch()  # row i
+        if i >= first:
+            labels[:, i] = labels_row
+        bar.update(n)
+    return to_numpy(labels)
 
 
 def wavefront_lag(model):

@@ -205,11 +205,11 @@ class Handler(BaseHTTPRequestHandler):
     # -- the endpoints ------------------------------------------------------
 
     def _models(self, query):
-        from .sampling import METHODS
+        from .sampling import CPU_METHODS
 
         limits = {"n": [1, api.MAX_IMAGES], "temperature": [0, api.RANGES["temperature"][2]],
                   "seed": [0, api.RANGES["seed"][2]], "body_bytes": api.MAX_BODY, "picture": api.MAX_PICTURE}
-        self._json(200, {"models": self.server.catalogue.models, "methods": list(METHODS), "limits": limits})
+        self._json(200, {"models": self.server.catalogue.models, "methods": list(CPU_METHODS), "limits": limits})
 
     def _sample(self, body, complete=False):
         entry = self.server.catalogue.describe(body.get("model"))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .options import RANGES, check
-from .sampling import METHODS
+from .sampling import CPU_METHODS
 
 MAX_IMAGES = 64  # n of one sampling
 MAX_BODY = 1 << 20  # bytes of a request body
@@ -270,7 +270,7 @@ def sampling_job(body, entry, complete=False):
     H = entry["height"]
     job = {"n": number(body, "n", "images", 4 if complete else 16, most=MAX_IMAGES),
            "temperature": float(number(body, "temperature", "temperature", 1.0)),
-           "method": choice(body, "method", METHODS, "cached"),
+           "method": choice(body, "method", CPU_METHODS, "cached"),
            "seed": number(body, "seed", "seed", int(np.random.default_rng().integers(2**32))),
            "class": class_of(body, entry), "known": None, "keep_rows": 0}
     if job["method"] == "wavefront" and entry["arch"] != "pixelcnn":

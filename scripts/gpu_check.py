@@ -19,7 +19,8 @@ What it does, in this order, each step recorded in the JSON with its figures and
    float32 (to 1e-3: float32 sums in another order, and Adam's first step
    moves every weight by lr whatever the size of its gradient);
 4. two identical GPU runs of 3 steps give bit-identical weights;
-5. the cached sampler gives the naive sampler's images on the GPU;
+5. the cached sampler gives the naive sampler's images on the GPU, and the graph
+   sampler the cached sampler's (with known rows; a class-conditional model too);
 6. the MPI + NCCL gradient sum, where mpi4py is installed (GPU only);
 7. timings (medians): training and forward at several batch sizes, sampling;
 8. layer timings (scripts/gpu_timing.py): where a training step's time goes at batch
@@ -30,7 +31,10 @@ What it does, in this order, each step recorded in the JSON with its figures and
    training at batches 16, 64 and 256, the forward pass and the naive sampler, the two
    sides taking turns; each figure named by its side, with minipixel's speed over
    PyTorch's;
-10. last, every float64 gradient check of ``minipixel gradcheck`` with the layers
+10. the graph sampler beside the cached one (scripts/gpu_timing.py): the same images, and
+   the seconds for 64 images of the reference model and of the shipped gated
+   binarized-MNIST model, against the targets 0.1 s and 0.3 s;
+11. last, every float64 gradient check of ``minipixel gradcheck`` with the layers
    on the GPU: the slowest step by far (minutes; docs/gpu.md has the figures), so a
    time limit cuts only these.
 
@@ -53,6 +57,7 @@ import sys
 import time
 import traceback
 import types
+from dataclasses import replace
 from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -62,6 +67,7 @@ if str(CHECKOUT / "scripts") not in sys.path:  # gpu_timing and pytorch_referenc
 import gpu_timing  # noqa: E402 - found through the path above; imports neither minipixel nor torch
 STAND_INS = []
 FIGURES = ("timings", "layer_timings", "pytorch")  # measured, not tested: each passes unless it raises
+MEASURED = FIGURES + ("graph_sampler",)  # graph_sampler also fails where its images differ from cached's
 
 
 def stand_in_for_missing_helpers():
@@ -180,6 +186,25 @@ def cached_equals_naive(cfg, device):
     cached = sample(model, 4, seed=2, method="cached")
     naive = sample(model, 4, seed=2, method="naive")
     return {"passed": bool((cached == naive).all()), "sub_pixels_differing": int((cached != naive).sum())}
+
+
+def graph_equals_cached(cfg, device):
+    """The graph sampler draws the cached sampler's images, with known rows too
+    (and, for a class-conditional model, given classes)."""
+    import numpy as np
+
+    from minipixel.model import build_model
+    from minipixel.sampling import sample
+
+    model = build_model(cfg, seed=1, device=device)
+    known = np.random.default_rng(3).integers(0, cfg.levels, (4, cfg.height, cfg.width, cfg.channels), dtype=np.uint8)
+    kwargs = [dict(), dict(known=known, known_rows=2)]
+    differing = 0
+    for extra in kwargs:
+        classes = np.arange(4) % cfg.classes if cfg.classes else None
+        drawn = [sample(model, 4, seed=2, method=method, classes=classes, **extra) for method in ("cached", "graph")]
+        differing += int((drawn[0] != drawn[1]).sum())
+    return {"passed": differing == 0, "sub_pixels_differing": differing}
 
 
 def timings(device, batches, repeat, sample_images):
@@ -338,6 +363,9 @@ def main(argv=None):
         run_check(checks, f"step_vs_cpu_{arch}_float32", lambda: compare_step(cfg, args.device, "float32", 1e-3), save)
         run_check(checks, f"repeatable_{arch}", lambda: repeatable(cfg, args.device), save)
         run_check(checks, f"cached_equals_naive_{arch}", lambda: cached_equals_naive(cfg, args.device), save)
+        run_check(checks, f"graph_equals_cached_{arch}", lambda: graph_equals_cached(cfg, args.device), save)
+    conditional = replace(small["gated"], classes=3)
+    run_check(checks, "graph_equals_cached_gated_classes", lambda: graph_equals_cached(conditional, args.device), save)
 
     if args.device == "gpu":
         run_check(checks, "nccl_sum", lambda: nccl_check(xp), save)
@@ -350,6 +378,7 @@ def main(argv=None):
     # pytorch_check fills the record run_check has just put in place, measure by measure.
     run_check(report, "pytorch", lambda: gpu_timing.pytorch_check(report["pytorch"], save, args.device, args.quick),
               save)
+    run_check(report, "graph_sampler", lambda: gpu_timing.graph_sampler(args.device, args.quick), save)
 
     # Last: the slowest step, so that a time limit cuts only its later cases.
     cases = gradcheck.cases(args.device)
@@ -360,11 +389,12 @@ def main(argv=None):
     run_check(checks, "gradcheck_float64", lambda: gradient_checks(cases, checks["gradcheck_float64"], save), save)
 
     failed = [name for name, check in checks.items() if not check["passed"]]
-    failed += [name for name in FIGURES if not report[name]["passed"]]
+    failed += [name for name in MEASURED if not report[name]["passed"]]
     report.update(finished=True, passed=not failed)
     save()
     print(json.dumps(report["timings"]))
     print(json.dumps(gpu_timing.summary(report["pytorch"], report["layer_timings"])))
+    print(json.dumps(report["graph_sampler"]))
     print(f"gpu_check: {'FAILED: ' + ', '.join(failed) if failed else 'all checks passed'}; wrote {args.out}")
     return 1 if failed else 0
 

@@ -1,5 +1,6 @@
-"""Two measurements of scripts/gpu_check.py: minipixel against PyTorch on the same GPU
-(``pytorch_check``), and where a GPU training step's time goes (``layer_timings``).
+"""Three measurements of scripts/gpu_check.py: minipixel against PyTorch on the same GPU
+(``pytorch_check``), where a GPU training step's time goes (``layer_timings``), and the
+graph sampler against the cached one (``graph_sampler``).
 
 ``pytorch_check`` builds the benchmark's reference model (128 filters, 5 blocks, the
 keras widths, 28x28 binary) twice: in minipixel, and in PyTorch eager from
@@ -389,6 +390,53 @@ def layer_timings(device, quick=False):
             "step_ms_untimed": round(statistics.median(t[("step",)] for t in untimed), 3),
             "step_split_ms": parts, "convolutions_ms": round(total, 3), "convolution_split_ms": split,
             "layers": layers}
+
+
+# The graph sampler's targets on an H100 or H200: seconds for 64 images.
+GRAPH_TARGETS_S = {"reference": 0.1, "binarized-mnist": 0.3}
+
+
+def graph_sampler(device, quick=False):
+    """The graph sampler beside the cached one, taking turns: the same images (the
+    record fails where they differ), and the seconds to sample 64 images of the
+    reference model and of the shipped gated binarized-MNIST model, each against its
+    target. Off the GPU, tiny models of the same kinds and 2 images."""
+    import numpy as np
+
+    from minipixel import pretrained
+    from minipixel.backend import get_xp, synchronize
+    from minipixel.checkpoint import read_checkpoint
+    from minipixel.model import build_model
+    from minipixel.sampling import sample
+
+    xp, gpu = get_xp(device), device == "gpu"
+    images, rounds = (64, 3 if quick else 5) if gpu else (2, 2)
+    gated = read_checkpoint(pretrained.path("binarized-mnist"))
+    models = {"reference": build_model(reference_config(device), device=device)}
+    if gpu:
+        models["binarized-mnist"] = build_model(gated[0], device=device)
+        models["binarized-mnist"].load_parameters(gated[1])
+    else:
+        models["binarized-mnist"] = build_model(replace(gated[0], height=8, width=8, filters=8, blocks=2),
+                                                device=device)
+    out = {"passed": True, "images": images, "rounds": rounds, "models": {}}
+    for name, model in models.items():
+        runs = {method: (lambda method=method: sample(model, images, seed=0, method=method, batch_size=images))
+                for method in ("cached", "graph")}
+        drawn = {method: run() for method, run in runs.items()}  # also the warm-up
+        differing = int((drawn["cached"] != drawn["graph"]).sum())
+        times = alternate(runs, rounds, lambda: synchronize(xp), warmups={m: lambda: None for m in runs})
+        record = {"model": model.config.to_json(), "sub_pixels_differing": differing}
+        for method, runs_s in times.items():
+            record[f"{method}_s"] = round(statistics.median(runs_s), 4)
+            record[f"{method}_s_range"] = [round(min(runs_s), 4), round(max(runs_s), 4)]
+        record["speedup_graph_over_cached"] = round(record["cached_s"] / record["graph_s"], 2)
+        if gpu:
+            record.update(target_s=GRAPH_TARGETS_S[name], target_met=record["graph_s"] <= GRAPH_TARGETS_S[name])
+        out["models"][name] = record
+        out["passed"] = out["passed"] and differing == 0
+    out["images_equal"] = bool(np.all([r["sub_pixels_differing"] == 0 for r in out["models"].values()]))
+    return out
 
 
 def summary(pytorch, layers):

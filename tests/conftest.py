@@ -80,7 +80,7 @@ TRAIN_TESTS = ("test_step", "test_train_ranks", "test_train_loop", "test_run_fol
                "test_checkpoint", "test_train_ema", "test_scripts_runs", "test_train_safety", "test_faults")
 # what runs the layers (layers, conv, canvas: once all in layers.py)
 LAYER_TESTS = ("test_conv", "test_forward_at", "test_gradcheck", "test_autoregressive", "test_gated",
-               "test_sampling", "test_threads", "test_strict_device", "test_dropout")
+               "test_sampling", "test_threads", "test_strict_device", "test_dropout", "test_graph_sampler")
 MUTATION_TESTS = {
     "masks": ("test_masks", "test_conv", "test_autoregressive", "test_gradcheck", "test_gated"),
     "im2col": ("test_conv", "test_forward_at", "test_gradcheck", "test_autoregressive", "test_gated",
@@ -94,7 +94,8 @@ MUTATION_TESTS = {
     "fused": ("test_fused", *LAYER_TESTS),
     "losses": ("test_loss_optim", "test_gradcheck", "test_sampling", "test_strict_device", *TRAIN_TESTS),
     "optim": ("test_loss_optim", "test_threads", "test_strict_device", "test_dropout", *TRAIN_TESTS),
-    "sampling": ("test_sampling", "test_sample_cli", "test_gated", "test_fused", "test_cli", "test_strict_device"),
+    "sampling": ("test_sampling", "test_sample_cli", "test_gated", "test_fused", "test_cli", "test_strict_device",
+                 "test_graph_sampler"),
     "backend": (*LAYER_TESTS, "test_fused", "test_loss_optim", *TRAIN_TESTS),
     "gradcheck": ("test_gradcheck", "test_gated", "test_dropout", "test_cli"),
     "data": ("test_data", "test_cli", "datasets/test_fuzz", *TRAIN_TESTS),

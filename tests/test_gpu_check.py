@@ -25,7 +25,8 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 QUICK_CASES = ["conv 3x3 mask B, RGB groups", "softmax cross-entropy, 7 levels", "gated layer, later, class bias"]
 # The checks between the smoke test and the gradient checks, in their order (no NCCL: not a GPU).
 BEFORE_THE_GRADIENT_CHECKS = [name for arch in ("pixelcnn", "gated") for name in (
-    f"step_vs_cpu_{arch}_float64", f"step_vs_cpu_{arch}_float32", f"repeatable_{arch}", f"cached_equals_naive_{arch}")]
+    f"step_vs_cpu_{arch}_float64", f"step_vs_cpu_{arch}_float32", f"repeatable_{arch}", f"cached_equals_naive_{arch}",
+    f"graph_equals_cached_{arch}")] + ["graph_equals_cached_gated_classes"]
 
 
 @pytest.fixture
@@ -131,7 +132,8 @@ def test_the_measurements_run_after_the_timings_and_the_gradient_checks_last(gpu
 
     printed = capsys.readouterr().out.splitlines()
     ran = [line.split()[0] for line in printed if line.endswith(" s)")]
-    assert ran == BEFORE_THE_GRADIENT_CHECKS + ["timings", "layer_timings", "pytorch", "gradcheck_float64"]
+    assert ran == BEFORE_THE_GRADIENT_CHECKS + ["timings", "layer_timings", "pytorch", "graph_sampler",
+                                                "gradcheck_float64"]
     report = json.loads(out.read_text())
     assert report["finished"] and report["passed"]
     pytorch = report["pytorch"]
@@ -140,7 +142,13 @@ def test_the_measurements_run_after_the_timings_and_the_gradient_checks_last(gpu
     assert reason == "torch with CUDA is not importable" and "torch" in why  # the import's own error
     layers = report["layer_timings"]
     assert layers["clock"].startswith("the wall clock") and layers["batch"] == 4
-    assert json.loads(printed[-2])["pytorch"] == pytorch["skipped"]  # the summary says so too
+    assert json.loads(printed[-3])["pytorch"] == pytorch["skipped"]  # the summary says so too
+    graph = report["graph_sampler"]
+    assert json.loads(printed[-2]) == graph
+    assert graph["passed"] and graph["images_equal"] and set(graph["models"]) == {"reference", "binarized-mnist"}
+    for model in graph["models"].values():
+        assert model["sub_pixels_differing"] == 0 and model["graph_s"] > 0 and "target_s" not in model  # no GPU
+    assert json.loads(graph["models"]["binarized-mnist"]["model"])["arch"] == "gated"
 
 
 def test_the_nccl_worker_gets_the_checkout_on_its_pythonpath(gpu_check, tmp_path, monkeypatch):

@@ -242,6 +242,13 @@ def test_the_wavefront_sampler_from_the_command_line(trained, tmp_path, capsys):
     assert not (tmp_path / "a.png").exists() and not (tmp_path / "a.gif").exists()
 
 
+def test_the_graph_sampler_from_the_command_line_asks_for_a_gpu(trained, tmp_path, capsys):
+    assert main(["sample", "--checkpoint", str(trained), "--out", str(tmp_path / "g.png"), "--method", "graph"]) == 1
+    assert capsys.readouterr().err.endswith("error: the graph sampler replays a CUDA graph: it needs device 'gpu', "
+                                            "not 'cpu'; on the CPU use method 'cached'\n")
+    assert not (tmp_path / "g.png").exists()
+
+
 def test_classes_by_name_in_sample_in_pretrained_and_beside_the_rows(tmp_path, capsys):
     from minipixel.datasets.class_names import class_number
 

@@ -327,7 +327,8 @@ def test_the_gpu_check_script_runs_on_the_stand_in(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
-    assert report["finished"] and report["passed"] and len(report["checks"]) == 10
+    assert report["finished"] and report["passed"] and len(report["checks"]) == 13
     assert list(report["checks"])[-1] == "gradcheck_float64" and report["timings"]["passed"]
+    assert report["graph_sampler"]["passed"] and report["graph_sampler"]["images_equal"]
     assert all(check["passed"] for check in report["checks"].values())
     assert report["timings"]["batches"]["4"]["train_images_per_s"] > 0

@@ -26,7 +26,15 @@ most ops are a kernel launch. Views (a ``reshape``, a slice) are counted too,
 and again under ``counts["views"]``: they launch nothing; ``launches()`` is
 the count of the others. ``counts["sync"]`` counts the numbers brought to the host
 (``float(a)`` and the like: each one waits for the GPU), ``counts["get"]``
-the explicit copies to the host. To use it as a device::
+the explicit copies to the host.
+
+Graph capture, as CUDA stream capture (``capture()``, ``Graph``): inside
+``with strict.capture() as graph:`` the ops are recorded, not run, and
+``graph.launch()`` runs them again, in order, on the same arrays. What a
+captured CUDA graph cannot hold is refused there with ``CaptureError``: a BLAS
+product (cuBLAS), a random draw, a copy to or from the host, a wait for the
+device (``float(a)`` and the like) and an allocation (an op without ``out=``).
+A view is made at once (it launches nothing). To use it as a device::
 
     from minipixel import backend
     from minipixel.testing import strict
@@ -35,6 +43,7 @@ the explicit copies to the host. To use it as a device::
 """
 import builtins
 import collections
+import contextlib
 
 import numpy as np
 
@@ -112,8 +121,78 @@ def launches():
     return builtins.sum(n for name, n in counts.items() if name not in others) - counts["views"]
 
 
+class CaptureError(RuntimeError):
+    """An op that a captured CUDA graph cannot hold, met inside ``capture()``."""
+
+
+class Graph:
+    """The ops recorded by ``capture()``; ``launch()`` runs them again, in order (``cupy.cuda.Graph``)."""
+
+    def __init__(self):
+        self.ops = []  # (function, args, kwargs) on the NumPy arrays inside
+
+    def launch(self):
+        counts["graph_launch"] += 1  # one launch on a GPU, however many ops it holds
+        for fn, args, kwargs in self.ops:
+            fn(*args, **kwargs)
+
+
+_capturing = None  # the Graph being recorded, or None
+
+
+@contextlib.contextmanager
+def capture():
+    """Record the ops run inside into the yielded ``Graph`` instead of running them."""
+    global _capturing
+    if _capturing is not None:
+        raise CaptureError("already capturing: a capture cannot begin inside another")
+    _capturing = graph = Graph()
+    try:
+        yield graph
+    finally:
+        _capturing = None
+
+
+def _refuse(what):
+    if _capturing is not None:
+        raise CaptureError(f"{what} cannot be captured in a CUDA graph")
+
+
+BLAS = {"matmul", "dot", "vdot", "inner", "outer", "tensordot", "einsum", "__matmul__", "__rmatmul__"}
+IN_PLACE = {"fill"}  # methods that write their array and return nothing new (the __i*__ operators too)
+
+
+def _record(fn, args, kwargs):
+    """``_op`` inside ``capture()``: make a view now, record an op that writes an
+    existing array, refuse the rest."""
+    name = getattr(fn, "__name__", str(fn))
+    if name in BLAS:
+        raise CaptureError(f"a BLAS product ({name}: cuBLAS) cannot be captured in a CUDA graph; "
+                           "use a fused kernel (minipixel.fused.dense)")
+    raw_args, raw_kwargs = _unwrap(args), {k: _unwrap(v) for k, v in kwargs.items()}
+    if name in VIEW_OPS:
+        result = fn(*raw_args, **raw_kwargs)
+        source = raw_args[0] if raw_args else None
+        if not (isinstance(source, np.ndarray) and np.may_share_memory(result, source)):
+            raise CaptureError(f"an allocation ({name} made a copy) cannot be captured in a CUDA graph")
+        return _wrap(result)
+    out = kwargs.get("out")
+    if isinstance(out, tuple) and len(out) == 1:
+        out = out[0]
+    target = out if isinstance(out, ndarray) else None
+    if target is None and (name in IN_PLACE or name.startswith("__i")) and args and isinstance(args[0], ndarray):
+        target = args[0]
+    if target is None:
+        raise CaptureError(f"an allocation ({name} makes a new array) cannot be captured in a CUDA graph: "
+                           "write into an array made before (out=)")
+    _capturing.ops.append((fn, raw_args, raw_kwargs))
+    return target
+
+
 def _op(fn, *args, **kwargs):
     """Run the NumPy function ``fn`` on strict arrays: the one door every op goes through."""
+    if _capturing is not None:
+        return _record(fn, args, kwargs)
     dtypes.update(_float_dtypes(args + tuple(kwargs.values())))
     result = fn(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
     _count(fn.__name__, result, args[0]._a if args and isinstance(args[0], ndarray) else None)
@@ -165,6 +244,9 @@ def kernel(name, twin, *args):
     """A fused kernel (``minipixel.fused``), one launch on CuPy: here its NumPy
     twin runs on the arrays inside, counted as one op called ``name``. A host
     array among the arguments is refused, as in any op."""
+    if _capturing is not None:
+        _capturing.ops.append((twin, _unwrap(args), {}))
+        return
     dtypes.update(_float_dtypes(args))
     twin(*_unwrap(args))
     counts[name] += 1
@@ -175,6 +257,7 @@ def asarray(a, dtype=None):
     over (the explicit host-to-device transfer; a copy, as on a GPU)."""
     if isinstance(a, ndarray):
         return a if dtype is None or a.dtype == dtype else a.astype(dtype)
+    _refuse("a copy from the host (asarray)")
     counts["asarray"] += 1
     return ndarray(np.array(a, dtype=dtype))
 
@@ -185,6 +268,25 @@ array = asarray
 def asnumpy(a):
     """The explicit device-to-host copy, as ``cupy.asnumpy``."""
     return a.get() if isinstance(a, ndarray) else np.asarray(a)
+
+
+class _Random:
+    """``xp.random``: uniform numbers made on the device, as ``cupy.random`` (cuRAND,
+    which a capture refuses). The samplers draw theirs on the host, before."""
+
+    def __init__(self):
+        self._rng = np.random.default_rng(0)
+
+    def random(self, size=None, dtype=np.float64):
+        _refuse("a random draw (cuRAND)")
+        counts["random"] += 1
+        return ndarray(np.asarray(self._rng.random(size, dtype=dtype)))
+
+    def rand(self, *shape):
+        return self.random(shape)
+
+
+random = _Random()
 
 
 class ndarray:
@@ -198,6 +300,7 @@ class ndarray:
     # -- the explicit ways out, and the refused implicit one
     def get(self):
         """A NumPy copy on the host (CuPy's explicit transfer)."""
+        _refuse("a copy to the host (get)")
         counts["get"] += 1
         return self._a.copy()
 
@@ -205,6 +308,7 @@ class ndarray:
         return self._one().item()
 
     def tolist(self):
+        _refuse("a copy to the host (tolist)")
         counts["get"] += 1
         return self._a.tolist()
 
@@ -221,6 +325,7 @@ class ndarray:
         return bool(self._one())
 
     def _one(self):
+        _refuse("a wait for the device (a number brought to the host)")
         counts["sync"] += 1  # one number to the host: on a GPU, a wait for the device
         if self._a.size != 1:
             raise TypeError(f"only arrays of one element convert to Python scalars, got shape {self.shape}")
@@ -257,6 +362,10 @@ class ndarray:
     # -- indexing
     def __getitem__(self, key):
         result = self._a[_index(key)]
+        if _capturing is not None and isinstance(result, np.generic):  # CuPy: a 0-d view, not a copy
+            result = self._a[(_index(key) if isinstance(key, tuple) else (_index(key),)) + (Ellipsis,)]
+        if _capturing is not None and not np.may_share_memory(result, self._a):
+            raise CaptureError("an allocation (indexing that copies) cannot be captured in a CUDA graph")
         _count("__getitem__", result, self._a)
         return _wrap(result)
 
@@ -264,6 +373,9 @@ class ndarray:
         if isinstance(value, np.ndarray) and value.ndim > 0:
             raise ValueError("non-scalar numpy.ndarray cannot be used for fill (a host array assigned "
                              "into a device array, which CuPy refuses: copy it over with xp.asarray)")
+        if _capturing is not None:
+            _capturing.ops.append((np.ndarray.__setitem__, (self._a, _index(key), _unwrap(value)), {}))
+            return
         counts["__setitem__"] += 1
         self._a[_index(key)] = _unwrap(value)
 
