@@ -71,6 +71,29 @@ EQUIVALENT = {
                                         "ignore the position" for n in (2, 3, 28, 29)},
     **{f"ResidualBlock.start_at#{n}": "height or width None: no child's start_at reads them"
        for n in (2, 3)},
+    **{f"PixelCNN.forward_at#{n}": "i or j None in the calls to head1/head2/conv_out: 1x1 layers "
+                                   "ignore the position" for n in (21, 22, 33, 34, 42, 43)},
+    **{f"PixelCNN.forward_many#{n}": "positions None in the calls to head1/head2/conv_out: "
+                                     "1x1 layers ignore them" for n in (17, 27, 34)},
+    **{f"GatedLayer.forward_at#{n}": "i, j or g None in the call to drop (24-26) or gate_h (32-34): "
+                                     "Dropout's and Gate's forward_at ignore them"
+       for n in (24, 25, 26, 32, 33, 34)},
+    **{f"GatedLayer.forward_at#{n}": "i or j None in the call to conv_out: 1x1 layers ignore the position"
+       for n in (41, 42)},
+    "GatedLayer.forward_at#48": "group None writes every channel of h_at: earlier groups get the same "
+                                "sums again, later ones are read (by the next layer's mask-HB centre tap, "
+                                "at weight 0) only before their own step rewrites them",
+    **{f"GatedLayer.start_at#{n}": "height or width None: no child's start_at reads them"
+       for n in (2, 3)},
+    "GatedLayer.start_at#9": "the first layer gets an h canvas too, which it never reads "
+                             "(it reads the image canvas; memory only)",
+    "GatedPixelCNN.forward_at#26": "group None writes every channel of skip_at: earlier groups get the "
+                                   "same sums again, later ones are read by no 1x1 mask-B step before "
+                                   "their own step rewrites them",
+    **{f"GatedPixelCNN.forward_at#{n}": "i or j None in the calls to head/conv_out: 1x1 layers "
+                                        "ignore the position" for n in (46, 47, 63, 64)},
+    **{f"GatedPixelCNN.forward_at#{n}": "i, j or g None in the call to relu: ReLU's forward_at "
+                                        "ignores them" for n in (54, 55, 56)},
     **{f"Layer.load_parameters#{n}": "asarray without dtype: the assignment into p casts, "
                                      "rounding the same" for n in (21, 23)},
     **{name: "array_module(None): NumPy's functions and ufuncs hand strict/CuPy arrays to their own module"
@@ -119,6 +142,8 @@ EQUIVALENT = {
     "draw#3": "array_module(None).exp/cumsum/minimum: dispatch on their argument, "
               "as above",
     "draw#5": "logits.astype(None): None is float64, the dtype asked for",
+    **{f"_draw_buffers#{n}": "the comparison buffer as float64, not bool: its 0.0/1.0 summed into "
+                             "the uint8 labels gives the same counts (memory only)" for n in (17, 19)},
     "_sample_cached#53": "labels_to_inputs(..., dtype=None): the canvas assignment casts "
                          "to its dtype, and k/(L-1) rounded via float64 is the float32 "
                          "quotient (as sample_naive 51)",

@@ -4,6 +4,8 @@ On the CPU and the stand-in their NumPy twins run; on a GPU (the "gpu" case,
 skipped without one) the CUDA kernels do, so these tests are what holds the
 kernels to their twins there.
 """
+import threading
+
 import numpy as np
 import pytest
 
@@ -65,6 +67,25 @@ def test_draw_into_draws_and_writes_the_label_and_the_input_value(levels, temper
     np.testing.assert_array_equal(got_inputs[:, 1], -1.0)
 
 
+@pytest.mark.parametrize("temperature", [0.05, 1.0])
+def test_draw_into_takes_logits_whose_exponentials_overflow(temperature, device):
+    # draw() takes each row's maximum off before exp(): logits / temperature far past
+    # exp's float64 range (about 709) still give the draws of a softmax, as the twin must.
+    xp = get_xp(device)
+    rng = np.random.default_rng(5)
+    n, levels = 200, 6
+    logits = 800 * rng.standard_normal((n, levels))
+    logits[:, 2] = 1500.0  # level 2 dominates in most rows
+    u = rng.random(n)
+    labels, inputs = xp.zeros(n, dtype=np.uint8), xp.zeros(n)
+    fused.draw_into(xp.asarray(logits), xp.asarray(u), temperature, labels, inputs)
+
+    expected = draw(logits, u, temperature)
+    assert np.mean(expected == 2) > 0.5 and len(set(expected)) > 1
+    np.testing.assert_array_equal(to_numpy(labels), expected)
+    np.testing.assert_array_equal(to_numpy(inputs), expected / (levels - 1))
+
+
 @pytest.mark.parametrize("wrong", ["labels", "u", "inputs"])
 def test_draw_into_refuses_the_types_its_cuda_kernel_cannot_take_on_every_device(wrong, device):
     # The CUDA kernel reads uint8 labels, float64 u and inputs of the logits' dtype;
@@ -89,3 +110,30 @@ def test_the_stand_in_counts_a_fused_kernel_as_one_launch_and_refuses_host_array
     np.testing.assert_array_equal(out.get(), 4.0)
     with pytest.raises(TypeError, match="host"):
         fused.dense(x, np.ones((3, 2)), b, out)  # a NumPy weight matrix on the "device"
+
+
+def test_the_stand_in_counts_a_fused_draw_as_one_launch():
+    logits = strict.asarray(np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]], np.float32))
+    u = strict.asarray(np.array([0.0, 1.0]))  # the lowest level, and the top one
+    labels, inputs = strict.zeros(2, dtype=np.uint8), strict.zeros(2, dtype=np.float32)
+    strict.counts.clear()
+    fused.draw_into(logits, u, 1.0, labels, inputs)
+    assert strict.launches() == 1 and strict.counts["draw_into"] == 1
+    np.testing.assert_array_equal(labels.get(), [0, 2])
+    np.testing.assert_array_equal(inputs.get(), [0.0, 1.0])
+
+
+def test_the_twin_keeps_its_buffers_per_shape_and_thread():
+    # The CPU sampler calls the twin once per sub-pixel: its temporaries are allocated
+    # once per (images, levels) and thread, and reused while that shape lasts.
+    first = fused._draw_buffers(3, 5)
+    assert [a.shape for a in first] == [(3, 5), (3, 5), (3, 1), (3, 4)]
+    assert all(a is b for a, b in zip(fused._draw_buffers(3, 5), first))  # the same shape: the same arrays
+    other = fused._draw_buffers(2, 5)
+    assert [a.shape for a in other] == [(2, 5), (2, 5), (2, 1), (2, 4)]
+    in_thread = []
+    thread = threading.Thread(target=lambda: in_thread.extend(fused._draw_buffers(2, 5)))
+    thread.start()
+    thread.join()
+    assert not any(np.shares_memory(a, b) for a in in_thread for b in other)  # another thread: its own
+    assert all(a is b for a, b in zip(fused._draw_buffers(2, 5), other))

@@ -6,27 +6,29 @@ Gradient checks of every gated op and of whole gated models are in
 import numpy as np
 import pytest
 
-from minipixel import gradcheck
+from minipixel import backend, gradcheck
 from minipixel.backend import to_numpy
-from minipixel.gated import Gate, GatedPixelCNN
+from minipixel.gated import Gate, GatedLayer, GatedPixelCNN
 from minipixel.model import PixelCNN, PixelCNNConfig, build_model
 from minipixel.sampling import sample
+from minipixel.testing import strict
 from test_autoregressive import check_order, dependency_matrix
 
 SIZE = 5
 
 
-def gated_model(channels, blocks=4, levels=3, classes=0, seed=0, device="cpu", filters=6, wiring_only=False):
+def gated_model(channels, blocks=4, levels=3, classes=0, seed=0, device="cpu", filters=6, wiring_only=False,
+                dtype="float64"):
     """A small gated model with random weights. ``wiring_only``: the head's ReLUs
     switched off, so that which input reaches which output depends on the wiring
     alone, never on a ReLU that happens to be closed for this input."""
     cfg = PixelCNNConfig(height=SIZE, width=SIZE, channels=channels, levels=levels, filters=filters, blocks=blocks,
                          input_kernel=3, arch="gated", classes=classes)
-    model = build_model(cfg, seed=seed, dtype="float64", device=device)
+    model = build_model(cfg, seed=seed, dtype=dtype, device=device)
     rng = np.random.default_rng(seed + 1)
     for p in model.parameters().values():
         # Non-zero biases and class biases, larger weights: every dependency is visible.
-        p += model.xp.asarray(0.3 * rng.standard_normal(p.shape)) * (p != 0 if p.ndim == 4 else 1)
+        p += model.xp.asarray(0.3 * rng.standard_normal(p.shape), dtype=p.dtype) * (p != 0 if p.ndim == 4 else 1)
     if wiring_only:
         model.head.relu = False
         model.relu.forward = lambda x: x
@@ -96,22 +98,59 @@ def test_a_wrong_gate_backward_is_caught(monkeypatch):
     assert dict(gradcheck.cases())["gated unit tanh * sigmoid"]()["x"] > 1e-4
 
 
-@pytest.mark.parametrize("channels,classes", [(1, 0), (3, 0), (1, 4), (3, 3)])
-def test_gated_forward_at_equals_forward(channels, classes, device):
-    model = gated_model(channels, blocks=2, classes=classes, device=device)
+def logits_at(model, x, y=None):
+    """The logits of every sub-pixel of x (n, H, W, C) from ``forward_at``, in raster order, (n, H, W, C, levels)."""
+    n, H, W, C = x.shape
+    model.condition(y)
+    model.start_at(n, H, W)
+    canvas = model.canvas(n, H, W)
+    canvas.image()[...] = model.xp.asarray(x, dtype=model.dtype)
+    return np.stack([np.stack([np.stack([to_numpy(model.forward_at(canvas, i, j, c)) for c in range(C)], axis=1)
+                               for j in range(W)], axis=1) for i in range(H)], axis=1)
+
+
+@pytest.mark.parametrize("channels,classes,blocks", [(1, 0, 2), (3, 0, 2), (1, 4, 2), (3, 3, 2), (3, 0, 0)])
+def test_gated_forward_at_equals_forward(channels, classes, blocks, device):
+    # blocks 0: the first layer alone
+    model = gated_model(channels, blocks=blocks, classes=classes, device=device)
     n = 3
     x = np.random.default_rng(2).random((n, SIZE, SIZE, channels))
     y = np.arange(n) % classes if classes else None
     full = to_numpy(model.forward(model.xp.asarray(x), y))
-    model.condition(y)
-    model.start_at(n, SIZE, SIZE)
-    canvas = model.canvas(n)
-    canvas.image()[...] = model.xp.asarray(x)
-    for i in range(SIZE):
-        for j in range(SIZE):
-            for c in range(channels):
-                np.testing.assert_allclose(to_numpy(model.forward_at(canvas, i, j, c)), full[:, i, j, c],
-                                           rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(logits_at(model, x, y), full, rtol=1e-10, atol=1e-10)
+
+
+def test_gated_forward_at_computes_each_vertical_row_once(monkeypatch):
+    # The vertical stack's row i - 1 is final when row i starts: each layer computes
+    # it there, at the row's first sub-pixel, and nowhere else, so that over an
+    # image the one-position forward is one forward pass of arithmetic.
+    model = gated_model(3, blocks=2)
+    rows = []
+    vertical_row = GatedLayer.vertical_row
+    monkeypatch.setattr(GatedLayer, "vertical_row",
+                        lambda layer, canvas_v, i, canvas_next: rows.append(i) or vertical_row(layer, canvas_v, i,
+                                                                                                canvas_next))
+    x = np.random.default_rng(2).random((2, SIZE, SIZE, 3))
+    logits_at(model, x)
+    assert rows == [i for i in range(SIZE - 1) for _ in range(3)]  # rows 0 .. H - 2, once per layer
+
+
+@pytest.mark.parametrize("channels,classes", [(1, 0), (3, 3)])
+def test_a_float32_gated_forward_at_computes_in_float32_only(channels, classes):
+    # As each layer's (test_forward_at): every array of the model's one-position
+    # forward (the link's row, the h vectors, the skip sum) and every operand of
+    # every op stays float32, as in training (test_strict_device).
+    backend.register_device("strict", strict)
+    model = gated_model(channels, blocks=1, classes=classes, device="strict", dtype="float32")
+    n = 2
+    x = np.random.default_rng(4).random((n, 3, 4, channels)).astype(np.float32)
+    y = np.arange(n) % classes if classes else None
+    full = to_numpy(model.forward(strict.asarray(x), y))
+    strict.dtypes.clear()
+    got = logits_at(model, x, y)
+    assert strict.dtypes["float32"] > 10
+    assert set(strict.dtypes) == {"float32"}, strict.dtypes
+    np.testing.assert_allclose(got, full, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("channels,classes", [(1, 0), (3, 0), (3, 3)])

@@ -239,6 +239,20 @@ def test_sample_defaults_seed_0_quietly(capsys):
     assert "sampling (cached)" in capsys.readouterr().err  # the bar writes to stderr when asked for
 
 
+def test_a_long_sampling_states_its_estimate_for_the_size_it_samples(capsys, monkeypatch):
+    # The estimate times one forward pass of a blank image of the size sampled (3x5
+    # here, not the model's 4x4), and names the work before the first draw.
+    model = tiny_model()
+    shapes = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda x, classes=None: shapes.append(x.shape) or forward(x, classes))
+    monkeypatch.setattr("minipixel.options.LONG_SECONDS", 0)  # every estimate is long
+    sample(model, 3, method="cached", height=3, width=5, progress=True)
+    assert shapes and set(shapes) == {(1, 3, 5, 1)}  # the cached sampler itself runs no whole forward pass
+    assert re.search(r"^sampling 3 images of 3x5 \(cached\): about \d+ s \(estimated from one forward pass\); "
+                     r"Ctrl-C stops it$", capsys.readouterr().err, re.M)
+
+
 def test_sample_runs_batches_of_64_by_default():
     # The batch size shows in which images each batch's looks cover: 65 images are two batches.
     model = tiny_model()
