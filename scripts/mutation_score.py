@@ -293,6 +293,8 @@ EQUIVALENT = {
     "class_names#10": 'rsplit(":", 1): no dataset name or split holds a ":", so one ":" splits the same, '
                       "and a spec with several names no dataset either way",
     "class_names#12": 'split(":", 2): only the part before the first ":" is used, and it is the same',
+    "_input#12": "|x| <= 0.05 for < 0.05: an entry of exactly +-0.05 is then set to 0.05 * sign(x), itself",
+    "_input#14": "an exact 0 moved to -0.05 instead of 0.05: as far from the ReLU's kink, either side will do",
 }
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from minipixel import gradcheck
 from minipixel.conv import MaskedConv2d
+from minipixel.gated import GatedLayer
 from minipixel.layers import ReLU
 from minipixel.masks import conv_mask
 
@@ -203,3 +204,88 @@ def test_gradient_checks_on_the_gpu_stand_in(name):
     errors = dict(gradcheck.cases("strict"))[name]()
     worst = max(errors, key=errors.get)
     assert errors[worst] < gradcheck.TOLERANCE, f"{name}: {worst} has relative error {errors[worst]:.2e}"
+
+
+class Draws:
+    """A stand-in for a NumPy Generator whose standard_normal returns the values given."""
+
+    def __init__(self, values):
+        self.values = np.array(values, dtype=np.float64)
+
+    def standard_normal(self, shape):
+        return self.values.reshape(shape).copy()
+
+
+def test_inputs_are_moved_off_the_relu_kink_only_when_asked():
+    drawn = np.array([0.0, 0.01, -0.01, -0.049, 0.05, -0.3, 2.0, 1e-9])
+    # By default the draws are the input, entries near 0 too (no ReLU to keep clear of).
+    assert gradcheck._input(Draws(drawn), (2, 4)).tolist() == drawn.reshape(2, 4).tolist()
+    # away_from_zero: each entry within 0.05 of the kink at 0 is moved just past 0.05 on its own
+    # side (an exact 0 to either side), much further than the step 1e-5; the others stay.
+    x = gradcheck._input(Draws(drawn), (8,), away_from_zero=True)
+    near, signed = np.abs(drawn) < 0.05, drawn != 0
+    assert np.all(np.isfinite(x)) and np.all(np.abs(x) >= 0.05) and np.all(np.abs(x[near]) <= 0.1)
+    assert np.all(np.sign(x[near & signed]) == np.sign(drawn[near & signed]))
+    assert x[~near].tolist() == drawn[~near].tolist()
+
+
+def small_gated_layer(rng):
+    """A first gated layer of 2 channels on a grey image, float64."""
+    return GatedLayer(1, 2, 3, True, rng=rng, dtype=np.float64)
+
+
+@pytest.mark.parametrize("check", ["layer", "gated layer", "loss", "reference conv"])
+def test_every_central_difference_uses_the_step_given(check, monkeypatch):
+    steps = []
+
+    def spy(f, x, h=None):  # the step each array's central differences were taken with
+        steps.append(h)
+        return np.zeros(np.shape(x))
+
+    monkeypatch.setattr(gradcheck, "numerical_gradient", spy)
+    rng = np.random.default_rng(4)
+    if check == "layer":
+        gradcheck.check_layer(MaskedConv2d(2, 3, 3, "B", rng=rng, dtype=np.float64), rng.random((1, 4, 4, 2)), h=0.25)
+        expected = 3  # x, W, b
+    elif check == "gated layer":
+        layer = small_gated_layer(rng)
+        gradcheck.check_gated_layer(layer, *rng.standard_normal((2, 1, 3, 3, 1)), step=0.25)
+        expected = 2 + len(list(layer.named_parameters()))  # v, h and every parameter
+    elif check == "loss":
+        gradcheck.check_loss(rng.standard_normal((1, 2, 2, 1, 3)), rng.integers(0, 3, (1, 2, 2, 1)), h=0.25)
+        expected = 1
+    else:
+        gradcheck.check_reference_conv(*reference_conv_inputs(), h=0.25)
+        expected = 3
+    assert steps == [0.25] * expected
+
+
+def test_layer_check_reports_x_and_every_parameter_reproducibly():
+    rng = np.random.default_rng(5)
+    layer, x = MaskedConv2d(2, 3, 3, "B", rng=rng, dtype=np.float64), rng.standard_normal((1, 4, 4, 2))
+    errors = gradcheck.check_layer(layer, x)
+    assert set(errors) == {"x", "W", "b"} and max(errors.values()) < gradcheck.TOLERANCE
+    # The output gradient dy is drawn from the seed, 0 unless told: the same numbers every run.
+    assert gradcheck.check_layer(layer, x, seed=0) == errors
+    assert gradcheck.check_layer(layer, x, seed=1) != errors
+
+
+def test_layer_check_hands_backward_a_gradient_of_the_layer_dtype(monkeypatch):
+    # A float32 layer is checked (coarsely) as it is trained: its backward gets a float32 dy.
+    original, seen = ReLU.backward, []
+    monkeypatch.setattr(ReLU, "backward", lambda self, dy: seen.append(dy.dtype) or original(self, dy))
+    x = np.random.default_rng(6).standard_normal((1, 2, 2, 3)).astype(np.float32)
+    gradcheck.check_layer(ReLU(), x, h=1e-2)
+    assert seen == [np.float32]
+
+
+def test_gated_layer_check_reports_v_h_and_every_parameter_reproducibly():
+    rng = np.random.default_rng(7)
+    layer = small_gated_layer(rng)
+    v, h = rng.standard_normal((2, 1, 3, 3, 1))
+    errors = gradcheck.check_gated_layer(layer, v, h)
+    assert set(errors) == {"v", "h", *(name for name, _, _ in layer.named_parameters())}
+    assert max(errors.values()) < gradcheck.TOLERANCE
+    # The output gradients are drawn from the seed, 0 unless told: the same numbers every run.
+    assert gradcheck.check_gated_layer(layer, v, h, seed=0) == errors
+    assert gradcheck.check_gated_layer(layer, v, h, seed=1) != errors
