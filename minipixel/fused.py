@@ -42,7 +42,7 @@ def dense(x, W, bias, out, relu_in=False, relu=False, residual=None):
         return out
     xp = array_module(out)
     if _is_cupy(xp):
-        _dense_cuda(xp, x, W, bias, out, relu_in, relu, residual)
+        _dense_cuda(xp, x, W, bias, out, relu_in, relu, residual)  # pragma: no mutate (a GPU only)
     else:  # the stand-in: the twin, counted as one launch
         xp.kernel("dense", _dense_twin, x, W, bias, out, relu_in, relu, residual)
     return out
@@ -75,7 +75,7 @@ def draw_into(logits, u, temperature, labels, inputs):
         return labels
     xp = array_module(labels)
     if _is_cupy(xp):
-        _draw_cuda(xp, logits, u, temperature, labels, inputs)
+        _draw_cuda(xp, logits, u, temperature, labels, inputs)  # pragma: no mutate (a GPU only)
     else:
         xp.kernel("draw_into", _draw_twin, logits, u, temperature, labels, inputs)
     return labels
