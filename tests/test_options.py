@@ -405,3 +405,76 @@ def test_an_error_while_holding_a_folders_lock_goes_on_up_and_lets_the_folder_go
     assert not (tmp_path / "run" / ".lock").exists()
     with FolderLock(tmp_path / "run") as lock:
         assert lock.held
+
+
+def test_work_of_30_s_or_more_says_its_estimate_in_seconds_then_in_minutes(capsys):
+    for seconds in (29.9, 30, 89, 90, 600):
+        options.say_estimate(seconds, "sampling")
+    assert capsys.readouterr().err.splitlines() == [
+        f"sampling: about {took} (estimated from one forward pass); Ctrl-C stops it"
+        for took in ("30 s", "89 s", "2 minutes", "10 minutes")]
+
+
+def _command(*words):
+    """The parser of ``minipixel WORDS...`` (a command, or a command of a command)."""
+    parser = build_parser()
+    for word in words:
+        parser = next(action for action in parser._actions
+                      if isinstance(action, argparse._SubParsersAction)).choices[word]
+    return parser
+
+
+def test_a_command_that_needs_a_model_refuses_to_start_without_one_and_its_help_says_so(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["sample"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == ("minipixel sample: error: one of the arguments --checkpoint --pretrained "
+                                       "is required\n")
+    helps = {action.dest: action.help for action in _command("sample")._actions}
+    assert helps["checkpoint"] == "checkpoint.npz (or its run folder) (no default: give it or --pretrained)"
+    assert helps["pretrained"] == ("a model installed with minipixel, by name (`minipixel pretrained` lists them) "
+                                   "(default: none)")
+    assert "--pretrained NAME" in _command("sample").format_usage()
+    # show field draws a fresh model when given none
+    assert build_parser().parse_args(["show", "field"]).checkpoint is None
+    helps = {action.dest: action.help for action in _command("show", "field")._actions}
+    assert helps["checkpoint"] == ("checkpoint.npz (or its run folder) (default: a fresh random model with the "
+                                   "options below)")
+
+
+def test_the_help_of_a_checked_option_ends_with_its_range():
+    threads = next(action for action in _command("train")._actions if action.dest == "threads")
+    assert threads.help == ("CPU threads, each running a part of every batch (default: one per core this process "
+                            "may use) [an int from 1 to 256]")
+    parser = options.Parser(prog="tool")
+    parser.add_argument("--seed", type=options.option("seed"))  # no help of its own: the range alone
+    parser.add_argument("--name", type=str.upper)  # not a checked type: left as it is
+    options.document(parser)
+    assert [action.help for action in parser._actions[1:]] == ["[an int from 0 to 4294967295]", None]
+
+
+def test_the_parser_takes_argparses_arguments_and_namespace():
+    parser = options.Parser("tool", "tool [--seed N]")  # prog and usage, by position as for argparse
+    parser.add_argument("--seed", type=options.option("seed"))
+    assert (parser.prog, parser.format_usage()) == ("tool", "usage: tool [--seed N]\n")
+    into = argparse.Namespace(kept=1)
+    assert parser.parse_args(["--seed", "3"], namespace=into) is into and vars(into) == {"kept": 1, "seed": 3}
+
+
+def test_every_unknown_option_gets_its_own_hint(capsys):
+    with pytest.raises(SystemExit):
+        main(["sample", "--pretrained", "binarized-mnist", "--n=4", "--seeed", "3"])
+    assert capsys.readouterr().err == ("minipixel sample: error: unrecognized arguments: --n=4 --seeed 3 "
+                                       "(did you mean -n, --seed?)\n")
+
+
+def test_the_memory_estimate_of_evaluation():
+    from minipixel.model import PixelCNNConfig
+
+    # at each position of the batch, 4-byte numbers: 6 of the widest maps (2 * filters wide in a gated
+    # model, filters in a PixelCNN) and the logits twice; and twice a training step at batch 0 (the
+    # parameters, their gradients and Adam's two moments)
+    for arch, widest in (("pixelcnn", 6), ("gated", 12)):
+        config = PixelCNNConfig(height=4, width=7, channels=3, levels=4, filters=6, blocks=2, arch=arch)
+        assert memory.inference_bytes(config, 5) == (5 * 28 * 4 * (6 * widest + 2 * 3 * 4)
+                                                     + 2 * memory.training_bytes(config, 0)), arch

@@ -270,3 +270,19 @@ def test_resume_with_out_naming_its_own_folder_another_way_is_a_plain_resume(tin
     monkeypatch.chdir(tmp_path)
     run(settings(tiny_npz, steps=6), tmp_path / "a", resume=Path("a"))  # relative, then absolute: one folder
     assert read_checkpoint(tmp_path / "a")[3]["step"] == 6 and not (tmp_path / "a" / "replaced-run").exists()
+
+
+def test_the_sample_rows_of_a_model_of_a_named_dataset_are_named_by_its_classes(tmp_path, monkeypatch):
+    from minipixel import rundata
+    from minipixel.datasets.class_names import CLASS_NAMES
+
+    # fashion-mnist:train and :valid, here 8x8 pictures of 10 classes in place of the files
+    classes = np.arange(40) % 10
+    monkeypatch.setattr(rundata, "run_labels", lambda spec, s, progress=True: (_pictures(40, 8, 8), classes))
+    monkeypatch.setattr(rundata.datasets, "has_split", lambda spec: spec == "fashion-mnist:valid")
+    rows = []
+    real = train_module.image_grid
+    monkeypatch.setattr(train_module, "image_grid", lambda *a, **kw: rows.append(kw["row_names"]) or real(*a, **kw))
+    run(settings("fashion-mnist:train", steps=1, samples=10, arch="gated", conditional=True, filters=4, blocks=0),
+        tmp_path / "run")
+    assert rows == [list(CLASS_NAMES["fashion-mnist"])]

@@ -203,3 +203,55 @@ def test_after_a_fork_the_pool_whose_threads_are_gone_is_dropped():
     threads_module._pool.shutdown()  # a pool that takes no more tasks, as in the child
     threads_module._forget_pool()  # what os.register_at_fork runs in the child
     assert threads_module.run([lambda: 3, lambda: 4]) == [3, 4]
+
+
+class _Controller:
+    """A stand-in for threadpoolctl's controller that reports the given libraries."""
+
+    def __init__(self, libraries):
+        self.libraries = libraries
+
+    def info(self):
+        return self.libraries
+
+
+def test_the_blas_threads_are_read_from_the_blas_library_alone(monkeypatch):
+    openmp = {"user_api": "openmp", "num_threads": 7}
+    monkeypatch.setattr(threads_module, "_blas", lambda: _Controller([openmp, {"user_api": "blas", "num_threads": 3}]))
+    assert threads_module.blas_threads() == 3
+    monkeypatch.setattr(threads_module, "_blas", lambda: _Controller([openmp]))  # no BLAS that can be told
+    assert threads_module.blas_threads() is None
+
+
+def test_one_task_runs_with_blas_as_it_is_capped_by_the_threads_asked_for(monkeypatch, threads):
+    # what run() limits BLAS to around one task; with tasks in threads, one BLAS thread each
+    monkeypatch.setattr(threads_module, "_blas", lambda: _Controller([{"user_api": "blas", "num_threads": 4}]))
+    assert [threads_module.blas_threads_in(parts) for parts in (1, 2, 3)] == [4, 1, 1]
+    threads(2)
+    assert [threads_module.blas_threads_in(parts) for parts in (1, 2)] == [2, 1]
+    threads(8)  # more threads than BLAS has: BLAS as it is
+    assert threads_module.blas_threads_in(1) == 4
+    monkeypatch.setattr(threads_module, "_blas", lambda: _Controller([]))  # BLAS's threads cannot be told
+    assert threads_module.blas_threads_in(1) is None and threads_module.blas_threads_in(2) == 1
+    threads(None)
+    assert threads_module.blas_threads_in(1) is None
+
+
+def test_the_time_estimate_is_the_faster_of_two_passes_of_one_blank_image_times_the_passes_of_the_work(monkeypatch):
+    # the first pass pays for buffers and BLAS's start: here it takes 3 s, the second 2 s (a third would take 1 s)
+    seen = []
+    monkeypatch.setattr(evaluate_module, "forward", lambda model, x, classes: seen.append((x.shape, x.max(), classes)))
+
+    def estimate(cfg, *args):
+        clock = iter([0.0, 3.0, 3.0, 5.0, 5.0, 6.0])
+        monkeypatch.setattr(evaluate_module, "time", type("Clock", (), {"perf_counter": lambda: next(clock)}))
+        return evaluate_module.estimate_seconds(build_model(cfg, seed=1), *args)
+
+    colour, conditional = CONFIGS["pixelcnn"], CONFIGS["gated"]
+    assert estimate(colour, 10) == 2 * 10  # one pass per image
+    assert estimate(colour, 10, "cached") == 2 * 10 * 2.5
+    assert estimate(colour, 10, "naive", 4, 5) == 2 * 10 * 4 * 5 * 3  # one pass per sub-pixel of 4x5 RGB images
+    assert [shape for shape, _, _ in seen] == [(1, 6, 6, 3)] * 4 + [(1, 4, 5, 3)] * 2 and not any(x for _, x, _ in seen)
+    seen.clear()
+    assert estimate(conditional, 3, "wavefront") == 2 * 3 * 2
+    assert [(shape, list(classes)) for shape, _, classes in seen] == [((1, 6, 6, 1), [0])] * 2

@@ -56,6 +56,7 @@ def test_ema_can_be_switched_on_and_off_at_a_resume(tiny_npz, tmp_path):
     assert "average_t" not in read_checkpoint(folder)[2]
     said = []
     train(settings(tiny_npz, steps=10, ema=0.9), resume=folder, progress=False, log=said.append)
+    assert f"resuming {folder / 'checkpoint.npz'} at step 6" in said
     assert "Polyak averaging (decay 0.9) from step 7 on, starting at the current weights" in said
     assert int(read_checkpoint(folder)[2]["average_t"]) == 4  # steps 7..10
     train(None, resume=folder, progress=False, log=lambda *a: None)  # its own settings: 10 steps, done
