@@ -215,6 +215,20 @@ def test_resume_into_another_folder_refuses_a_run_there(tiny_npz, tmp_path):
     run(settings(tiny_npz, steps=6), tmp_path / "a", resume=tmp_path / "a")  # its own folder: a plain resume
 
 
+def test_overwrite_lets_the_old_run_go_at_the_new_runs_first_checkpoint_even_before_an_evaluation(tiny_npz,
+                                                                                                   tmp_path):
+    import os
+    import signal
+
+    folder = tmp_path / "run"
+    run(settings(tiny_npz, steps=2, samples=0), folder)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C at step 1: a checkpoint, no evaluation, no best.npz
+        train(settings(tiny_npz, steps=8, eval_every=4, samples=0, seed=5), out=folder, progress=False,
+              log=lambda *a: None, on_step=lambda step, loss: os.kill(os.getpid(), signal.SIGINT), overwrite=True)
+    assert read_checkpoint(folder)[3]["step"] == 1 and not (folder / "best.npz").exists()
+    assert not (folder / "replaced-run").exists()
+
+
 def test_overwrite_keeps_the_old_run_aside_until_the_new_runs_first_checkpoint(tiny_npz, tmp_path, monkeypatch):
     folder = tmp_path / "run"
     run(settings(tiny_npz, steps=4, samples=2), folder)

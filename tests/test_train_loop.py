@@ -111,6 +111,17 @@ def test_ctrl_c_draws_samples_only_when_some_are_asked_for(tiny_npz, tmp_path):
         assert any(line.startswith("drawing") for line in logged) == (samples > 0)
 
 
+def test_a_finished_run_whose_samples_were_cut_short_draws_them_at_a_resume(tiny_npz, tmp_path):
+    for samples in (0, 1):
+        folder = tmp_path / f"{samples}"
+        run(settings(tiny_npz, steps=2, samples=samples), folder)
+        assert (folder / "samples.png").exists() == (samples > 0)
+        (folder / "samples.png").unlink(missing_ok=True)  # as if the end was cut short
+        run(settings(tiny_npz, steps=2, samples=samples), folder, resume=folder)  # finished: nothing to train
+        assert read_checkpoint(folder)[3]["step"] == 2
+        assert (folder / "samples.png").exists() == (samples > 0), samples
+
+
 def test_minutes_stop_training_with_an_evaluation_and_a_checkpoint(tiny_npz, tmp_path, monkeypatch):
     # The fake clock moves 10 s per step: 1 minute is 6 steps, mid-epoch (4 steps an epoch).
     now = [1000.0]
