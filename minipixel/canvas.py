@@ -22,8 +22,8 @@ class Canvas:
     down), so the taps around any position are plain slices.
 
     A rolling canvas (made inside ``rolling_maps()``) holds k//2 + 2 rows: the
-    current row ``now`` in the last, the rows above it before (zeros above the
-    image), and ``advance()`` moves every row up by one for the next row. Row r
+    current row (``maps.now``) in the last, the rows above it before (zeros above
+    the image), and ``maps.advance()`` moves every row up by one for the next row. Row r
     is always at the same place relative to ``now`` (``row``), so a step
     captured at one row reads and writes the right rows at every other.
     """
@@ -35,7 +35,7 @@ class Canvas:
         # and one more for the gated model's vertical stack, which reads its map
         # at the start of a row up to the row before (``GatedPixelCNN.forward_at``).
         rows = height + self.pad if maps is None else self.pad + 2
-        self.rolling, self.now = maps is not None, 0
+        self.maps = maps  # a rolling canvas's: the row it is at (``maps.now``)
         self.data = xp.zeros((n, rows, width + 2 * self.pad, channels), dtype=dtype)
         self.flat = self.data.reshape(n, -1, channels)  # a view: the positions in one axis, row after row
         if maps is not None:
@@ -43,20 +43,19 @@ class Canvas:
 
     def row(self, i):
         """Where image row i is in ``data`` (its first axis after the images)."""
-        if not self.rolling:
+        if self.maps is None:
             return i + self.pad
-        at = i - self.now + self.pad + 1
+        now = self.maps.now
+        at = i - now + self.pad + 1
         if not 0 <= at < self.data.shape[1]:
-            raise IndexError(f"a rolling canvas at row {self.now} keeps rows {self.now - self.pad - 1} .. "
-                             f"{self.now}, not row {i}")
+            raise IndexError(f"a rolling canvas at row {now} keeps rows {now - self.pad - 1} .. {now}, not row {i}")
         return at
 
-    def advance(self):
-        """A rolling canvas: on to the next row (every row up by one, the new one zero)."""
+    def shift(self):
+        """A rolling canvas: every row up by one, the last one zero (``RollingMaps.advance``)."""
         for r in range(self.data.shape[1] - 1):  # row by row: the copies must not overlap
             self.data[:, r] = self.data[:, r + 1]
         self.data[:, -1] = 0
-        self.now += 1
 
     def write(self, i, j, value, channels=slice(None)):
         """Set the map at position (i, j): ``value`` (n, len(channels))."""
@@ -85,19 +84,25 @@ class Canvas:
         return self.data[:, p:, p : self.data.shape[2] - p]
 
     def _whole(self, what):
-        if self.rolling:
+        if self.maps is not None:
             raise ValueError(f"Canvas.{what} needs the whole map; a rolling canvas keeps only the last rows")
 
 
 class RollingMaps:
-    """The canvases made inside one ``rolling_maps()``: ``advance()`` moves them all to the next row."""
+    """The canvases made inside one ``rolling_maps()``, all at image row ``now``."""
 
     def __init__(self):
-        self.canvases = []
+        self.canvases, self.now = [], 0
+
+    def shift(self):
+        """Every canvas's rows up by one (on zero maps, a change of nothing)."""
+        for canvas in self.canvases:
+            canvas.shift()
 
     def advance(self):
-        for canvas in self.canvases:
-            canvas.advance()
+        """On to the next row: the rows up by one, the new one zero."""
+        self.shift()
+        self.now += 1
 
 
 @contextlib.contextmanager

@@ -353,8 +353,8 @@ def _sample_graph(model, u, temperature, bar, known, classes):
                 else:
                     fused.draw_into(logits, u_row[:, j, c], temperature, labels_row[:, j, c], canvas.at(i, j)[:, c])
 
-    # The known rows and the first row run as they come (on a GPU the first compiles
-    # the kernels); the next is captured (recorded, not run), replayed for every row after.
+    # The known rows and the first row run as they come; the next is captured (recorded, not run), replayed after.
+    maps.shift()  # the maps are zero: no change, but on a GPU the shift's copies compile before the capture
     graph, captured = None, max(first, 1)
     for i in range(H):
         u_row[...] = u[:, i]
