@@ -215,6 +215,16 @@ def test_resume_into_another_folder_refuses_a_run_there(tiny_npz, tmp_path):
     run(settings(tiny_npz, steps=6), tmp_path / "a", resume=tmp_path / "a")  # its own folder: a plain resume
 
 
+def test_a_folder_holds_a_run_when_it_holds_a_checkpoint_or_a_best_npz_only(tmp_path):
+    for name in runfolder.RUN_FILES:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / name).write_bytes(b"")
+        assert runfolder.holds_run(folder) == (name in ("checkpoint.npz", "best.npz")), name
+        if not runfolder.holds_run(folder):  # records without a checkpoint: a new run may start there
+            runfolder.check_replaceable(folder, "training", overwrite=False)
+
+
 def test_overwrite_lets_the_old_run_go_at_the_new_runs_first_checkpoint_even_before_an_evaluation(tiny_npz,
                                                                                                    tmp_path):
     import os

@@ -116,6 +116,10 @@ def test_a_finished_run_whose_samples_were_cut_short_draws_them_at_a_resume(tiny
         folder = tmp_path / f"{samples}"
         run(settings(tiny_npz, steps=2, samples=samples), folder)
         assert (folder / "samples.png").exists() == (samples > 0)
+        if samples:  # samples.png there: a resume of the finished run leaves it as it is
+            (folder / "samples.png").write_bytes(b"kept")
+            run(settings(tiny_npz, steps=2, samples=samples), folder, resume=folder)
+            assert (folder / "samples.png").read_bytes() == b"kept"
         (folder / "samples.png").unlink(missing_ok=True)  # as if the end was cut short
         run(settings(tiny_npz, steps=2, samples=samples), folder, resume=folder)  # finished: nothing to train
         assert read_checkpoint(folder)[3]["step"] == 2
