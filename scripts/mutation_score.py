@@ -298,6 +298,14 @@ EQUIVALENT = {
     "class_names#12": 'split(":", 2): only the part before the first ":" is used, and it is the same',
     "_input#12": "|x| <= 0.05 for < 0.05: an entry of exactly +-0.05 is then set to 0.05 * sign(x), itself",
     "_input#14": "an exact 0 moved to -0.05 instead of 0.05: as far from the ReLU's kink, either side will do",
+    **{f"FolderLock.{method}#{n}": "held = None: only its truth value is read (None and False agree)"
+       for method, n in (("__init__", 6), ("release", 1))},
+    **{f"FolderLock.{method}#{n}": '_fd = "" while the lock is not held: it is read only while held, '
+                                   "after acquire sets it" for method, n in (("__init__", 8), ("release", 4))},
+    "FolderLock.acquire#29": "os.read(fd, 65) for 64: only the file's first word is read, a process id far "
+                             "shorter than 64 bytes (the lock writes nothing else there)",
+    "FolderLock.acquire#8": "101 tries for 100: a try is repeated only when the lock file was replaced between "
+                            "its open and its lock, by a release in that instant; no run comes near 100",
 }
 
 

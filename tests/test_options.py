@@ -407,6 +407,47 @@ def test_an_error_while_holding_a_folders_lock_goes_on_up_and_lets_the_folder_go
         assert lock.held
 
 
+def test_a_folders_lock_makes_its_folders_mode_0644_and_lets_go_once(tmp_path):
+    from minipixel.files import FolderLock
+
+    lock = FolderLock(tmp_path / "a" / "b" / "run")  # folders that do not exist yet: made
+    lock.release()  # never taken: nothing to let go
+    assert not lock.held and not (tmp_path / "a").exists()
+    umask = os.umask(0)
+    try:
+        lock.acquire()
+    finally:
+        os.umask(umask)
+    assert lock.held and (tmp_path / "a" / "b" / "run" / ".lock").stat().st_mode & 0o777 == 0o644
+    lock.release()
+    lock.release()  # a second time: nothing
+    assert not lock.held and not (tmp_path / "a" / "b" / "run" / ".lock").exists()
+
+
+@pytest.mark.parametrize("content, who", [
+    (b"", "another training (a process) is writing"),
+    (b"\xff\xfe 99\n", "another training (process \ufffd\ufffd) is writing"),  # not UTF-8: replaced
+    (b"OWN extra\n", "this process is already writing"),  # the owner is the first word
+    (b"OWN\n", "this process is already writing"),
+])
+def test_a_held_lock_names_its_owner_from_the_first_word_of_its_file(tmp_path, content, who):
+    import fcntl
+
+    from minipixel.files import FolderBusy, FolderLock
+
+    (tmp_path / "run").mkdir()
+    path = tmp_path / "run" / ".lock"
+    path.write_bytes(content.replace(b"OWN", str(os.getpid()).encode()))
+    fd = os.open(path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held through another open file: as by another process
+    try:
+        with pytest.raises(FolderBusy) as busy:
+            FolderLock(tmp_path / "run").acquire()
+    finally:
+        os.close(fd)
+    assert f"{tmp_path / 'run'}: {who}" in str(busy.value)
+
+
 def test_work_of_30_s_or_more_says_its_estimate_in_seconds_then_in_minutes(capsys):
     for seconds in (29.9, 30, 89, 90, 600):
         options.say_estimate(seconds, "sampling")
