@@ -236,6 +236,16 @@ def test_a_damaged_optimizer_state_is_refused_by_name(tmp_path):
         assert _refusal(bad) == f"{bad}: optimizer state {reason}"
 
 
+def test_a_checkpoint_of_the_model_alone_resumes_with_a_fresh_optimizer(tiny_npz, tmp_path):
+    run(settings(tiny_npz, steps=2), tmp_path / "run")
+    model, optim_state, state = load_model(tmp_path / "run" / "checkpoint.npz")
+    assert optim_state["t"] == 2
+    save_checkpoint(tmp_path / "alone" / "checkpoint.npz", model, state=state)  # no optimizer state, as shipped
+    run(settings(tiny_npz, steps=4), tmp_path / "alone", resume=tmp_path / "alone")
+    _, _, optim_state, state = read_checkpoint(tmp_path / "alone")
+    assert state["step"] == 4 and optim_state["t"] == 2  # Adam started afresh at the resume
+
+
 def test_a_damaged_polyak_average_in_a_checkpoint_is_refused_by_name(tmp_path):
     model = PixelCNN(PixelCNNConfig(height=8, width=8, filters=4, blocks=0))
     average = Average(model.parameters(), 0.9)

@@ -424,6 +424,56 @@ def test_a_folders_lock_makes_its_folders_mode_0644_and_lets_go_once(tmp_path):
     assert not lock.held and not (tmp_path / "a" / "b" / "run" / ".lock").exists()
 
 
+@pytest.mark.parametrize("new_file", [False, True])
+def test_a_lock_file_released_between_its_open_and_its_lock_is_taken_again_on_the_new_one(tmp_path, monkeypatch,
+                                                                                          new_file):
+    import fcntl
+
+    from minipixel.files import FolderLock
+
+    path = tmp_path / "run" / ".lock"
+    real, calls = fcntl.flock, []
+
+    def released_first(fd, how):
+        # the holder lets go just before our lock: it deletes the file we opened (and a third
+        # process may already have made a new one there); our lock is then on a file no one sees
+        calls.append(fd)
+        if len(calls) == 1:
+            path.unlink()
+            if new_file:
+                path.write_text("")
+        return real(fd, how)
+
+    monkeypatch.setattr(fcntl, "flock", released_first)
+    lock = FolderLock(tmp_path / "run").acquire()
+    assert lock.held and len(calls) == 2 and os.fstat(lock._fd).st_ino == path.stat().st_ino  # the file seen
+    assert path.read_text() == f"{os.getpid()}\n"
+    lock.release()
+
+
+def test_a_lock_taken_over_from_a_killed_run_never_names_its_old_owner(tmp_path, monkeypatch):
+    from minipixel.files import FolderBusy, FolderLock
+
+    (tmp_path / "run").mkdir()
+    path = tmp_path / "run" / ".lock"
+    path.write_text("99999999\n")  # left by a killed run
+    real, said = os.ftruncate, []
+
+    def emptied_then_looked_at(fd, length):
+        real(fd, length)
+        try:  # another training that tries the folder before our process id is written
+            FolderLock(tmp_path / "run").acquire()
+        except FolderBusy as busy:
+            said.append(str(busy))
+
+    monkeypatch.setattr(os, "ftruncate", emptied_then_looked_at)
+    lock = FolderLock(tmp_path / "run").acquire()
+    monkeypatch.undo()
+    assert len(said) == 1 and "another training (a process) is writing" in said[0]
+    assert path.read_text() == f"{os.getpid()}\n"
+    lock.release()
+
+
 @pytest.mark.parametrize("content, who", [
     (b"", "another training (a process) is writing"),
     (b"\xff\xfe 99\n", "another training (process \ufffd\ufffd) is writing"),  # not UTF-8: replaced

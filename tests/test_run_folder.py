@@ -15,7 +15,7 @@ from minipixel.datasets import write_npz
 from minipixel.train import train
 from minipixel import runfolder
 
-from train_helpers import _steps_csv, run, settings
+from train_helpers import _new_run, _steps_csv, run, settings
 
 
 def test_run_folder_contents(tiny_npz, tmp_path):
@@ -188,6 +188,8 @@ def test_a_new_run_refuses_a_folder_that_holds_a_run_and_changes_nothing(tiny_np
         run(settings(tiny_npz, steps=2), folder)
     assert main(["train", "--data", str(tiny_npz), "--filters", "8", "--blocks", "1", "--steps", "2",
                  "--out", str(folder), "--quiet"]) == 1
+    with pytest.raises(FileExistsError, match="holds a run already"):
+        _new_run(settings(tiny_npz, steps=2), folder)  # a Run replaces none by default either
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     (tmp_path / "best").mkdir()
     (tmp_path / "best" / "best.npz").write_text("")  # a best.npz is a run too
@@ -294,6 +296,11 @@ def test_resume_with_out_naming_its_own_folder_another_way_is_a_plain_resume(tin
     monkeypatch.chdir(tmp_path)
     run(settings(tiny_npz, steps=6), tmp_path / "a", resume=Path("a"))  # relative, then absolute: one folder
     assert read_checkpoint(tmp_path / "a")[3]["step"] == 6 and not (tmp_path / "a" / "replaced-run").exists()
+    logged = []  # --overwrite replaces another run, never the one it resumes
+    train(settings(tiny_npz, steps=8), out=tmp_path / "a", resume=tmp_path / "a", overwrite=True, progress=False,
+          log=logged.append)
+    assert [row[0] for row in _steps_csv(tmp_path / "a")] == list(range(1, 9))
+    assert not (tmp_path / "a" / "replaced-run").exists() and not any("waits in" in line for line in logged)
 
 
 def test_the_sample_rows_of_a_model_of_a_named_dataset_are_named_by_its_classes(tmp_path, monkeypatch):

@@ -255,3 +255,14 @@ def test_the_time_estimate_is_the_faster_of_two_passes_of_one_blank_image_times_
     seen.clear()
     assert estimate(conditional, 3, "wavefront") == 2 * 3 * 2
     assert [(shape, list(classes)) for shape, _, classes in seen] == [((1, 6, 6, 1), [0])] * 2
+
+
+def test_a_long_evaluation_says_its_estimate_and_its_images_before_it_starts(monkeypatch, capsys):
+    cfg = CONFIGS["pixelcnn"]
+    _, labels, _ = batch(cfg, n=3)
+    monkeypatch.setattr(evaluate_module, "estimate_seconds", lambda model, images: 45.0 * images / 3)
+    evaluate_module.evaluate(build_model(cfg, seed=1), labels, progress=True)
+    assert capsys.readouterr().err.splitlines()[0] == ("evaluating 3 images: about 45 s (estimated from one forward "
+                                                       "pass); Ctrl-C stops it")
+    evaluate_module.evaluate(build_model(cfg, seed=1), labels)  # no progress: quiet
+    assert capsys.readouterr().err == ""

@@ -109,6 +109,23 @@ def test_load_labels_shows_progress_unless_told_not_to(tiny_npz, monkeypatch):
     assert logged[0].endswith(f"validation images from a 10% hold-out of {tiny_npz} (seed 4); 8x8x1, 2 levels")
 
 
+def test_the_hold_out_of_a_run_is_drawn_with_its_seed(tmp_path):
+    from minipixel.data import ImageSet, split_holdout, to_labels
+    from minipixel.datasets import write_npz
+
+    images = np.arange(40 * 4).reshape(40, 2, 2, 1).astype(np.uint8)  # every image another
+    write_npz(tmp_path / "d.npz", ImageSet(images, max_value=255, source="d"))
+    held = {}
+    for seed in (0, 4):
+        train, valid = train_module.prepare_data(TrainSettings(data=str(tmp_path / "d.npz"), levels=256, seed=seed),
+                                                 log=lambda *a: None, progress=False)
+        want = split_holdout(ImageSet(images, max_value=255, source="d"), 0.1, seed)
+        for got, part in zip((train, valid), want):
+            np.testing.assert_array_equal(got[0], to_labels(part, 256))
+        held[seed] = valid[0]
+    assert len(held[4]) == 4 and not np.array_equal(held[0], held[4])
+
+
 def test_a_named_datasets_train_split_is_validated_on_its_valid_split(monkeypatch):
     class HeldOut(Exception):
         """prepare_data went for a 10% hold-out of the training data."""
@@ -154,6 +171,8 @@ def test_binary_data_is_refused_by_a_three_level_model(tiny_npz):
     model = PixelCNN(PixelCNNConfig(height=8, width=8, levels=3, filters=4, blocks=0))
     with pytest.raises(ValueError, match="binary .* has 3 levels"):
         run_labels(str(tiny_npz), TrainSettings(levels=3), model, "c.npz")
+    with pytest.raises(ValueError, match=r"binary \(0/1\), and --levels 3 would train"):  # a new run's model too
+        run_labels(str(tiny_npz), TrainSettings(levels=3))
 
 
 def test_the_data_line_of_a_run_counts_the_classes_of_labelled_data(tmp_path):
@@ -197,6 +216,11 @@ def test_a_new_run_logs_its_live_parameters_every_bias_and_the_unmasked_weights(
     # 7x7 mask A on one grey channel: 3 rows of 7 above and 3 taps to the left = 24 live taps;
     # weights 24 * 4 + two 1x1 layers of 4 * 4 + the output 4 * 2 = 136, biases 4 + 4 + 4 + 2 = 14
     assert logged[-1].startswith("model: pixelcnn, 150 live parameters, 4 filters, 0 blocks; ")
+    for blocks, said in ((1, "1 block; "), (2, "2 blocks; ")):
+        r = train_module.Run(settings(tiny_npz, filters=4, blocks=blocks), tmp_path / f"run{blocks}",
+                             log=logged.append, progress=False)
+        r.lock.release()
+        assert f" 4 filters, {said}" in logged[-1]
 
 
 def test_a_conditional_run_counts_its_class_biases_among_the_live_parameters(tmp_path):

@@ -76,10 +76,25 @@ def test_reading_bar_can_be_turned_off(tmp_path, monkeypatch, capsys):
     for k in range(3):
         save(tmp_path / f"{k}.png", random_image((4, 4), k))
     monkeypatch.setattr(image_folder, "_PROGRESS_MIN_FILES", 1)  # a bar even for 3 files
+    load(str(tmp_path))  # on by default
+    assert "reading" in capsys.readouterr().err
     load(str(tmp_path), progress=True)
     assert "reading" in capsys.readouterr().err
     load(str(tmp_path), progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_a_named_split_found_as_a_folder_is_read_with_the_size_and_progress_asked_for(tmp_path, monkeypatch,
+                                                                                       capsys):
+    # whatever exists at a named split's path (a folder too) is read as a path would be
+    folder = tmp_path / "mnist" / "train-images-idx3-ubyte"
+    save(folder / "a.png", random_image((12, 10), 0))
+    save(folder / "b.png", random_image((9, 14), 1))  # another size: only --size makes them one
+    monkeypatch.setattr(image_folder, "_PROGRESS_MIN_FILES", 1)  # a bar even for 2 files
+    got = load("mnist:train", data_dir=tmp_path, size=6, progress=False)
+    assert got.images.shape == (2, 6, 6, 1) and capsys.readouterr().err == ""
+    assert load("mnist:train", data_dir=tmp_path, size=5).images.shape == (2, 5, 5, 1)
+    assert "reading train-images-idx3-ubyte" in capsys.readouterr().err
 
 
 def test_class_folders_of_colour_pngs(tmp_path):

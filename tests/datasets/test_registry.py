@@ -126,6 +126,11 @@ def test_load_reads_paths_and_reports_missing_ones(tmp_path, monkeypatch):
     assert load("x.amat").images.shape == (2, 28, 28, 1)  # no separator, but it exists
     with pytest.raises(FileNotFoundError, match=r"missing\.npz"):
         load("missing.npz")  # a known suffix makes it a path
+    with pytest.raises(FileNotFoundError, match=r"nowhere/images"):
+        load("nowhere/images")  # a separator makes it a path, with no suffix and though it does not exist
+    (tmp_path / "digits").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"^digits: unknown file type"):
+        load("digits")  # neither separator nor known suffix, but it exists: a path, read as one
 
 
 def test_load_uses_minipixel_data_env(tmp_path, monkeypatch):
