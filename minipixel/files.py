@@ -103,8 +103,12 @@ class FolderLock:
             if not same:
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+            except OSError:  # a full disk, say: let the lock go, or the folder stays locked until we exit
+                os.close(fd)
+                raise
             self._fd, self.held = fd, True
             return self
         raise FolderBusy(f"{self.path.parent}: could not take the run folder's lock {self.path}")

@@ -407,6 +407,22 @@ def test_an_error_while_holding_a_folders_lock_goes_on_up_and_lets_the_folder_go
         assert lock.held
 
 
+def test_a_lock_that_cannot_write_its_owner_lets_the_folder_go(tmp_path, monkeypatch):
+    import errno
+
+    from minipixel import files
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(files.os, "write", full)
+        with pytest.raises(OSError, match="No space left"):
+            files.FolderLock(tmp_path / "run").acquire()
+    with files.FolderLock(tmp_path / "run") as lock:  # not "this process is already writing"
+        assert lock.held
+
+
 def test_a_folders_lock_makes_its_folders_mode_0644_and_lets_go_once(tmp_path):
     from minipixel.files import FolderLock
 
