@@ -314,6 +314,8 @@ EQUIVALENT = {
     **{f"ranks#{n}": 'another default device than "cpu": it is only compared with "gpu"' for n in (1, 2)},
     "Run.__init__#13": 'saved, optim_state and new_lr start as "" for a new run: _build_optimizer reads each only '
                        "when resumed (a resume sets all three)",
+    "read_images#8": 'read_cifar10(path) without "train": its split defaults to "train"',
+    "read_npz#23": 'kind not in "XXiuXX": a dtype kind is one letter, and "X" is none',
 }
 
 

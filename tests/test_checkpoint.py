@@ -157,6 +157,17 @@ def test_a_checkpoints_state_entry_does_not_depend_on_the_order_of_its_keys(tmp_
     assert read_checkpoint(a)[3] == read_checkpoint(b)[3] == state
 
 
+def test_a_checkpoints_config_entry_is_json_with_its_keys_sorted(tmp_path):
+    # As the state entry: the text does not follow the order in which PixelCNNConfig declares its fields.
+    config = PixelCNNConfig(height=8, width=6, filters=4, blocks=0, levels=4)
+    path = save_checkpoint(tmp_path / "c.npz", PixelCNN(config))
+    with np.load(path) as f:
+        text = str(f["config"])
+    keys = list(json.loads(text))
+    assert keys == sorted(keys) and set(keys) >= {"height", "width", "levels", "filters", "arch"}
+    assert text == config.to_json() and PixelCNNConfig.from_json(text) == config
+
+
 def test_a_training_state_with_a_bad_step_or_clock_is_refused_by_name(tmp_path):
     _, good = _tiny_checkpoint(tmp_path, {"step": 2, "seconds": 1.5})
     assert load_model(good)[2] == {"step": 2, "seconds": 1.5}

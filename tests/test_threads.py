@@ -8,12 +8,14 @@ numbers bit for bit when repeated, and replicas must share the parameters
 import os
 import signal
 import time
+import types
 
 import numpy as np
 import pytest
 
 from minipixel import threads as threads_module
 from minipixel.data import labels_to_inputs
+from minipixel.layers import Layer
 from minipixel.losses import nll_per_image, softmax_cross_entropy
 from minipixel.model import PixelCNNConfig, build_model
 from minipixel.optim import Adam
@@ -85,6 +87,45 @@ def test_replicas_share_the_parameters_and_nothing_else(threads):
     before = {k: p.copy() for k, p in twin.parameters().items()}
     train_step(model, optimizer, x, labels)
     assert all(not np.array_equal(p, before[k]) for k, p in twin.parameters().items() if k.endswith("W"))
+
+
+def held(obj):
+    """Every object reachable from ``obj`` through attributes, lists, tuples and dicts (modules aside)."""
+    seen, stack = {}, [obj]
+    while stack:
+        o = stack.pop()
+        if id(o) in seen or isinstance(o, types.ModuleType):
+            continue
+        seen[id(o)] = o
+        if isinstance(o, dict):
+            stack += o.values()
+        elif isinstance(o, (list, tuple)):
+            stack += o
+        elif hasattr(o, "__dict__") and not isinstance(o, type):
+            stack += vars(o).values()
+    return list(seen.values())
+
+
+def test_a_replica_copies_no_caches_no_flat_arrays_and_no_other_replica(threads):
+    cfg = CONFIGS["pixelcnn"]
+    model = build_model(cfg, dtype="float64")
+    assert threads_module.replica(model).packed is None  # also before any replicas() call
+    whole_batch_gradients(model, *batch(cfg))  # the model's layers now hold forward's caches
+    assert any(getattr(layer, name) is not None for layer in model.layers() for name in layer.CACHE)
+    threads(3)
+    made = threads_module.replicas(model, 4)
+    assert len(made) == 3
+    for twin in made[1:]:
+        # Its gradients are its own arrays, not views of the model's flat one: it has no flat arrays.
+        assert twin.packed is None
+        assert all(getattr(layer, name) is None for layer in twin.layers() for name in layer.CACHE)
+        # Its own layers and nothing of the model or of the replicas made before it.
+        assert {id(o) for o in held(twin) if isinstance(o, Layer)} == {id(layer) for layer in twin.layers()}
+    # A replica is a model like any other: it makes replicas of its own, sharing the same parameters.
+    again = threads_module.replicas(made[2], 4)
+    assert len(again) == 3 and again[0] is made[2]
+    for name, p in model.parameters().items():
+        assert all(m.parameters()[name] is p for m in again), name
 
 
 def test_the_same_thread_count_gives_the_same_bits(threads):

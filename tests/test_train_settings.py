@@ -46,6 +46,17 @@ def test_settings_of_a_checkpoint_saved_without_them_are_the_defaults(tmp_path):
     assert run_settings(tmp_path) == TrainSettings()
 
 
+def test_a_saved_lr_may_lie_above_the_range_but_must_be_positive_and_finite():
+    # A run from before the schedule was kept stored lr / lr_decay**step, above the range a user may give.
+    assert run_settings("c.npz", {"settings": {"lr": 500.0}}).lr == 500.0
+    with pytest.raises(ValueError, match="^lr"):
+        TrainSettings(lr=500.0).validate()  # given by a user, it must be in the range
+    for bad in (0.0, -1e-3, float("inf"), float("nan")):
+        with pytest.raises(CheckpointError, match=r"^c\.npz: bad training settings in the checkpoint: "
+                                                  r"lr: expected a positive finite number, got"):
+            run_settings("c.npz", {"settings": {"lr": bad}})
+
+
 def test_conditional_needs_labels_and_the_gated_model(tiny_npz, tmp_path):
     with pytest.raises(ValueError, match="--conditional needs class labels, and this data has none"):
         run(settings(tiny_npz, arch="gated", conditional=True, steps=1), tmp_path / "a")

@@ -1,10 +1,13 @@
 """Tests for minipixel.datasets.formats: read_images picks the reader from the file name."""
+import re
+
 import numpy as np
 import pytest
 from dataset_files import amat_lines, csv_lines, random_binary, random_grey, write_idx, write_text
 
 from minipixel.data import ImageSet
-from minipixel.datasets.formats import read_images
+from minipixel.datasets.cifar10 import read_cifar10
+from minipixel.datasets.formats import reader_for, read_images
 from minipixel.datasets.npz import write_npz
 
 
@@ -34,3 +37,14 @@ def test_read_images_rejects_empty_directory_and_unknown_suffix(tmp_path):
         read_images(other)
     with pytest.raises(FileNotFoundError, match=r"gone\.txt"):
         read_images(tmp_path / "gone.txt")
+
+
+@pytest.mark.parametrize("name", ["images.tar.gz", "cifar-10-python.zip", "CIFAR-10-batches.tar"])
+def test_only_a_cifar_10_tar_gz_is_taken_for_cifar_10(tmp_path, name):
+    # Another .tar.gz, or a cifar-10 name that is no .tar.gz, is no format read_images knows.
+    assert reader_for("cifar-10-python.tar.gz") is reader_for("CIFAR-10-Python.TAR.GZ") is read_cifar10
+    path = tmp_path / name
+    path.write_bytes(b"\x1f\x8b not really")
+    assert reader_for(name) is None
+    with pytest.raises(ValueError, match=rf"{re.escape(name)}: unknown file type; expected one of these formats"):
+        read_images(path)

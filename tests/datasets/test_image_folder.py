@@ -205,6 +205,10 @@ def test_progress_bar_only_for_many_files(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(image_folder, "_PROGRESS_MIN_FILES", 2)
     read_image_folder(tmp_path)
     assert f"reading {tmp_path.name}" in capsys.readouterr().err
+    read_images(tmp_path)  # the folder read by read_images shows it by default too
+    assert f"reading {tmp_path.name}" in capsys.readouterr().err
+    read_images(tmp_path, progress=False)
+    assert "reading" not in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- image folder: bad folders
