@@ -68,6 +68,27 @@ def test_a_train_step_on_two_ranks_sums_their_gradients_and_losses_and_on_one_do
         np.testing.assert_allclose(both.grads[name], 2 * g, rtol=1e-5, atol=1e-9)
 
 
+def test_ranks_of_one_image_add_up_to_the_batch_and_a_rank_with_none_adds_nothing():
+    model, inputs, labels = _tiny_step()
+    alone = _Recording()
+    loss = train_module.train_step(model, alone, inputs, labels)
+    # four ranks of one image each: each adds its image's share of the batch of 4
+    shares, summed = [], {}
+    for k in range(4):
+        one = _Recording()
+        shares.append(train_module.train_step(model, one, inputs[k : k + 1], labels[k : k + 1], batch=4))
+        for name, g in one.grads.items():
+            summed[name] = summed.get(name, 0) + g
+    assert all(share > 0 for share in shares) and sum(shares) == pytest.approx(loss, rel=1e-5)
+    for name, g in alone.grads.items():
+        np.testing.assert_allclose(summed[name], g, rtol=1e-4, atol=1e-7)
+    # a rank whose slice of a small last batch is empty: no loss and no gradient, whatever the last step left
+    none = _Recording()
+    assert train_module.train_step(model, none, inputs[:0], labels[:0], batch=4) == 0.0
+    assert none.grads.keys() == alone.grads.keys()
+    assert all(np.array_equal(g, np.zeros_like(g)) for g in none.grads.values())
+
+
 def test_the_batches_of_an_epoch_follow_its_order_once_and_ranks_share_them(tiny_npz, tmp_path, monkeypatch):
     drawn = []
     real = train_module.data.epoch_permutation

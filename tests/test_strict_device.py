@@ -242,6 +242,28 @@ def test_a_cupy_array_is_on_the_gpu_before_the_gpu_was_asked_for(monkeypatch):
     assert backend.array_module(cupy.ndarray()) is cupy and backend.device_of(cupy.ndarray()) == "gpu"
 
 
+def test_adam_checks_a_devices_arrays_with_that_devices_own_functions(monkeypatch):
+    """A registered device needs only the part of NumPy's API that minipixel calls on its module:
+    its arrays need not take NumPy's own functions (these refuse them: ``__array_ufunc__ = None``)."""
+    class Opaque:
+        __array_ufunc__ = None
+
+        def __init__(self, a):
+            self.a = a
+
+        def all(self):
+            return Opaque(self.a.all())
+
+        def get(self):
+            return np.array(self.a)
+
+    device = types.SimpleNamespace(ndarray=Opaque, zeros_like=lambda p: Opaque(np.zeros_like(p.a)),
+                                   isfinite=lambda p: Opaque(np.isfinite(p.a)))
+    monkeypatch.setitem(backend._devices, "opaque", device)
+    for values, finite in (([1.0, -2.0], True), ([1.0, np.inf], False), ([np.nan, 0.0], False)):
+        assert Adam({"w": Opaque(np.array(values))}).finite() is finite
+
+
 def test_the_stand_in_counts_every_op(strict_device):
     model = PixelCNN(CONFIGS["grey"], device=strict_device)
     x = strict.zeros((2, 8, 8, 1), dtype=np.float32)
@@ -306,6 +328,25 @@ def test_gpu_launch_counts_of_the_reference_model():
     # The wavefront's launches cover several positions each: 13.3 per sub-pixel of a
     # whole image (21.6 before its indices were made once per image and its draw fused).
     assert counts["per_sampled_sub_pixel_wavefront"] <= 14, counts
+
+
+def test_evaluation_on_the_gpu_hands_back_the_logits_without_copying_them(strict_device):
+    # On the GPU the batch is one part: its logits (the largest array of a pass) come back as
+    # the forward made them, with no launch and no memory spent joining one part to nothing.
+    from minipixel import evaluate as evaluate_module
+
+    cfg = CONFIGS["rgb"]
+    model = PixelCNN(cfg, device=strict_device)
+    labels = strict.asarray(labels_for(cfg, n=4))
+    x = labels_to_inputs(labels, cfg.levels, model.dtype, strict)
+    strict.counts.clear()
+    with model.inference():
+        want = model.forward(x)
+    forward_launches = strict.launches()
+    strict.counts.clear()
+    got = evaluate_module.forward(model, x)
+    assert strict.launches() == forward_launches and strict.counts["concatenate"] == 0, strict.counts
+    np.testing.assert_array_equal(got.get(), want.get())
 
 
 def test_the_stand_in_counts_in_place_ops_as_launches_and_views_as_none():

@@ -13,6 +13,7 @@ import importlib
 import io
 import os
 import pickle
+import stat
 import struct
 import subprocess
 import sys
@@ -374,3 +375,17 @@ def test_fifo_put_in_place_after_the_check_is_refused_without_waiting(tmp_path, 
         reader.join(timeout=QUICK_SECONDS)
         pytest.fail("opening the FIFO waited for a writer")
     assert outcome and outcome[0].startswith(f"{tmp_path / 'x.amat'}: is a FIFO")
+
+
+def test_a_file_of_a_kind_with_no_words_is_refused_as_not_a_file(tmp_path):
+    # Linux's stat() says file, folder, FIFO, device or socket; other systems have more kinds (a
+    # Solaris door, a BSD whiteout), and a mode read without following links may be a link's. None
+    # is an ordinary file, so each is refused, in the same words.
+    from minipixel.datasets import _files
+    from minipixel.files import not_ordinary
+
+    assert not_ordinary(stat.S_IFREG | 0o644) is None
+    for mode in (stat.S_IFLNK | 0o777, 0o150000 | 0o644, 0o160000, 0):  # a link, a door, a whiteout, no kind
+        assert not_ordinary(mode) == "not a file"
+        with pytest.raises(ValueError, match="x.amat: is not a file; expected an ordinary file of data"):
+            _files._check_mode(tmp_path / "x.amat", mode)
