@@ -166,6 +166,8 @@ def test_a_checkpoints_config_entry_is_json_with_its_keys_sorted(tmp_path):
     keys = list(json.loads(text))
     assert keys == sorted(keys) and set(keys) >= {"height", "width", "levels", "filters", "arch"}
     assert text == config.to_json() and PixelCNNConfig.from_json(text) == config
+    with pytest.raises(ValueError, match=r"^model config: unknown fields \['bogus'\]; known: \["):
+        PixelCNNConfig.from_json(text[:-1] + ', "bogus": 1}')
 
 
 def test_a_training_state_with_a_bad_step_or_clock_is_refused_by_name(tmp_path):

@@ -407,6 +407,15 @@ def test_an_error_while_holding_a_folders_lock_goes_on_up_and_lets_the_folder_go
         assert lock.held
 
 
+def test_the_memory_available_is_the_kernels_memavailable_and_a_figure_given_is_used():
+    with open("/proc/meminfo") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+    assert abs(memory.available_memory() - kib * 1024) < 2**30  # read again a moment later: within a GiB
+    with pytest.raises(MemoryError, match=r"^training needs about 0\.00 GiB, and 0\.00 GiB of memory is available"):
+        memory.check_memory(10, "training", available=5)  # whatever this machine has
+    memory.check_memory(5, "training", available=5)
+
+
 def test_a_lock_that_cannot_write_its_owner_lets_the_folder_go(tmp_path, monkeypatch):
     import errno
 

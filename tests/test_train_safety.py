@@ -204,11 +204,15 @@ def test_a_new_rate_after_the_decay_underflowed_is_the_rate_of_the_next_step(tin
 def test_a_damaged_lr_schedule_is_refused_with_the_file_named(tiny_npz, tmp_path):
     folder = tmp_path / "run"
     run(settings(tiny_npz, steps=2), folder)
-    for bad in ({"lr": -1.0, "lr_step": 0}, {"lr": 1e-3, "lr_step": 3}, {"lr": 1e-3}, [1e-3, 0]):
+    for bad in ({"lr": -1.0, "lr_step": 0}, {"lr": 0.0, "lr_step": 0}, {"lr": 1e-3, "lr_step": 3}, {"lr": 1e-3},
+                [1e-3, 0]):
         _rewrite_state(folder / "checkpoint.npz", lambda state: state.update(lr_schedule=bad))
         with pytest.raises(checkpoint_module.CheckpointError, match=r"checkpoint\.npz: expected the state's lr_schedule"):
             read_checkpoint(folder)
     assert zipfile.is_zipfile(folder / "checkpoint.npz")
+    for good in ({"lr": 1e-3, "lr_step": 2}, {"lr": 1e-3, "lr_step": 0}):  # from the start up to the step itself
+        _rewrite_state(folder / "checkpoint.npz", lambda state: state.update(lr_schedule=good))
+        assert read_checkpoint(folder)[3]["lr_schedule"] == good
 
 
 def test_a_resume_after_a_new_rate_goes_on_with_that_rate_decaying(tiny_npz, tmp_path):
