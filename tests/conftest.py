@@ -100,7 +100,7 @@ MUTATION_TESTS = {
     "gradcheck": ("test_gradcheck", "test_gated", "test_dropout", "test_cli"),
     "data": ("test_data", "test_cli", "datasets/test_fuzz", *TRAIN_TESTS),
     "datasets": ("datasets/test_*", "test_data", "test_cli"),
-    "files": ("test_options", "test_data", "test_pretrained", "datasets/test_*", *TRAIN_TESTS),
+    "files": ("test_options", "test_folder_lock", "test_data", "test_pretrained", "datasets/test_*", *TRAIN_TESTS),
     "checkpoint": ("test_cli", "test_sample_cli", "test_pretrained", "datasets/test_fuzz", *TRAIN_TESTS),
     "pretrained": ("test_pretrained", "test_cli"),
     "options": ("test_options", "test_cli", "test_sample_cli", "test_sampling", *TRAIN_TESTS),
@@ -116,7 +116,7 @@ MUTATION_TESTS = {
     "serve": ("test_serve",),
     "serve_api": ("test_serve",),
     "train": ("test_cli", "test_threads", "test_sample_cli", "test_strict_device", "test_dropout", "test_options",
-              *TRAIN_TESTS),
+              "test_folder_lock", *TRAIN_TESTS),
 }
 MUTATION_HEAVY = "test_backward_matches_central_differences[gated model, "
 
