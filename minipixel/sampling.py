@@ -294,7 +294,6 @@ def sample_cached(model, u, temperature, bar, known=None, classes=None, watch=No
 
 
 def _sample_cached(model, u, temperature, bar, known, classes, watch):
-    xp, L = model.xp, model.config.levels
     n, H, W, C = u.shape
     labels, u, first = _start(model, u, known)
     model.condition(classes)
@@ -303,17 +302,28 @@ def _sample_cached(model, u, temperature, bar, known, classes, watch):
     if watch:
         watch.before(labels, first * W * C)
     for i in range(H):
-        for j in range(W):
-            for c in range(C):
-                logits = model.forward_at(canvas, i, j, c)
-                if i < first:  # a known row: its labels are given
-                    canvas.write(i, j, labels_to_inputs(labels[:, i, j, c], L, model.dtype, xp), channels=c)
-                else:  # draw(), the label and the input value written in place: one GPU launch
-                    fused.draw_into(logits, u[:, i, j, c], temperature, labels[:, i, j, c], canvas.at(i, j)[:, c])
-                if watch and i >= first:  # the known rows were there from the start
-                    watch.after(labels, (i * W + j) * C + c + 1)
+        seen = (lambda j, c, i=i: watch.after(labels, (i * W + j) * C + c + 1)) if watch and i >= first else None
+        _cached_row(model, canvas, i, u[:, i], labels[:, i], temperature, i < first, seen)
         bar.update(n)
     return to_numpy(labels)
+
+
+def _cached_row(model, canvas, i, u_row, labels_row, temperature, known, seen=None):
+    """Row i of the cached sampler: at each position the logits (``forward_at``), then
+    the label drawn with ``u_row`` ((n, W, C)) into ``labels_row`` and, as the network's
+    input value, into the canvas; in a ``known`` row, ``labels_row``'s given labels
+    go into the canvas instead. ``seen(j, c)`` after each draw."""
+    xp, L = model.xp, model.config.levels
+    W, C = u_row.shape[1:]
+    for j in range(W):
+        for c in range(C):
+            logits = model.forward_at(canvas, i, j, c)
+            if known:
+                canvas.write(i, j, labels_to_inputs(labels_row[:, j, c], L, model.dtype, xp), channels=c)
+            else:  # draw(), the label and the input value written in place: one GPU launch
+                fused.draw_into(logits, u_row[:, j, c], temperature, labels_row[:, j, c], canvas.at(i, j)[:, c])
+                if seen:
+                    seen(j, c)
 
 
 def sample_graph(model, u, temperature, bar, known=None, classes=None, watch=None):
@@ -333,39 +343,29 @@ def sample_graph(model, u, temperature, bar, known=None, classes=None, watch=Non
 
 
 def _sample_graph(model, u, temperature, bar, known, classes):
-    xp, L = model.xp, model.config.levels
+    xp = model.xp
     n, H, W, C = u.shape
     labels, u, first = _start(model, u, known)
     model.condition(classes)
     with rolling_maps() as maps:  # every map the layers read keeps its last rows only
         model.start_at(n, H, W)
         canvas = model.canvas(n, H, W)
-    u_row, labels_row = xp.empty((n, W, C), dtype=u.dtype), xp.empty((n, W, C), dtype=labels.dtype)
-
-    def row(i):  # row i of the cached sampler, in the maps' last rows: what the graph holds
-        if i:
-            maps.advance()
-        for j in range(W):
-            for c in range(C):
-                logits = model.forward_at(canvas, i, j, c)
-                if i < first:  # a known row: its labels are given
-                    canvas.write(i, j, labels_to_inputs(labels[:, i, j, c], L, model.dtype, xp), channels=c)
-                else:
-                    fused.draw_into(logits, u_row[:, j, c], temperature, labels_row[:, j, c], canvas.at(i, j)[:, c])
-
-    # The known rows and the first row run as they come; the next is captured (recorded, not run), replayed after.
     maps.shift()  # the maps are zero: no change, but on a GPU the shift's copies compile before the capture
+    # Known rows and row 0 run as they come; the next is captured (recorded, not run) in one-row buffers, replayed.
     graph, captured = None, max(first, 1)
+    u_row, labels_row = xp.empty((n, W, C), dtype=u.dtype), xp.empty((n, W, C), dtype=labels.dtype)
     for i in range(H):
-        u_row[...] = u[:, i]
         if i < captured:
-            row(i)
-        elif graph is None:
-            with backend.capture(xp) as graph:
-                row(i)
-        if i >= captured:
-            graph.launch()  # row i
-        if i >= first:
+            if i:
+                maps.advance()
+            _cached_row(model, canvas, i, u[:, i], labels[:, i], temperature, i < first)
+        else:
+            if graph is None:
+                with backend.capture(xp) as graph:
+                    maps.advance()
+                    _cached_row(model, canvas, i, u_row, labels_row, temperature, False)
+            u_row[...] = u[:, i]
+            graph.launch()
             labels[:, i] = labels_row
         bar.update(n)
     return to_numpy(labels)

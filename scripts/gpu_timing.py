@@ -405,20 +405,16 @@ def graph_sampler(device, quick=False):
 
     from minipixel import pretrained
     from minipixel.backend import get_xp, synchronize
-    from minipixel.checkpoint import read_checkpoint
+    from minipixel.checkpoint import load_model, read_checkpoint
     from minipixel.model import build_model
     from minipixel.sampling import sample
 
     xp, gpu = get_xp(device), device == "gpu"
     images, rounds = (64, 3 if quick else 5) if gpu else (2, 2)
-    gated = read_checkpoint(pretrained.path("binarized-mnist"))
-    models = {"reference": build_model(reference_config(device), device=device)}
-    if gpu:
-        models["binarized-mnist"] = build_model(gated[0], device=device)
-        models["binarized-mnist"].load_parameters(gated[1])
-    else:
-        models["binarized-mnist"] = build_model(replace(gated[0], height=8, width=8, filters=8, blocks=2),
-                                                device=device)
+    gated = pretrained.path("binarized-mnist")
+    models = {"reference": build_model(reference_config(device), device=device),
+              "binarized-mnist": load_model(gated, device=device)[0] if gpu else
+              build_model(replace(read_checkpoint(gated)[0], height=8, width=8, filters=8, blocks=2), device=device)}
     out = {"passed": True, "images": images, "rounds": rounds, "models": {}}
     for name, model in models.items():
         runs = {method: (lambda method=method: sample(model, images, seed=0, method=method, batch_size=images))

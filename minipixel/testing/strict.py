@@ -282,9 +282,6 @@ class _Random:
         counts["random"] += 1
         return ndarray(np.asarray(self._rng.random(size, dtype=dtype)))
 
-    def rand(self, *shape):
-        return self.random(shape)
-
 
 random = _Random()
 
