@@ -21,12 +21,16 @@ def available_memory():
 
 
 def parameter_count(config):
-    """About how many numbers the model of ``config`` holds (its weights; biases
-    and masks aside), from the configuration alone, before anything is built."""
+    """How many numbers the weights of the model of ``config`` hold (biases, masks
+    and class biases aside), from the configuration alone, before anything is built."""
     h, C, L, k = config.filters, config.channels, config.levels, config.input_kernel
     if config.arch == "gated":
-        layers = config.blocks + 1
-        return k * k * C * 2 * h + layers * (9 * h * 2 * h + 3 * h * 2 * h + 4 * h * h + h * h) + h * h + h * C * L
+        # per layer: the vertical and horizontal convolutions (each 2 h wide: both halves of
+        # the gate; the horizontal one is held as a whole masked kernel), the link (2 h to 2 h),
+        # the 1x1 output; the first layer reads the C input channels with a k x k kernel
+        per_layer = 4 * h * h + h * h
+        first = 2 * k * k * C * 2 * h + per_layer
+        return first + config.blocks * (2 * 9 * h * 2 * h + per_layer) + h * h + h * C * L
     m1 = h // 2 if config.block == "half" else h
     m2 = h // 2
     return k * k * C * h + config.blocks * (h * m1 + 9 * m1 * m2 + m2 * h) + 2 * h * h + h * C * L

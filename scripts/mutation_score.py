@@ -318,6 +318,8 @@ EQUIVALENT = {
     "read_npz#23": 'kind not in "XXiuXX": a dtype kind is one letter, and "X" is none',
     "loss_and_gradients#58": "len(models) >= 1 for > 1: with the one model there is no other to add, and "
                              "model.gradients() only reads",
+    **{f"_read_npy#{n}": 'order "f" or "c" for "F" or "C": NumPy reads the order letter in either case'
+       for n in (40, 42)},
 }
 
 

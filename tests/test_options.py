@@ -17,6 +17,7 @@ from minipixel.cli import build_parser, main
 from minipixel.train import TrainSettings, train
 from minipixel import options
 from minipixel import memory
+from minipixel.model import PixelCNNConfig, build_model
 
 
 def every_option(parser=None, words=()):
@@ -284,7 +285,6 @@ def test_evaluation_and_sampling_that_would_not_fit_are_refused(tiny_npz, tmp_pa
 
 
 def test_the_memory_estimate_of_sampling(tiny_npz, tmp_path, monkeypatch, capsys):
-    from minipixel.model import PixelCNNConfig
 
     run = tmp_path / "run"
     assert main(["train", "--data", str(tiny_npz), "--filters", "8", "--blocks", "1", "--steps", "1", "--samples", "0",
@@ -310,10 +310,11 @@ def test_the_memory_estimate_of_sampling(tiny_npz, tmp_path, monkeypatch, capsys
     assert per_image == 8 * 8 * 4 * (1.25 * ((2 + 1) * 9 * 8 + 8 + 3 * 4) + 2 * 2 * 8)
     # The PixelCNN keeps h (the input layer), for each block m1 + h/2 + h, 2 h (the head) and C * L;
     # its widest map is h + m1, with m1 = h/2 in the paper's blocks and h in the keras ones.
-    for block, m1 in (("half", 4), ("keras", 8)):
-        pixelcnn = PixelCNNConfig(height=8, width=8, channels=3, levels=4, filters=8, blocks=2, block=block)
+    # With an odd h, h/2 is rounded down, as the layers' widths are.
+    for h, block, m1, half in ((8, "half", 4, 4), (8, "keras", 8, 4), (9, "half", 4, 4), (9, "keras", 9, 4)):
+        pixelcnn = PixelCNNConfig(height=8, width=8, channels=3, levels=4, filters=h, blocks=2, block=block)
         per_image = memory.training_bytes(pixelcnn, 2) - memory.training_bytes(pixelcnn, 1)
-        assert per_image == 8 * 8 * 4 * (1.25 * (8 + 2 * (m1 + 4 + 8) + 2 * 8 + 3 * 4) + 2 * (8 + m1)), block
+        assert per_image == 8 * 8 * 4 * (1.25 * (h + 2 * (m1 + half + h) + 2 * h + 3 * 4) + 2 * (h + m1)), (h, block)
     assert memory.sampling_bytes(colour, 5, 3, 4, 6, itemsize=8) == 5 * 72 * 9 + 3 * 24 * 4 * 2 * 6 * 8 + 2 * 40320
 
 
@@ -452,7 +453,6 @@ def test_every_unknown_option_gets_its_own_hint(capsys):
 
 
 def test_the_memory_estimate_of_evaluation():
-    from minipixel.model import PixelCNNConfig
 
     # at each position of the batch, 4-byte numbers: 6 of the widest maps (2 * filters wide in a gated
     # model, filters in a PixelCNN) and the logits twice; and twice a training step at batch 0 (the
@@ -461,3 +461,15 @@ def test_the_memory_estimate_of_evaluation():
         config = PixelCNNConfig(height=4, width=7, channels=3, levels=4, filters=6, blocks=2, arch=arch)
         assert memory.inference_bytes(config, 5) == (5 * 28 * 4 * (6 * widest + 2 * 3 * 4)
                                                      + 2 * memory.training_bytes(config, 0)), arch
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"block": "keras"}, {"filters": 9}, {"channels": 3, "levels": 4, "input_kernel": 5},
+    {"arch": "gated"}, {"arch": "gated", "blocks": 0}, {"arch": "gated", "filters": 9, "blocks": 3},
+    {"arch": "gated", "channels": 3, "levels": 4, "filters": 6, "input_kernel": 3},
+    {"arch": "gated", "classes": 3}])
+def test_the_parameter_count_is_the_number_of_weights_the_model_holds(options):
+    config = PixelCNNConfig(height=6, width=5, **{"filters": 8, "blocks": 2, **options})
+    weights = {name: p for name, p in build_model(config).parameters().items()
+               if p.ndim > 1 and ".bias_" not in name}  # the class biases are (classes, 2 h) arrays
+    assert memory.parameter_count(config) == sum(p.size for p in weights.values())

@@ -307,3 +307,80 @@ def test_a_long_evaluation_says_its_estimate_and_its_images_before_it_starts(mon
                                                        "pass); Ctrl-C stops it")
     evaluate_module.evaluate(build_model(cfg, seed=1), labels)  # no progress: quiet
     assert capsys.readouterr().err == ""
+
+
+class _Libraries:
+    """A stand-in for threadpoolctl's controller over a BLAS and an OpenMP runtime: ``limit``
+    does what threadpoolctl's does (``limits=None`` changes nothing, ``user_api=None`` reaches
+    every library) and, used with ``with``, puts the threads back on the way out."""
+
+    def __init__(self, **threads):
+        self.threads = threads
+
+    def info(self):
+        return [{"user_api": api, "num_threads": n} for api, n in self.threads.items()]
+
+    def limit(self, limits=None, user_api=None):
+        self.before = dict(self.threads)
+        for api in self.threads:
+            if limits is not None and user_api in (None, api):
+                self.threads[api] = limits
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.threads = self.before
+
+
+def test_run_and_limit_blas_cap_blas_alone(monkeypatch, threads):
+    libraries = _Libraries(blas=4, openmp=4)
+    monkeypatch.setattr(threads_module, "_blas", lambda: libraries)
+    seen = lambda: dict(libraries.threads)  # noqa: E731 - what the BLAS and OpenMP threads are inside a task
+    assert threads_module.run([seen]) == [{"blas": 4, "openmp": 4}]  # one task, no --threads: as it is
+    threads(2)
+    assert threads_module.run([seen]) == [{"blas": 2, "openmp": 4}]
+    assert threads_module.run([seen, seen, seen]) == [{"blas": 1, "openmp": 4}] * 3
+    assert libraries.threads == {"blas": 4, "openmp": 4}  # given back after each run
+    threads_module.limit_blas(3)
+    assert libraries.threads == {"blas": 3, "openmp": 4}
+
+
+def _run_together(n):
+    """``run`` of ``n`` tasks that pass a barrier only when all ``n`` run at the same time;
+    each returns the thread it ran in."""
+    import threading
+
+    barrier = threading.Barrier(n, timeout=20)
+
+    def task():
+        barrier.wait()
+        return threading.current_thread()
+
+    ran = threads_module.run([task] * n)
+    assert ran[0] is threading.current_thread()  # the first in the calling thread
+    assert len(set(ran[1:])) == n - 1 and all(t.name.startswith("minipixel_") for t in ran[1:])
+    return set(ran[1:])
+
+
+def test_the_tasks_run_at_once_in_threads_of_one_pool_kept_between_runs(monkeypatch):
+    monkeypatch.setattr(threads_module, "_pool", None)
+    for n in (3, 4, 40):  # the pool grows to the tasks it is given, past the executor's default size too
+        first = _run_together(n)
+        assert threads_module._pool._max_workers == n - 1
+    pool = threads_module._pool
+    assert _run_together(40) == first and threads_module._pool is pool  # the same threads, not new ones
+    _run_together(3)
+    assert threads_module._pool is pool
+
+
+def test_replicas_are_made_once_one_per_thread_beyond_the_first(monkeypatch, threads):
+    made = []
+    replica = threads_module.replica
+    monkeypatch.setattr(threads_module, "replica", lambda model: made.append(replica(model)) or made[-1])
+    model = build_model(CONFIGS["pixelcnn"], dtype="float64")
+    threads(3)
+    assert threads_module.replicas(model, 8) == [model, *made] and len(made) == 2
+    assert threads_module.replicas(model, 2) == [model, made[0]]  # fewer images than threads
+    assert threads_module.replicas(model, 8) == [model, *made] and len(made) == 2  # none made again
