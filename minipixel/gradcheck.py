@@ -176,7 +176,7 @@ def _input(rng, shape, away_from_zero=False, xp=np):
     return xp.asarray(x)
 
 
-def cases(device="cpu"):
+def cases(device="cpu"):  # pragma: no mutate block (the table of checks: what the tests assert, not code they test)
     """The checks ``minipixel gradcheck`` runs and the tests assert: ``[(name, fn)]``,
     each ``fn()`` returning ``{array name: error}``. Small sizes, float64, every
     layer and model on ``device`` (the plain ``conv_reference`` is NumPy's only)."""
