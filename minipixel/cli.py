@@ -231,9 +231,44 @@ def cmd_learn(args):
 
 
 def _serve_parser(sub):
-    from .serve import add_parser
+    p = sub.add_parser("serve", help="a local web page: watch the sampler, complete drawings, explore a model")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
+                                                       "only; any other is reachable from the network)")
+    p.add_argument("--port", type=option("port"), default=8000, help="port (default 8000; 0: any free one)")
+    p.add_argument("--models", metavar="DIR", action="append",
+                   help="also offer the run folders under DIR, beside the installed models; repeatable "
+                        "(default: the installed models only)")
+    p.add_argument("--open", action="store_true", help="also open the page in the default browser (default: off)")
+    add_threads_argument(p)
+    p.set_defaults(handler=cmd_serve)
 
-    add_parser(sub)
+
+def cmd_serve(args):
+    from .serve import LOOPBACK, WEB, Server
+    from .serve_api import Catalogue
+
+    catalogue = Catalogue(args.models or ())
+    server = Server(args.host, args.port, catalogue)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{server.server_port}/"
+    if args.host not in LOOPBACK:
+        print(f"minipixel serve: warning: --host {args.host}: the server is reachable from the network, and "
+              "anyone who reaches it can use it", file=sys.stderr)
+    if not server.pages:
+        print(f"minipixel serve: warning: {WEB} holds no page; the endpoints answer all the same", file=sys.stderr)
+    count = len(catalogue.models)
+    print(f"minipixel serve: {url} ({count} model{'s' * (count != 1)}); Ctrl-C stops it", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
 
 
 def build_parser():

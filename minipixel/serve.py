@@ -8,7 +8,6 @@ request bodies, pictures and samplings are bounded, every value is checked with 
 command line's ranges, and a refused request gets a 4xx and one line of JSON.
 What the endpoints compute is in ``serve_api``.
 """
-import argparse
 import json
 import re
 import socket
@@ -23,7 +22,6 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from . import serve_api as api
-from .options import add_threads_argument
 
 WEB = Path(__file__).with_name("web")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -281,54 +279,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def _masks(self, query):
         self._json(200, api.masks(query))
-
-
-def _port(text):
-    try:
-        value = int(text)
-        if not 0 <= value <= 65535:
-            raise ValueError(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int from 0 to 65535 (0: any free port), got {text!r}") from None
-    return value
-
-
-def add_parser(sub):
-    p = sub.add_parser("serve", help="a local web page: watch the sampler, complete drawings, explore a model")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
-                                                       "only; any other is reachable from the network)")
-    p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0: any free one)")
-    p.add_argument("--models", metavar="DIR", action="append",
-                   help="also offer the run folders under DIR, beside the installed models; repeatable "
-                        "(default: the installed models only)")
-    p.add_argument("--open", action="store_true", help="also open the page in the default browser (default: off)")
-    add_threads_argument(p)
-    p.set_defaults(handler=cmd_serve)
-
-
-def cmd_serve(args):
-    catalogue = api.Catalogue(args.models or ())
-    server = Server(args.host, args.port, catalogue)
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    url = f"http://{host}:{server.server_port}/"
-    if args.host not in LOOPBACK:
-        print(f"minipixel serve: warning: --host {args.host}: the server is reachable from the network, and "
-              "anyone who reaches it can use it", file=sys.stderr)
-    if not server.pages:
-        print(f"minipixel serve: warning: {WEB} holds no page; the endpoints answer all the same", file=sys.stderr)
-    count = len(catalogue.models)
-    print(f"minipixel serve: {url} ({count} model{'s' * (count != 1)}); Ctrl-C stops it", flush=True)
-    if args.open:
-        import webbrowser
-
-        webbrowser.open(url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
 
 
 def start(catalogue, host="127.0.0.1", port=0, web=WEB, log=False):
