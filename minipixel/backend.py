@@ -131,7 +131,7 @@ def can_capture(xp):
 def own_stream(xp):
     """A context in which ``xp``'s ops go to a stream of their own: a new CuPy
     stream on a GPU (the default stream cannot be captured), nothing elsewhere."""
-    return xp.cuda.Stream() if _is_cupy(xp) else contextlib.nullcontext()
+    return xp.cuda.Stream() if _is_cupy(xp) else contextlib.nullcontext()  # pragma: no mutate (CuPy: a GPU only)
 
 
 def capture(xp):
@@ -147,7 +147,7 @@ def capture(xp):
     it saw, so every array it writes must outlive it).
     """
     if _is_cupy(xp):
-        return _cuda_capture(xp)
+        return _cuda_capture(xp)  # pragma: no mutate (a GPU only)
     if hasattr(xp, "capture"):
         return xp.capture()
     raise ValueError(f"graph capture needs a GPU (CuPy) or a stand-in with a capture mode, not {xp.__name__}")

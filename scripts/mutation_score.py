@@ -320,6 +320,9 @@ EQUIVALENT = {
                              "model.gradients() only reads",
     **{f"_read_npy#{n}": 'order "f" or "c" for "F" or "C": NumPy reads the order letter in either case'
        for n in (40, 42)},
+    "_sample_graph#19": "model.canvas(n, None, W): inside rolling_maps() a canvas keeps k // 2 + 2 rows, "
+                        "whatever the height",
+    "_sample_graph#64": "known=None for False in the captured row: only its truth is read",
 }
 
 

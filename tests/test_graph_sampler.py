@@ -8,6 +8,8 @@ sampler that breaks the rules (a copy to the host inside the step, a row baked
 in at the capture) must fail here.
 """
 import contextlib
+import re
+import types
 
 import numpy as np
 import pytest
@@ -199,5 +201,28 @@ def test_a_rolling_canvas_keeps_its_last_rows():
                 np.testing.assert_array_equal(c.data[:, c.row(r)], whole.data[:, whole.row(r)])
     with pytest.raises(IndexError, match=r"at row 3 keeps rows 1 \.\. 3, not row 0"):
         c.row(0)
-    with pytest.raises(ValueError, match="needs the whole map"):
+    with pytest.raises(ValueError, match=r"^Canvas\.image needs the whole map; a rolling canvas keeps only"):
         c.image()
+    with pytest.raises(ValueError, match=r"^Canvas\.write_many needs the whole map"):
+        c.write_many(None, None, None)
+
+
+def test_the_graph_sampler_counts_its_rows_as_the_cached_one(capsys):
+    model = model_for("gated", channels=1)
+    shown = {}
+    for method in ("graph", "cached"):
+        sample(model, 3, seed=0, method=method, progress=True)
+        shown[method] = re.findall(r"(\d+)/(\d+) \[", capsys.readouterr().err)[-1]  # the bar's last count
+    assert shown["graph"] == shown["cached"] == ("15", "15")  # 3 images x 5 rows
+
+
+def test_graph_and_cached_refuse_float32_uniforms_alike():
+    # with a known row first the graph's first draw is in the captured row: its buffer takes u's dtype
+    from minipixel.sampling import sample_cached, sample_graph
+
+    model = model_for("pixelcnn", channels=1)
+    u = np.random.default_rng(0).random((2, 5, 4, 1)).astype(np.float32)
+    for sampler in (sample_cached, sample_graph):
+        for known in (None, np.zeros((2, 1, 4, 1), np.uint8)):
+            with pytest.raises(TypeError, match="float64 u"):
+                sampler(model, u, 1.0, types.SimpleNamespace(update=lambda n: None), known=known)
