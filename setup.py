@@ -14,8 +14,9 @@ setup(
     install_requires=["numpy>=1.22", "pillow>=9", "tqdm>=4.60", "threadpoolctl>=3"],
     extras_require={
         # The tests run the MPI ones too (tests/test_mpi.py), so they need what [mpi] installs;
-        # selenium drives the browser of tests/test_serve_browser.py (Debian's chromium).
-        "test": ["pytest>=7", "mpi4py>=3.1", "mpich", "selenium>=4.10"],
+        # selenium drives the browser of tests/test_serve_browser.py (Debian's chromium); mutmut
+        # makes the mutants that tests/test_mutation_keys.py checks the equivalent list against.
+        "test": ["pytest>=7", "mpi4py>=3.1", "mpich", "selenium>=4.10", "mutmut==3.8.1"],
         # Data-parallel training: mpi4py and an MPI runtime (the mpich wheel puts
         # mpiexec in the virtual environment: no root, no system packages).
         "mpi": ["mpi4py>=3.1", "mpich"],

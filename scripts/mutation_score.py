@@ -75,12 +75,12 @@ EQUIVALENT = {
                                    "ignore the position" for n in (21, 22, 33, 34, 42, 43)},
     **{f"PixelCNN.forward_many#{n}": "positions None in the calls to head1/head2/conv_out: "
                                      "1x1 layers ignore them" for n in (17, 27, 34)},
-    **{f"GatedLayer.forward_at#{n}": "i, j or g None in the call to drop (24-26) or gate_h (32-34): "
+    **{f"GatedLayer.forward_at#{n}": "i, j or g None in the call to drop (29-31) or gate_h (37-39): "
                                      "Dropout's and Gate's forward_at ignore them"
-       for n in (24, 25, 26, 32, 33, 34)},
+       for n in (29, 30, 31, 37, 38, 39)},
     **{f"GatedLayer.forward_at#{n}": "i or j None in the call to conv_out: 1x1 layers ignore the position"
-       for n in (41, 42)},
-    "GatedLayer.forward_at#48": "group None writes every channel of h_at: earlier groups get the same "
+       for n in (46, 47)},
+    "GatedLayer.forward_at#53": "group None writes every channel of h_at: earlier groups get the same "
                                 "sums again, later ones are read (by the next layer's mask-HB centre tap, "
                                 "at weight 0) only before their own step rewrites them",
     **{f"GatedLayer.start_at#{n}": "height or width None: no child's start_at reads them"
@@ -91,9 +91,9 @@ EQUIVALENT = {
                                    "same sums again, later ones are read by no 1x1 mask-B step before "
                                    "their own step rewrites them",
     **{f"GatedPixelCNN.forward_at#{n}": "i or j None in the calls to head/conv_out: 1x1 layers "
-                                        "ignore the position" for n in (46, 47, 63, 64)},
+                                        "ignore the position" for n in (49, 50, 66, 67)},
     **{f"GatedPixelCNN.forward_at#{n}": "i, j or g None in the call to relu: ReLU's forward_at "
-                                        "ignores them" for n in (54, 55, 56)},
+                                        "ignores them" for n in (57, 58, 59)},
     **{f"Layer.load_parameters#{n}": "asarray without dtype: the assignment into p casts, "
                                      "rounding the same" for n in (21, 23)},
     **{name: "array_module(None): NumPy's functions and ufuncs hand strict/CuPy arrays to their own module"
@@ -103,13 +103,13 @@ EQUIVALENT = {
        for name in ("MaskedConv2d.start_at#12",
                     "MaskedConv2d.start_at#80",
                     "MaskedConv2d.backward#144")},
-    "MaskedConv2d.start_at#94": 'row_at = "": always set at (i, 0, 0) before it is read',
+    "MaskedConv2d.start_at#112": 'row_at = "": always set at (i, 0, 0) before it is read',
     "MaskedConv2d.start_at#79": "kernel >= 1: a 1x1 layer then gets tap offsets and a tap "
                                 "key, which its forward_many never reads",
     **{f"MaskedConv2d.start_at#{n}": "the tap key's label: every layer's key has the same one"
        for n in (86, 87)},
     **{f"Canvas.write_many#{n}": "the index key's label: every canvas's key has the same one"
-       for n in (9, 10)},
+       for n in (12, 13)},
     **{f"ResidualBlock.forward_many#{n}": "positions None in the calls to conv1/conv3: "
                                           "1x1 layers ignore them"
        for n in (3, 23)},
@@ -120,13 +120,13 @@ EQUIVALENT = {
                                  "(no known or no drawn row in flight) changes nothing"
        for n in (81, 97)},
     **{name: "reshape(..., -2): any negative size is 'the rest'"
-       for name in ("MaskedConv2d.forward_at#36", "MaskedConv2d.forward_row#35",
+       for name in ("MaskedConv2d.forward_at#36", "MaskedConv2d.forward_row#50",
                     "Layer.pack_parameters#31", "gather_index#69",
                     "gather_index#78", "MaskedConv2d.backward#49",
                     "MaskedConv2d.backward#108",
                     "MaskedConv2d.weight_matrix#17",
                     "MaskedConv2d.forward#33", "MaskedConv2d._cols#36",
-                    "Canvas.__init__#21",
+                    "Canvas.__init__#36",
                     *(f"_sample_wavefront#{n}" for n in (128, 131, 138, 150)),
                     *(f"MaskedConv2d.forward_many#{n}" for n in (16, 49, 77, 109)))},
     "MaskedConv2d.forward_row#11": "relu = None: only its truth value is read (False and None agree)",
@@ -144,9 +144,9 @@ EQUIVALENT = {
     "draw#5": "logits.astype(None): None is float64, the dtype asked for",
     **{f"_draw_buffers#{n}": "the comparison buffer as float64, not bool: its 0.0/1.0 summed into "
                              "the uint8 labels gives the same counts (memory only)" for n in (17, 19)},
-    "_sample_cached#53": "labels_to_inputs(..., dtype=None): the canvas assignment casts "
-                         "to its dtype, and k/(L-1) rounded via float64 is the float32 "
-                         "quotient (as sample_naive 51)",
+    "_cached_row#25": "labels_to_inputs(..., dtype=None): the canvas assignment casts "
+                      "to its dtype, and k/(L-1) rounded via float64 is the float32 "
+                      "quotient (as sample_naive 51)",
     "SGD.load_state_dict#3": "asarray(..., dtype=None): the assignment into the buffer casts",
     "SGD.load_state_dict#5": "asarray(...) without dtype: the assignment into the buffer casts",
     "_load#15": "asarray(..., dtype=None): the assignment into the buffer casts (Adam's and Average's state)",

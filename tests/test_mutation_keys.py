@@ -6,15 +6,17 @@ mutation part of tests/conftest.py) against the code as it is now, without a mut
 - every EQUIVALENT key names a function that mutmut mutates, in exactly one module: an entry whose
   function was renamed, removed or moved out of the mutated modules would otherwise be orphaned
   silently (mutation_score.py reports it too, but only after a run);
+- every EQUIVALENT key still names the change it was written for, as scripts/equivalent_changes.txt
+  holds it: an edit inside a function renumbers its mutants, and a key would then name another
+  (maybe killable) mutant silently (needs mutmut, whose code makes the mutants: skipped without it);
 - every module [mutmut] mutates has its test files in conftest's MUTATION_TESTS, every file
   pattern there names a test file that mutmut runs (a renamed test file would leave its module's
   mutants without the tests that kill them), and every test file mutmut runs is listed there for
   some module (a new test file is either listed or left out of the run by an --ignore).
 """
-import ast
-import configparser
 import fnmatch
 import glob
+import importlib.util
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -28,54 +30,23 @@ ROOT = Path(__file__).resolve().parents[1]
 score = conftest._mutation_score()  # the one copy of EQUIVALENT and mutant_key, as conftest uses them
 
 
-def _mutmut_config():
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    return {key: [line for line in value.split("\n") if line] for key, value in config["mutmut"].items()}
+def _mutant_list():
+    """scripts/mutant_list.py as a module: which files and functions mutmut mutates (without mutmut), and
+    each mutant's change (with it)."""
+    spec = importlib.util.spec_from_file_location("mutant_list", ROOT / "scripts" / "mutant_list.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def mutated_files():
-    """The package's files mutmut mutates, chosen as mutmut 3.8 chooses them (configuration.should_mutate:
-    fnmatch on the path from the repository root, only_mutate minus do_not_mutate)."""
-    cfg = _mutmut_config()
-    files = []
-    for source in cfg["source_paths"]:
-        for path in sorted((ROOT / source).rglob("*.py")):
-            name = path.relative_to(ROOT).as_posix()
-            if (any(fnmatch.fnmatch(name, p) for p in cfg.get("only_mutate", ["*"]))
-                    and not any(fnmatch.fnmatch(name, p) for p in cfg.get("do_not_mutate", []))):
-                files.append(path)
-    return files
+lister = _mutant_list()
+mutated_files, functions = lister.mutated_files, lister.functions
 
 
 def module_name(path):
     """minipixel/datasets/idx.py -> "minipixel.datasets.idx", as mutmut names the module in a mutant's name."""
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _mutated(function):
-    """Whether mutmut 3.8 mutates a function it finds: not when decorated (but for a lone @staticmethod or
-    @classmethod), as mutation/file_mutation.py decides."""
-    decorators = function.decorator_list
-    return not decorators or (len(decorators) == 1 and isinstance(decorators[0], ast.Name)
-                               and decorators[0].id in ("staticmethod", "classmethod"))
-
-
-def functions(path, skipped=False):
-    """The qualnames of the functions mutmut mutates in a file: its top-level functions and the methods of
-    its top-level classes (mutmut makes no mutants in nested functions and classes, nor in Enums); with
-    ``skipped``, those of them it does not mutate (decorated ones) instead."""
-    names = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _mutated(node) != skipped:
-            names.add(node.name)
-        elif isinstance(node, ast.ClassDef) and not any(
-                getattr(base, "id", getattr(base, "attr", None)) in ("Enum", "IntEnum", "StrEnum", "Flag", "IntFlag")
-                for base in node.bases):
-            names.update(f"{node.name}.{item.name}" for item in node.body
-                         if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and _mutated(item) != skipped)
-    return names
 
 
 @pytest.mark.parametrize("name, module, key", [
@@ -133,6 +104,35 @@ def test_every_equivalent_key_names_a_mutated_function_of_exactly_one_module():
     assert not problems, "EQUIVALENT entries in scripts/mutation_score.py:\n" + "\n".join(problems)
 
 
+def test_every_equivalent_key_names_the_change_its_entry_was_written_for():
+    pytest.importorskip("mutmut", reason="mutmut makes the mutants (pip install mutmut==3.8.1): without it the "
+                                         "EQUIVALENT keys are not checked against scripts/equivalent_changes.txt")
+    changes = lister.CHANGES.relative_to(ROOT)
+    listed = lister.read_changes()
+    found = lister.function_mutants({key.rpartition("#")[0] for key in score.EQUIVALENT})  # each file parsed once
+    rewrite = "python scripts/mutant_list.py --equivalents"
+    problems = []
+    for key in sorted(set(listed) | set(score.EQUIVALENT)):
+        qualname = key.rpartition("#")[0]
+        path, numbered = found.get(qualname, (None, {}))
+        change = lister.change_of(key, found) or "no mutant"
+        if key not in score.EQUIVALENT:
+            problems.append(f"{key}: a line of {changes} but no EQUIVALENT entry: drop it ({rewrite})")
+        elif path is None:
+            continue  # no function of exactly one mutated module: the test above says so
+        elif key not in listed:
+            problems.append(f"{key}: no line in {changes}; it names {change}. If that is the change its reason "
+                            f"describes, add the line ({rewrite})")
+        elif change != listed[key]:
+            moved = [f"#{n}" for n, c in numbered.items() if c == listed[key]]
+            problems.append(f"{key}: written for {listed[key]}\n    now names {change}\n    "
+                            + (f"that change is {' or '.join(moved)} now: " if moved else "")
+                            + f"renumber the entry (`python scripts/mutant_list.py {path} {qualname}` lists the "
+                            f"function's mutants), or, where only the code around the change was edited, {rewrite}")
+    assert not problems, ("EQUIVALENT entries in scripts/mutation_score.py and the changes they were written for "
+                          f"({changes}):\n" + "\n".join(problems))
+
+
 def _mutant_name(module, key):
     """mutmut's name for the mutant of ``module`` at ``key`` ("Class.method#N" or "function#N")."""
     qualname, _, number = key.rpartition("#")
@@ -181,7 +181,7 @@ def _selected_test_names():
     """The test files mutmut's runs collect ([mutmut] pytest_add_cli_args_test_selection: paths, and
     --ignore=PATH, --ignore-glob=PATTERN), as conftest.mutation_test_name names them."""
     paths, ignored = [], set()
-    for arg in _mutmut_config()["pytest_add_cli_args_test_selection"]:
+    for arg in lister.mutmut_config()["pytest_add_cli_args_test_selection"]:
         if arg.startswith("--ignore="):
             ignored.add((ROOT / arg.removeprefix("--ignore=")).resolve())
         elif arg.startswith("--ignore-glob="):
