@@ -61,12 +61,14 @@ def _run_folders(folder, depth=RUN_DEPTH):
 
 def _describe(name, source, file):
     """The model's line of /api/models, read from its checkpoint's config and settings only."""
+    from .checkpoint import _check_state, _text
     from .datasets.class_names import class_names
     from .model import PixelCNNConfig
 
     with np.load(file, allow_pickle=False) as data:
         config = PixelCNNConfig.from_json(str(data["config"]))
-        state = json.loads(str(data["state"])) if "state" in data else {}
+        state = json.loads(_text(data, "state", file))  # as load_model reads it: a file it refuses is left out
+    _check_state(state, file)
     names = class_names(state.get("settings", {}).get("data")) if config.classes else None
     classes = (list(names) if names else [str(k) for k in range(config.classes)]) if config.classes else None
     return {"name": name, "source": source, "height": config.height, "width": config.width,

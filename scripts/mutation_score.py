@@ -323,6 +323,114 @@ EQUIVALENT = {
     "_sample_graph#19": "model.canvas(n, None, W): inside rolling_maps() a canvas keeps k // 2 + 2 rows, "
                         "whatever the height",
     "_sample_graph#64": "known=None for False in the captured row: only its truth is read",
+    'Server.handle_error#2': "socketserver's BaseServer.handle_error never reads its request argument: the log line "
+                             'names client_address only',
+    'Handler._drop#7': 'at left == 0 the loop reads rfile.read(0), which returns b"" at once and ends it: nothing '
+                       'more is read',
+    'Handler._drop#15': 'read(n) on the buffered rfile blocks until n bytes or EOF: 128 KiB reads drain the same '
+                        'bytes and end at the same moment',
+    'Handler._drop#16': 'read(n) on the buffered rfile blocks until n bytes or EOF: 128 KiB reads drain the same '
+                        'bytes and end at the same moment',
+    'Handler._field#87': 'number() checks channel against RANGES["channel"] (0..2) first, so value >= 3 never holds '
+                         'and the entry is never read',
+    'Handler._field#100': 'number() checks channel against RANGES["channel"] (0..2) first, so value >= 3 and value '
+                          '>= 4 are both never true',
+    'Handler._json#16': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads content-type as '
+                        'Content-Type',
+    'Handler._json#17': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads CONTENT-TYPE as '
+                        'Content-Type',
+    'Handler._send_body#2': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads content-length'
+                            ' as Content-Length',
+    'Handler._send_body#3': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads CONTENT-LENGTH'
+                            ' as Content-Length',
+    'Handler._send_body#6': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads cache-control '
+                            'as Cache-Control',
+    'Handler._send_body#7': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads CACHE-CONTROL '
+                            'as Cache-Control',
+    'Handler._send_body#11': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads it as '
+                             'X-Content-Type-Options',
+    'Handler._send_body#12': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads it as '
+                             'X-Content-Type-Options',
+    'Handler._send_body#24': "HTTP field names are case-insensitive (RFC 9110 5.1), and http.server's send_header "
+                             'lower-cases the name it checks',
+    'Handler._send_body#25': "HTTP field names are case-insensitive (RFC 9110 5.1), and http.server's send_header "
+                             'lower-cases the name it checks',
+    '_Wavefront.__init__#15': 'every is only used in steps % every == 0, and steps % -e == 0 exactly when steps % e '
+                              '== 0',
+    '_Wavefront.canvas#3': "sample's wavefront sampler passes the model's own height, and model.canvas fills None "
+                           'with that same height',
+    '_Wavefront.canvas#4': "sample's wavefront sampler passes the model's own width, and model.canvas fills None "
+                           'with that same width',
+    '_Wavefront.canvas#7': "sample's wavefront sampler passes the model's own width, and model.canvas fills a "
+                           'missing width with it',
+    '_Wavefront.forward_many#7': 'steps is only used in steps % every == 0, and -k % every == 0 exactly when k % '
+                                 'every == 0',
+    'field#33': "PixelCNNConfig's default height is 28, FIELD_SIZE: the same model",
+    'field#34': "PixelCNNConfig's default width is 28, FIELD_SIZE: the same model",
+    'field#47': 'np.dtype(None) is float64: build_model(dtype=None) builds the same float64 model',
+    'field#49': "build_model's default seed is 0: the same weights",
+    'distribution#2': 'astype(None) is astype(float64): the same array',
+    'nll_map#31': 'astype(None) is astype(float64): the same array',
+    'logits#9': "labels_to_inputs's default xp is numpy, and the server loads every model on the CPU (load_model's "
+                'default), so model.xp is numpy',
+    '_picture#16': 'Pillow\'s Image.open upper-cases each name in formats: ("png",) is ("PNG",)',
+    '_picture#32': 'the picture\'s reader opens it by its content, not its name, and any error names it "image" '
+                   'whatever the file is called',
+    '_picture#33': 'the picture\'s reader opens it by its content, not its name, and any error names it "image" '
+                   'whatever the file is called',
+    'image_of#26': '"XXiuXX" adds only the letter X, which is no NumPy dtype kind: the same dtypes pass',
+    'stream#52': 'rows_per_frame is only used in count % (rows_per_frame * W * C) == 0, which holds for -k exactly '
+                 'when for k',
+    'stream#55': 'last starts at 0.0 or 1.0 and is read as perf_counter() - last; perf_counter counts from boot, so '
+                 'either is far past FRAME_GAP',
+    'stream#73': "< and <= differ only when the time since the last frame equals FRAME_GAP to the clock's last digit",
+    'stream#93': 'the sampler looks every C sub-pixels (and at whole rows), so count is always a multiple of C and '
+                 'count / C == count // C',
+    'stream#127': "sample's default batch_size is 64 = MAX_IMAGES: n <= 64 images are one batch either way",
+    'RequestError.__init__#2': "nothing reads the exception's args: _dispatch answers err.message and err.status, "
+                               'and every RequestError is caught there',
+    'sampling_job#1': 'its one caller, Handler._sample, always passes complete: the default is never used',
+    'sampling_job#108': "number's default is None already: passing None or leaving it out is the same call",
+    'Handler._sample#26': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads content-type as '
+                          'Content-Type',
+    'Handler._sample#27': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads CONTENT-TYPE as '
+                          'Content-Type',
+    'Handler._sample#31': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads transfer-'
+                          'encoding as Transfer-Encoding',
+    'Handler._sample#32': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads TRANSFER-'
+                          'ENCODING as Transfer-Encoding',
+    'Handler._sample#36': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads cache-control as'
+                          ' Cache-Control',
+    'Handler._sample#37': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads CACHE-CONTROL as'
+                          ' Cache-Control',
+    'Handler._sample#41': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads it as X-Content-'
+                          'Type-Options',
+    'Handler._sample#42': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads it as X-Content-'
+                          'Type-Options',
+    'Handler._sample#46': "HTTP field names are case-insensitive (RFC 9110 5.1), and http.server's send_header "
+                          'lower-cases the name it checks',
+    'Handler._sample#47': "HTTP field names are case-insensitive (RFC 9110 5.1), and http.server's send_header "
+                          'lower-cases the name it checks',
+    'Handler._sample#80': 'traceback.print_exc(file=None) prints to sys.stderr, as file=sys.stderr does',
+    'number#10': "check's third argument only names its ValueError's message, which number() drops for a message of "
+                 'its own',
+    'number#13': "check's third argument only names its ValueError's message, which number() drops for a message of "
+                 'its own',
+    'class_of#14': 'class_number reads its count only for a model without names, and class_of reaches it only when '
+                   'names is a non-empty list',
+    '_describe#2': 'np.load reads allow_pickle only for its truth: None refuses pickles as False does',
+    '_describe#4': "np.load's default allow_pickle is False: the same call",
+    '_describe#27': 'names is only used in the next line under config.classes, and class_names(None or a spec) '
+                    'returns None or names without raising',
+    'Handler._dispatch#23': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads content-type '
+                            'as Content-Type',
+    'Handler._dispatch#24': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads CONTENT-TYPE '
+                            'as Content-Type',
+    'Handler._dispatch#64': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads allow as Allow',
+    'Handler._dispatch#65': 'HTTP field names are case-insensitive (RFC 9110 5.1): every client reads ALLOW as Allow',
+    'Handler._dispatch#6': 'self.body is only read by parse_body, after _read_body has set it; the pages and the '
+                           'refusals never read it',
+    'parse_body#5': 'Python\'s codec lookup normalises names: "UTF-8" is the utf-8 codec',
 }
 
 

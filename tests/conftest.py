@@ -61,6 +61,29 @@ def device(request):
     return request.param
 
 
+@pytest.fixture
+def held(monkeypatch):
+    """minipixel serve's sampling streams: frames after the first wait until the test sets the
+    event this returns (a minute at most in all), so that a test can hold samplings open."""
+    import threading
+    import time
+
+    from minipixel import serve
+
+    go, count, until = threading.Event(), [], time.monotonic() + 60
+    send = serve.Handler._send_line
+
+    def send_held(self, line):
+        if line["type"] == "frame":
+            count.append(line)
+            if len(count) > 1:
+                go.wait(max(0.0, until - time.monotonic()))
+        send(self, line)
+
+    monkeypatch.setattr(serve.Handler, "_send_line", send_held)
+    return go
+
+
 # --- Mutation runs (scripts/mutation.sh, mutmut) ------------------------------------
 # mutmut names the mutant under test in MUTANT_UNDER_TEST ("stats" while it learns
 # which tests reach which function). For a mutant of minipixel/<module>.py, only the
@@ -114,8 +137,8 @@ MUTATION_TESTS = {
     "rundata": ("test_data", "test_options", "test_cli", "test_sample_cli", *TRAIN_TESTS),
     "runfolder": ("test_options", "test_cli", "test_outputs", *TRAIN_TESTS),
     "stop": ("test_options", *TRAIN_TESTS),
-    "serve": ("test_serve",),
-    "serve_api": ("test_serve",),
+    "serve": ("test_serve_api_limits", "test_serve"),
+    "serve_api": ("test_serve_api_limits", "test_serve"),
     "train": ("test_cli", "test_threads", "test_sample_cli", "test_strict_device", "test_dropout", "test_options",
               "test_folder_lock", *TRAIN_TESTS),
 }

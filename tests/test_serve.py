@@ -6,7 +6,6 @@ import io
 import json
 import socket
 import struct
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -354,23 +353,6 @@ def test_a_bug_is_a_500_with_one_line_and_the_traceback_in_the_log(server, monke
     assert status == 500 and answer == {"error": "internal error (ZeroDivisionError); the server's log has the "
                                                  "details"}
     assert "Traceback" in capsys.readouterr().err
-
-
-@pytest.fixture
-def held(monkeypatch):
-    """Frames after the first wait until the test sets the event it returns (a minute at most in all)."""
-    go, count, until = threading.Event(), [], time.monotonic() + 60
-    send = serve.Handler._send_line
-
-    def send_held(self, line):
-        if line["type"] == "frame":
-            count.append(line)
-            if len(count) > 1:
-                go.wait(max(0.0, until - time.monotonic()))
-        send(self, line)
-
-    monkeypatch.setattr(serve.Handler, "_send_line", send_held)
-    return go
 
 
 def test_one_sampling_per_client_at_a_time(server, held):
