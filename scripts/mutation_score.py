@@ -431,6 +431,13 @@ EQUIVALENT = {
     'Handler._dispatch#6': 'self.body is only read by parse_body, after _read_body has set it; the pages and the '
                            'refusals never read it',
     'parse_body#5': 'Python\'s codec lookup normalises names: "UTF-8" is the utf-8 codec',
+    **{f"Gate.forward_at#{n}": "x.shape[:+1] or x.shape[+1] for x.shape[:-1] or x.shape[-1]: forward_at's x is "
+                               "(n, 2 h), one position of the horizontal stack, where they are the same"
+       for n in (3, 6)},
+    "Gate.forward_at#11": "self.at[1] for self.at[0]: the two buffers have the same shape",
+    "Gate.forward_at#21": "a third buffer, never read: memory only",
+    "GatedLayer.start_at#43": "a third v_gate buffer, never read: memory only",
+    "MaskedConv2d.forward_row#59": "y.reshape(n * width, -2): any negative size is the rest, in NumPy and CuPy",
 }
 
 
