@@ -152,7 +152,6 @@ class ClassBias(Layer):
 
     def __init__(self, classes, channels, dtype=np.float32, xp=np):
         super().__init__()
-        self.xp = xp
         self.params = {"V": xp.zeros((classes, channels), dtype=dtype)}
         self.grads = {"V": xp.zeros_like(self.params["V"])}
         self.onehot = None  # (B, classes), set by condition()

@@ -438,6 +438,8 @@ EQUIVALENT = {
     "Gate.forward_at#21": "a third buffer, never read: memory only",
     "GatedLayer.start_at#43": "a third v_gate buffer, never read: memory only",
     "MaskedConv2d.forward_row#59": "y.reshape(n * width, -2): any negative size is the rest, in NumPy and CuPy",
+    "ClassBias.backward#11": "dy.reshape(B, -2, C): any negative size is the rest, in NumPy and CuPy",
+    "MaskedConv2d.start_at#96": "kernel > 2: conv_mask refuses even kernels, so > 1 and > 2 agree",
 }
 
 

@@ -239,6 +239,16 @@ def test_bad_inputs_say_what_was_expected():
         MaskedConv2d(1, 1, 1, "A")
 
 
+def test_a_pixelcnn_names_its_input_when_it_refuses_one():
+    from minipixel.model import PixelCNNConfig, build_model
+
+    model = build_model(PixelCNNConfig(height=4, width=4, channels=3, levels=4, filters=6, blocks=1))
+    with pytest.raises(ValueError, match=r"^PixelCNN input: expected 3 channels in the last axis, got shape \(1, 4, 4, 1\)"):
+        model.forward(np.zeros((1, 4, 4, 1), np.float32))
+    with pytest.raises(ValueError, match="^classes: this model is not class-conditional"):
+        model.forward(np.zeros((1, 4, 4, 3), np.float32), classes=np.zeros(1, int))
+
+
 def test_relu_in_place_overwrites_its_input_and_backward_uses_the_output():
     x = np.array([-1.0, 2.0, 0.0, 3.0])
     relu = ReLU(inplace=True)
@@ -332,6 +342,7 @@ def test_pack_parameters_moves_every_parameter_into_one_flat_array(device):
     class_bias = ClassBias(3, 4, dtype=np.float32, xp=xp)
     flat_params, flat_grads = class_bias.pack_parameters()
     assert flat_params.shape == flat_grads.shape == (12,) and class_bias.params["V"].shape == (3, 4)
+    assert flat_params.dtype == flat_grads.dtype == class_bias.params["V"].dtype == np.float32  # the dtype asked for
 
 
 @pytest.mark.parametrize("widths,m1", [("half", 4), ("keras", 8)])
