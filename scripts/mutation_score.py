@@ -440,6 +440,11 @@ EQUIVALENT = {
     "MaskedConv2d.forward_row#59": "y.reshape(n * width, -2): any negative size is the rest, in NumPy and CuPy",
     "ClassBias.backward#11": "dy.reshape(B, -2, C): any negative size is the rest, in NumPy and CuPy",
     "MaskedConv2d.start_at#96": "kernel > 2: conv_mask refuses even kernels, so > 1 and > 2 agree",
+    **{f"Handler._check_origin#{n}": "a header name's case: http.server's headers are an email Message, whose get() "
+                                     "matches names in any case" for n in (7, 8, 31, 32)},
+    **{f"Handler._read_body#{n}": "a header name's case: http.server's headers are an email Message, whose get() "
+                                  "matches names in any case" for n in (3, 4, 12, 13)},
+    "Handler._dispatch#86": "traceback.print_exc(file=None) prints to sys.stderr, as file=sys.stderr does",
 }
 
 

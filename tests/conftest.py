@@ -137,7 +137,7 @@ MUTATION_TESTS = {
     "rundata": ("test_data", "test_options", "test_cli", "test_sample_cli", *TRAIN_TESTS),
     "runfolder": ("test_options", "test_cli", "test_outputs", *TRAIN_TESTS),
     "stop": ("test_options", *TRAIN_TESTS),
-    "serve": ("test_serve_api_limits", "test_serve"),
+    "serve": ("test_serve_pages", "test_serve_api_limits", "test_serve"),
     "serve_api": ("test_serve_api_limits", "test_serve"),
     "train": ("test_cli", "test_threads", "test_sample_cli", "test_strict_device", "test_dropout", "test_options",
               "test_folder_lock", *TRAIN_TESTS),
