@@ -445,6 +445,11 @@ EQUIVALENT = {
     **{f"Handler._read_body#{n}": "a header name's case: http.server's headers are an email Message, whose get() "
                                   "matches names in any case" for n in (3, 4, 12, 13)},
     "Handler._dispatch#86": "traceback.print_exc(file=None) prints to sys.stderr, as file=sys.stderr does",
+    **{f"PixelCNN.__init__#{n}": 'mask_type "B" left out of a 1x1 layer: "B" is MaskedConv2d\'s default'
+       for n in (67, 83, 98)},
+    **{f"PixelCNN.__init__#{n}": "ReLU(inplace=None or False): a new array instead of the same one, the same values"
+       for n in (56, 57)},
+    "PixelCNN.__init__#38": "input_grad=None for False: only its truth is read",
 }
 
 
