@@ -188,3 +188,21 @@ def test_class_errors():
 
 def test_gated_model_is_a_gated_pixelcnn():
     assert isinstance(gated_model(1, blocks=1), GatedPixelCNN)
+
+
+def test_a_gated_model_names_its_input_and_takes_classes_as_a_list_or_any_array():
+    backend.register_device("strict", strict)
+    cfg = PixelCNNConfig(height=4, width=3, channels=3, levels=4, filters=6, blocks=1, arch="gated", classes=3)
+    model = build_model(cfg, seed=1, device="strict")
+    rng = np.random.default_rng(0)
+    for p in model.parameters().values():  # the class biases too: they start at zero
+        p += strict.asarray((0.3 * rng.standard_normal(p.shape)).astype(np.float32))
+    with pytest.raises(ValueError, match=r"^GatedPixelCNN input: expected 3 channels in the last axis, "
+                                         r"got shape \(2, 4, 3, 1\)"):
+        model.forward(strict.zeros((2, 4, 3, 1), np.float32), [0, 2])
+    x = strict.asarray(rng.random((2, 4, 3, 3)).astype(np.float32))
+    # a device array is copied to the host explicitly (the stand-in refuses an implicit copy)
+    logits = [model.forward(x, classes).get() for classes in ([0, 2], np.array([0, 2]), strict.asarray([0, 2]))]
+    for other in logits[1:]:
+        np.testing.assert_array_equal(other, logits[0])
+    assert not np.array_equal(model.forward(x, [1, 1]).get(), logits[0])  # the classes count

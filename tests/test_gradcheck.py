@@ -289,3 +289,20 @@ def test_gated_layer_check_reports_v_h_and_every_parameter_reproducibly():
     # The output gradients are drawn from the seed, 0 unless told: the same numbers every run.
     assert gradcheck.check_gated_layer(layer, v, h, seed=0) == errors
     assert gradcheck.check_gated_layer(layer, v, h, seed=1) != errors
+
+
+def test_check_model_of_a_class_conditional_model_uses_its_classes_and_the_step_given():
+    from minipixel.gradcheck import check_model
+    from minipixel.model import PixelCNNConfig, build_model
+
+    cfg = PixelCNNConfig(height=3, width=3, channels=1, levels=2, filters=2, blocks=0, input_kernel=3,
+                         arch="gated", classes=2)
+    model = build_model(cfg, seed=1, dtype="float64")
+    rng = np.random.default_rng(0)
+    for p in model.parameters().values():  # the class biases too: they start at zero
+        p += 0.3 * rng.standard_normal(p.shape)
+    x, labels = rng.random((2, 3, 3, 1)), rng.integers(0, 2, (2, 3, 3, 1))
+    errors = check_model(model, x, labels, classes=np.array([0, 1]))
+    assert set(errors) == {"x", *model.parameters()} and max(errors.values()) < 1e-6
+    coarse = check_model(model, x, labels, h=0.5, classes=np.array([0, 1]))  # a step too big shows
+    assert coarse["x"] > errors["x"] and any(coarse[name] > errors[name] for name in model.parameters())
