@@ -453,7 +453,8 @@ EQUIVALENT = {
     **{f"ClassBias.__init__#{n}": 'onehot or b_at "" for None: condition() and start_at() set them before '
                                   "they are read (and a read before fails either way)" for n in (14, 15)},
     "GatedPixelCNN.__init__#46": "first=None for False: only its truth is read",
-    "GatedPixelCNN.__init__#56": "ReLU(inplace=None): a new array instead of the same one, the same values",
+    **{f"GatedPixelCNN.__init__#{n}": "ReLU(inplace=None or False): a new array instead of the same one, the "
+                                      "same values" for n in (56, 57)},
     "ShiftDown.backward#3": "array_module(None).zeros_like(dy): NumPy's zeros_like dispatches on dy "
                             "(__array_function__)",
     "GatedPixelCNN.condition#7": "to_numpy(classes) for a list or tuple: array_module of one is NumPy, and "

@@ -51,3 +51,13 @@ def test_a_model_made_without_a_seed_is_the_one_of_seed_0():
                  GatedPixelCNN(PixelCNNConfig(height=4, width=4, filters=4, blocks=1, arch="gated"))):
         for name, p in build_model(made.config, seed=0).parameters().items():
             np.testing.assert_array_equal(made.parameters()[name], p, err_msg=name)
+
+
+@pytest.mark.parametrize("arch", ["pixelcnn", "gated"])
+def test_one_seed_makes_the_same_weights_and_another_seed_other_weights_in_every_layer(arch):
+    config = PixelCNNConfig(height=4, width=4, channels=3, levels=4, filters=6, blocks=1, arch=arch)
+    first, again, other = build_model(config, seed=5), build_model(config, seed=5), build_model(config, seed=6)
+    for name, p in first.parameters().items():  # every layer draws from the model's seeded generator
+        np.testing.assert_array_equal(again.parameters()[name], p, err_msg=name)
+        if name.endswith(".W"):  # biases start at zero
+            assert not np.array_equal(other.parameters()[name], p), name
