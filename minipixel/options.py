@@ -51,7 +51,7 @@ RANGES = {
     "frame_every": (int, 1, 10**9, False),  # sample --frame-every
     "eval_every": (int, 1, 10**9, False),
     "save_every": (int, 1, 10**9, False),
-    "port": (int, 0, 65535, False),  # serve --port
+    "port": (int, 0, 65535, False),  # serve --port (0: any free port, as its help says)
 }
 
 
@@ -60,7 +60,6 @@ RULES = {
     # 1 / temperature multiplies the logits: from below 1e-6 on they overflow, and every draw is level 0
     "temperature": (lambda v: v == 0 or v >= 1e-6, "0 (always the most likely level) or a number from 1e-06 to 100"),
     "kernel": (lambda v: v % 2 == 1, "an odd int from 1 to 15"),  # a mask has a centre tap
-    "port": (lambda v: True, "an int from 0 to 65535 (0: any free port)"),  # the range, saying what 0 means
 }
 
 

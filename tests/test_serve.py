@@ -390,7 +390,7 @@ def test_a_browser_gone_stops_its_sampling_and_frees_its_slot(server, held):
 def test_the_serve_command(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--port", "70000"])
-    assert "argument --port: expected an int from 0 to 65535 (0: any free port), got '70000'" in \
+    assert "argument --port: expected an int from 0 to 65535, got '70000'" in \
         capsys.readouterr().err
     assert main(["serve", "--models", str(tmp_path / "none")]) == 1
     assert "--models " + str(tmp_path / "none") + ": no such folder" in capsys.readouterr().err
