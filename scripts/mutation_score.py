@@ -453,6 +453,7 @@ EQUIVALENT = {
     **{f"ClassBias.__init__#{n}": 'onehot or b_at "" for None: condition() and start_at() set them before '
                                   "they are read (and a read before fails either way)" for n in (14, 15)},
     "GatedPixelCNN.__init__#46": "first=None for False: only its truth is read",
+    "GatedPixelCNN.__init__#71": 'mask_type "B" left out of the 1x1 head: "B" is MaskedConv2d\'s default',
     **{f"GatedPixelCNN.__init__#{n}": "ReLU(inplace=None or False): a new array instead of the same one, the "
                                       "same values" for n in (56, 57)},
     "ShiftDown.backward#3": "array_module(None).zeros_like(dy): NumPy's zeros_like dispatches on dy "
