@@ -371,6 +371,8 @@ EQUIVALENT = {
     'field#49': "build_model's default seed is 0: the same weights",
     'distribution#2': 'astype(None) is astype(float64): the same array',
     'nll_map#31': 'astype(None) is astype(float64): the same array',
+    'nll_map#14': "take_along_axis(..., axis left out): axis=-1 is its default from NumPy 2.3, the NumPy the "
+                  "run installs (an older one would refuse the call)",
     'logits#9': "labels_to_inputs's default xp is numpy, and the server loads every model on the CPU (load_model's "
                 'default), so model.xp is numpy',
     '_picture#16': 'Pillow\'s Image.open upper-cases each name in formats: ("png",) is ("PNG",)',

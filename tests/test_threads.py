@@ -197,6 +197,16 @@ def test_threads_are_validated():
             threads_module.set_threads(bad)
 
 
+def test_without_an_affinity_mask_the_cores_are_the_machines(monkeypatch):
+    """Where os has no sched_getaffinity (not Linux): os.cpu_count(), or 1 when it does not know."""
+    if hasattr(os, "sched_getaffinity"):
+        assert threads_module.cpu_count() == len(os.sched_getaffinity(0))
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    for machine, cores in ((6, 6), (None, 1)):
+        monkeypatch.setattr(os, "cpu_count", lambda: machine)
+        assert threads_module.cpu_count() == cores
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_still_runs_work_in_threads():
     # A child forked after the thread pool exists has none of its threads: with the
