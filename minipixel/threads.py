@@ -21,8 +21,10 @@ GPU parallelises inside each operation.
 This module is the mechanism only (threads, parts, replicas, BLAS limits);
 what each part computes is the caller's.
 """
+import contextlib
 import copy
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -32,6 +34,9 @@ from . import options
 _threads = None  # set_threads(); None: one per CPU core this process may use
 _pool = None
 _controller = None
+_limits_lock = threading.Lock()
+_limits = []  # the limits of the blas_limit blocks open now, in every thread
+_original = None  # gives BLAS back as it was before the first of them
 
 
 def cpu_count():
@@ -82,11 +87,42 @@ def limit_blas(n):
     _blas().limit(limits=n, user_api="blas")
 
 
+@contextlib.contextmanager
+def blas_limit(n):
+    """``with blas_limit(n):`` NumPy's BLAS uses at most ``n`` threads (None: as it is).
+
+    The count belongs to the process, not to a thread: while blocks of several
+    threads overlap (a server's requests), the lowest limit holds, and BLAS is as
+    it was before them once the last one ends, whatever order they end in. (Each
+    block giving back what it found would leave the count of whichever ended
+    last: one thread, for good, after two requests overlapped.)
+    """
+    global _original
+    if n is None:
+        yield
+        return
+    with _limits_lock:
+        _limits.append(n)
+        if len(_limits) == 1:
+            _original = _blas().limit(limits=n, user_api="blas")
+        else:
+            _blas().limit(limits=min(_limits), user_api="blas")
+    try:
+        yield
+    finally:
+        with _limits_lock:
+            _limits.remove(n)
+            if _limits:
+                _blas().limit(limits=min(_limits), user_api="blas")
+            else:
+                _original.restore_original_limits()
+
+
 def single_threaded_blas():
     """``with single_threaded_blas():`` NumPy's matrix products run in the calling
     thread only (a product of a few thousand multiply-adds is slower when BLAS
     hands it to two threads)."""
-    return _blas().limit(limits=1, user_api="blas")
+    return blas_limit(1)
 
 
 def split(n, parts):
@@ -138,7 +174,7 @@ def run(tasks):
     if len(tasks) == 1:
         if _threads is None:
             return [tasks[0]()]
-        with _blas().limit(limits=blas_threads_in(1), user_api="blas"):
+        with blas_limit(blas_threads_in(1)):
             return [tasks[0]()]
     if _pool is None or _pool._max_workers < len(tasks) - 1:
         _pool = ThreadPoolExecutor(max_workers=len(tasks) - 1, thread_name_prefix="minipixel")

@@ -322,7 +322,8 @@ def test_a_long_evaluation_says_its_estimate_and_its_images_before_it_starts(mon
 class _Libraries:
     """A stand-in for threadpoolctl's controller over a BLAS and an OpenMP runtime: ``limit``
     does what threadpoolctl's does (``limits=None`` changes nothing, ``user_api=None`` reaches
-    every library) and, used with ``with``, puts the threads back on the way out."""
+    every library) and returns a limiter whose ``restore_original_limits()`` puts back the
+    threads it found."""
 
     def __init__(self, **threads):
         self.threads = threads
@@ -331,17 +332,11 @@ class _Libraries:
         return [{"user_api": api, "num_threads": n} for api, n in self.threads.items()]
 
     def limit(self, limits=None, user_api=None):
-        self.before = dict(self.threads)
+        found = dict(self.threads)
         for api in self.threads:
             if limits is not None and user_api in (None, api):
                 self.threads[api] = limits
-        return self
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.threads = self.before
+        return types.SimpleNamespace(restore_original_limits=lambda: self.threads.update(found))
 
 
 def test_run_and_limit_blas_cap_blas_alone(monkeypatch, threads):
@@ -355,6 +350,26 @@ def test_run_and_limit_blas_cap_blas_alone(monkeypatch, threads):
     assert libraries.threads == {"blas": 4, "openmp": 4}  # given back after each run
     threads_module.limit_blas(3)
     assert libraries.threads == {"blas": 3, "openmp": 4}
+
+
+def test_overlapping_blas_limits_hold_the_lowest_and_give_back_blas_as_it_was(monkeypatch):
+    libraries = _Libraries(blas=4, openmp=4)
+    monkeypatch.setattr(threads_module, "_blas", lambda: libraries)
+    blas = lambda: libraries.threads["blas"]  # noqa: E731
+    for first_out in (True, False):  # blocks of two threads, ending in either order
+        a, b = threads_module.blas_limit(1), threads_module.blas_limit(2)
+        a.__enter__()
+        b.__enter__()
+        assert blas() == 1
+        (a if first_out else b).__exit__(None, None, None)
+        assert blas() == (2 if first_out else 1)  # the block left open holds
+        (b if first_out else a).__exit__(None, None, None)
+        assert libraries.threads == {"blas": 4, "openmp": 4}
+    with threads_module.blas_limit(None):  # BLAS that cannot be told: left alone
+        assert blas() == 4
+    with pytest.raises(KeyError), threads_module.blas_limit(3):
+        raise KeyError  # an error in the block gives BLAS back too
+    assert blas() == 4 and threads_module._limits == []
 
 
 def _run_together(n):
