@@ -460,6 +460,22 @@ EQUIVALENT = {
                                       "same values" for n in (56, 57)},
     "ShiftDown.backward#3": "array_module(None).zeros_like(dy): NumPy's zeros_like dispatches on dy "
                             "(__array_function__)",
+    "ShiftDown.forward#3": "array_module(None).zeros_like(x): NumPy's zeros_like dispatches on x "
+                           "(__array_function__)",
+    "Gate._halves#2": "array_module(None) is NumPy, whose tanh and multiply dispatch on a device array "
+                      "(__array_ufunc__)",
+    **{f"GatedLayer.__init__#{n}": "ClassBias(dtype=None) makes a float64 V, but pack_parameters copies every "
+                                   "parameter into the model's one flat array of its dtype" for n in (92, 105)},
+    **{f"GatedLayer.__init__#{n}": 'mask_type "B" left out of a 1x1 layer: "B" is MaskedConv2d\'s default'
+       for n in (62, 80)},
+    "GatedPixelCNN.__init__#93": 'mask_type "B" left out of the 1x1 output layer: "B" is MaskedConv2d\'s default',
+    "GatedLayer.__init__#118": 'canvas_h, link_row, h_at "" for None: start_at sets them before they are read',
+    "GatedPixelCNN.__init__#102": 'canvas_v, skip_at "" for None: start_at sets them before they are read',
+    **{f"GatedLayer.children#{n}": "another name for a child without parameters (the shift, the gates, "
+                                   "dropout): a child's name is read only to name its parameters, and dropout "
+                                   "numbers its layers by their order" for n in (6, 7, 10, 11, 12, 13, 14, 15)},
+    "numerical_gradient#8": "x.reshape(-2): any negative size is the rest, in NumPy and CuPy",
+    **{f"relative_error#{n}": "astype(None) is astype(float64): the same array" for n in (2, 5)},
     "GatedPixelCNN.condition#7": "to_numpy(classes) for a list or tuple: array_module of one is NumPy, and "
                                  "to_numpy is then np.asarray",
 }

@@ -206,3 +206,17 @@ def test_a_gated_model_names_its_input_and_takes_classes_as_a_list_or_any_array(
     for other in logits[1:]:
         np.testing.assert_array_equal(other, logits[0])
     assert not np.array_equal(model.forward(x, [1, 1]).get(), logits[0])  # the classes count
+
+
+def test_the_first_layer_computes_the_gradient_of_the_image_only_when_asked():
+    """Training needs no gradient of its images: neither stack of the first layer computes one."""
+    model = gated_model(1, blocks=1)
+    x = np.random.default_rng(0).random((2, SIZE, SIZE, 1))
+    for asked in (None, True, False):  # None: as built, for training
+        if asked is not None:
+            model.input_grad = asked
+        model.forward(x)
+        first = model.stack[0]
+        dv_dh = first.backward((None, None, np.ones((2, SIZE, SIZE, 6))))
+        assert [d is not None for d in dv_dh] == [bool(asked)] * 2 and model.input_grad == bool(asked)
+        assert (model.backward(np.ones((2, SIZE, SIZE, 1, 3))) is not None) == bool(asked)
