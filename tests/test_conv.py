@@ -12,6 +12,7 @@ from minipixel.conv import MaskedConv2d
 from minipixel.layers import ReLU
 from minipixel.model import ResidualBlock
 from minipixel.masks import conv_mask, live_taps
+from minipixel.testing import strict
 
 
 def direct_conv(x, W, b):
@@ -383,6 +384,16 @@ def test_residual_block_weights_come_from_the_generator_given():
         np.testing.assert_array_equal(p, same[name])
     for name in ("conv1.W", "conv2.W", "conv3.W"):
         assert not np.array_equal(weights(1)[name], other[name])
+
+
+def test_on_the_cpu_a_layer_works_in_chunks_of_whole_images_and_on_a_gpu_on_the_whole_batch(monkeypatch):
+    conv = MaskedConv2d(1, 2, 3, "A")
+    chunks = conv._chunks(np.zeros((64, 28, 28, 1)))  # a few thousand positions a chunk: two 28x28 images
+    assert chunks == [slice(k, k + 2) for k in range(0, 64, 2)]
+    assert conv._chunks(np.zeros((3, 64, 64, 1))) == [slice(0, 1), slice(1, 2), slice(2, 3)]  # never part of one
+    monkeypatch.setattr(strict, "whole_batch", True)  # the stand-in counting a GPU's launches
+    batch = np.broadcast_to(np.zeros(1), (4096, 64, 64, 1))  # its shape alone is read
+    assert [len(batch[part]) for part in MaskedConv2d(1, 2, 3, "A", xp=strict)._chunks(batch)] == [4096]
 
 
 def test_conv_backward_names_the_output_gradient_it_refuses_and_a_first_layer_returns_no_input_gradient(monkeypatch):

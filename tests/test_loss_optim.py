@@ -39,6 +39,11 @@ def test_loss_is_stable_for_huge_logits():
     logits = np.array([[[[[1e4, -1e4]]]]], np.float32)
     loss, d = softmax_cross_entropy(logits, np.array([[[[1]]]]))
     assert loss == pytest.approx(2e4, rel=1e-6) and np.isfinite(d).all()
+    # each sub-pixel is shifted by its own largest logit: two images whose logits lie
+    # 1e4 apart, the far one at the label, lose log(1 + e^-1) and nothing
+    logits = np.array([[[[[0.0, -1.0]]]], [[[[1e4, 0.0]]]]], np.float32)
+    loss, d = softmax_cross_entropy(logits, np.array([[[[0]]], [[[0]]]]))
+    assert loss == pytest.approx(np.log1p(np.exp(-1.0)) / 2, rel=1e-6) and np.isfinite(d).all()
 
 
 def test_evaluation_nll_is_stable_for_huge_logits():

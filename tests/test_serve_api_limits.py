@@ -388,6 +388,16 @@ def test_the_nll_map_of_a_conditional_model_is_for_the_class_given(server):
     assert totals[7] != pytest.approx(totals[1], rel=1e-4)
 
 
+def test_the_nll_map_runs_on_numpy_whose_take_along_axis_needs_the_axis(monkeypatch):
+    # setup.py allows NumPy >= 1.22: before 2.3 take_along_axis has no default axis
+    model = build_model(PixelCNNConfig(height=4, width=3, channels=3, levels=4, filters=6, blocks=1), seed=1)
+    labels = np.random.default_rng(0).integers(0, 4, (4, 3, 3))
+    want = serve_api.nll_map(model, labels, None)
+    real = np.take_along_axis
+    monkeypatch.setattr(np, "take_along_axis", lambda arr, indices, axis: real(arr, indices, axis))
+    assert serve_api.nll_map(model, labels, None) == want and np.sum(want["nll"]) == pytest.approx(want["total"])
+
+
 def test_masks_are_200_with_0_1_ints_and_a_long_value_is_cut_in_the_error(server):
     status, answer, got = call(server, "/api/masks?kernel=3&colors=1")
     assert status == 200 and got.getheader("Content-Type") == "application/json"
