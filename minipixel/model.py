@@ -128,8 +128,6 @@ class PixelCNNConfig:
             options.check(kind, getattr(self, name), f"config.{name}")
         if self.channels not in (1, 3) or isinstance(self.channels, bool):
             raise ValueError(f"config.channels: expected 1 (grey) or 3 (RGB), got {self.channels!r}")
-        if self.input_kernel % 2 == 0:
-            raise ValueError(f"config.input_kernel: expected an odd kernel size, got {self.input_kernel}")
         if self.arch not in ARCHS:
             raise ValueError(f"config.arch: expected one of {ARCHS}, got {self.arch!r}")
         if self.classes and self.arch != "gated":

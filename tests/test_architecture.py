@@ -93,11 +93,12 @@ def test_the_gated_pixelcnn_is_the_network_of_the_paper(options):
     np.testing.assert_allclose(model.forward(x, classes), gated_by_hand(model, x, classes), rtol=1e-10, atol=1e-12)
 
 
-def test_a_model_made_without_a_seed_is_the_one_of_seed_0():
+def test_a_model_made_or_built_without_a_seed_is_the_one_of_seed_0():
     for made in (PixelCNN(PixelCNNConfig(height=4, width=4, filters=4, blocks=1)),
                  GatedPixelCNN(PixelCNNConfig(height=4, width=4, filters=4, blocks=1, arch="gated"))):
         for name, p in build_model(made.config, seed=0).parameters().items():
             np.testing.assert_array_equal(made.parameters()[name], p, err_msg=name)
+            np.testing.assert_array_equal(build_model(made.config).parameters()[name], p, err_msg=name)
 
 
 @pytest.mark.parametrize("arch", ["pixelcnn", "gated"])
@@ -108,3 +109,16 @@ def test_one_seed_makes_the_same_weights_and_another_seed_other_weights_in_every
         np.testing.assert_array_equal(again.parameters()[name], p, err_msg=name)
         if name.endswith(".W"):  # biases start at zero
             assert not np.array_equal(other.parameters()[name], p), name
+
+
+def test_a_config_no_model_can_have_is_refused_naming_the_field():
+    refused = [({"channels": 2}, r"config.channels: expected 1 \(grey\) or 3 \(RGB\), got 2"),
+               ({"channels": True}, r"config.channels: expected 1 \(grey\) or 3 \(RGB\), got True"),
+               ({"input_kernel": 4}, r"config.input_kernel: expected an odd int from 1 to 15, got 4"),
+               ({"channels": 3, "filters": 5}, r"config.filters: expected at least 6 \(the blocks halve it"),
+               ({"channels": 1, "filters": 1}, r"config.filters: expected at least 2 ")]
+    for fields, words in refused:
+        with pytest.raises(ValueError, match=f"^{words}"):
+            PixelCNNConfig(**fields).validate()
+    for fields in ({"channels": 3, "filters": 6}, {"channels": 1, "filters": 2}, {"input_kernel": 3}):
+        assert PixelCNNConfig(**fields).validate() == PixelCNNConfig(**fields)  # the least that is allowed

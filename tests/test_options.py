@@ -473,3 +473,12 @@ def test_the_parameter_count_is_the_number_of_weights_the_model_holds(options):
     weights = {name: p for name, p in build_model(config).parameters().items()
                if p.ndim > 1 and ".bias_" not in name}  # the class biases are (classes, 2 h) arrays
     assert memory.parameter_count(config) == sum(p.size for p in weights.values())
+
+
+def test_numpy_numbers_pass_as_python_ones_and_what_is_no_number_is_refused_with_words():
+    assert options.check("batch", np.int64(4)) == 4 and options.check("batch", np.uint8(4)) == 4
+    assert options.check("lr", np.float32(0.5)) == 0.5
+    for name, bad in (("batch", np.float64(4.0)), ("batch", 4.0), ("batch", True), ("lr", "0.5"), ("lr", None),
+                      ("lr", [0.5]), ("lr", False)):
+        with pytest.raises(ValueError, match=f"^{name}: expected an? .*, got {re.escape(repr(bad))}$"):
+            options.check(name, bad)
