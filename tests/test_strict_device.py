@@ -219,7 +219,7 @@ def test_the_loss_indexes_device_arrays_with_device_arrays_only(strict_device, m
 
 def test_backend_knows_the_registered_device(strict_device):
     a = strict.zeros(3)
-    assert backend.get_xp(strict_device) is strict
+    assert backend.get_xp(strict_device) is strict and backend.get_xp() is np  # the CPU unless asked
     assert backend.array_module(a) is strict and backend.device_of(a) == "strict"
     assert backend.array_module(np.zeros(3)) is np and backend.device_of(np.zeros(3)) == "cpu"
     assert isinstance(backend.to_numpy(a), np.ndarray)
