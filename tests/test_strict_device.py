@@ -232,6 +232,55 @@ def test_backend_knows_the_registered_device(strict_device):
             backend.register_device(name, strict)
 
 
+def _cupy(count, product=None):
+    """A stand-in CuPy module: ``count`` GPUs (or the exception getDeviceCount raises), whose
+    arrays are NumPy's; ``product`` (optional) raises in its matrix product, as a CuPy
+    without its CUDA libraries does at the first kernel. It keeps the dtypes it was asked for."""
+    def device_count():
+        if isinstance(count, Exception):
+            raise count
+        return count
+
+    def arange(n, dtype):
+        cupy.dtypes.append(np.dtype(dtype))
+        a = np.arange(n, dtype=dtype)
+        return a if product is None else types.SimpleNamespace(reshape=lambda *shape: _Failing(product))
+
+    cupy = types.ModuleType("cupy")
+    cupy.__version__, cupy.float32, cupy.dtypes, cupy.arange = "13.6.0", np.float32, [], arange
+    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=device_count))
+    return cupy
+
+
+class _Failing:
+    def __init__(self, error):
+        self.error = error
+
+    def __matmul__(self, other):
+        raise self.error
+
+
+def test_the_gpu_is_tried_once_with_a_kernel_and_each_failure_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(backend, "_devices", {k: v for k, v in backend._devices.items() if k != "gpu"})
+    failures = [(_cupy(RuntimeError("cudaErrorInsufficientDriver")),
+                 r"^--device gpu: CuPy is installed but no CUDA GPU can be used \(cudaErrorInsufficientDriver\)$"),
+                (_cupy(0), r"^--device gpu: CuPy is installed but it sees no CUDA GPU$"),
+                (_cupy(2, product=OSError("libnvrtc.so.13 not found")),
+                 r"^--device gpu: CuPy 13.6.0 sees 2 GPU\(s\) but cannot compile or run a kernel \(OSError: "
+                 r"libnvrtc.so.13 not found\)\. CuPy needs the CUDA libraries NVRTC and cuBLAS")]
+    for cupy, words in failures:
+        monkeypatch.setitem(sys.modules, "cupy", cupy)
+        with pytest.raises(backend.DeviceError, match=words):
+            backend.get_xp("gpu")
+        assert "gpu" not in backend._devices  # tried again at the next call
+    for count in (1, 3):
+        cupy = _cupy(count)
+        monkeypatch.setitem(sys.modules, "cupy", cupy)
+        assert backend.get_xp("gpu") is cupy and cupy.dtypes == [np.float32]  # cuBLAS's float32, as in training
+        assert backend.get_xp("gpu") is cupy and cupy.dtypes == [np.float32]  # kept: not tried again
+        del backend._devices["gpu"]
+
+
 def test_a_cupy_array_is_on_the_gpu_before_the_gpu_was_asked_for(monkeypatch):
     """A CuPy array made by the caller, with no get_xp("gpu") before it: CuPy is recognised by
     its module, imported then (here a stand-in module in its place)."""
