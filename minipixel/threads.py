@@ -21,7 +21,6 @@ GPU parallelises inside each operation.
 This module is the mechanism only (threads, parts, replicas, BLAS limits);
 what each part computes is the caller's.
 """
-import contextlib
 import copy
 import os
 import threading
@@ -87,8 +86,7 @@ def limit_blas(n):
     _blas().limit(limits=n, user_api="blas")
 
 
-@contextlib.contextmanager
-def blas_limit(n):
+class blas_limit:
     """``with blas_limit(n):`` NumPy's BLAS uses at most ``n`` threads (None: as it is).
 
     The count belongs to the process, not to a thread: while blocks of several
@@ -97,21 +95,26 @@ def blas_limit(n):
     block giving back what it found would leave the count of whichever ended
     last: one thread, for good, after two requests overlapped.)
     """
-    global _original
-    if n is None:
-        yield
-        return
-    with _limits_lock:
-        _limits.append(n)
-        if len(_limits) == 1:
-            _original = _blas().limit(limits=n, user_api="blas")
-        else:
-            _blas().limit(limits=min(_limits), user_api="blas")
-    try:
-        yield
-    finally:
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        global _original
+        if self.n is None:
+            return
         with _limits_lock:
-            _limits.remove(n)
+            _limits.append(self.n)
+            if len(_limits) == 1:
+                _original = _blas().limit(limits=self.n, user_api="blas")
+            else:
+                _blas().limit(limits=min(_limits), user_api="blas")
+
+    def __exit__(self, *error):
+        if self.n is None:
+            return
+        with _limits_lock:
+            _limits.remove(self.n)
             if _limits:
                 _blas().limit(limits=min(_limits), user_api="blas")
             else:
