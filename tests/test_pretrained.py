@@ -68,6 +68,17 @@ def test_the_list_and_the_errors(installed, tmp_path, capsys):
     assert "index.json: not valid JSON" in capsys.readouterr().err
 
 
+def test_an_index_of_other_shapes_is_refused_and_an_unknown_name_lists_every_model(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "FOLDER", tmp_path)
+    for entries in ([{"file": "a.npz"}], {"a": "a.npz"}, {"a": {"file": "a.npz"}, "b": {"about": "no file"}}):
+        (tmp_path / "index.json").write_text(json.dumps(entries))
+        with pytest.raises(ValueError, match="expected an object of models, each with a 'file'; reinstall"):
+            pretrained.index()
+    (tmp_path / "index.json").write_text(json.dumps({"b": {"file": "b.npz"}, "a": {"file": "a.npz"}}))
+    with pytest.raises(ValueError, match=r"no model named 'c' \(installed: a, b; `minipixel pretrained`"):
+        pretrained.path("c")
+
+
 def test_with_nothing_installed_the_list_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pretrained, "FOLDER", tmp_path / "nothing")
     assert main(["pretrained"]) == 0
