@@ -356,15 +356,17 @@ def test_overlapping_blas_limits_hold_the_lowest_and_give_back_blas_as_it_was(mo
     libraries = _Libraries(blas=4, openmp=4)
     monkeypatch.setattr(threads_module, "_blas", lambda: libraries)
     blas = lambda: libraries.threads["blas"]  # noqa: E731
-    for first_out in (True, False):  # blocks of two threads, ending in either order
-        a, b = threads_module.blas_limit(1), threads_module.blas_limit(2)
-        a.__enter__()
-        b.__enter__()
-        assert blas() == 1
-        (a if first_out else b).__exit__(None, None, None)
-        assert blas() == (2 if first_out else 1)  # the block left open holds
-        (b if first_out else a).__exit__(None, None, None)
-        assert libraries.threads == {"blas": 4, "openmp": 4}
+    for first, second in ((1, 2), (2, 1)):  # blocks of two threads, entered and ended in either order
+        for first_out in (True, False):
+            a, b = threads_module.blas_limit(first), threads_module.blas_limit(second)
+            a.__enter__()
+            b.__enter__()
+            assert libraries.threads == {"blas": 1, "openmp": 4}  # the lowest, and BLAS alone
+            (a if first_out else b).__exit__(None, None, None)
+            left = second if first_out else first  # the block left open holds
+            assert libraries.threads == {"blas": left, "openmp": 4}
+            (b if first_out else a).__exit__(None, None, None)
+            assert libraries.threads == {"blas": 4, "openmp": 4}
     with threads_module.blas_limit(None):  # BLAS that cannot be told: left alone
         assert blas() == 4
     with pytest.raises(KeyError), threads_module.blas_limit(3):
