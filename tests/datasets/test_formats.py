@@ -48,3 +48,13 @@ def test_only_a_cifar_10_tar_gz_is_taken_for_cifar_10(tmp_path, name):
     assert reader_for(name) is None
     with pytest.raises(ValueError, match=rf"{re.escape(name)}: unknown file type; expected one of these formats"):
         read_images(path)
+
+
+def test_an_image_folder_read_by_name_shows_its_progress_unless_asked_not_to(tmp_path, monkeypatch):
+    from minipixel.datasets import formats
+
+    asked = []
+    monkeypatch.setattr(formats, "read_image_folder", lambda path, size, progress: asked.append((size, progress)))
+    read_images(tmp_path)
+    read_images(tmp_path, 16, progress=False)
+    assert asked == [(None, True), (16, False)]
