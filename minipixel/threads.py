@@ -105,10 +105,9 @@ class blas_limit:
             return
         with _limits_lock:
             _limits.append(self.n)
-            if len(_limits) == 1:
-                _original = _blas().limit(limits=self.n, user_api="blas")
-            else:
-                _blas().limit(limits=min(_limits), user_api="blas")
+            limiter = _blas().limit(limits=min(_limits), user_api="blas")
+            if len(_limits) == 1:  # the first block open: its limiter knows BLAS as it was
+                _original = limiter
 
     def __exit__(self, *error):
         if self.n is None:
